@@ -1,0 +1,66 @@
+//! The wire, shared by every server model and by the load generator.
+//!
+//! A model differs from another only in how it schedules connections, never in
+//! parsing, buffer sizes or answers. Everything that touches bytes lives here,
+//! written sans-IO so that a blocking thread, a reactor, a tokio task and an
+//! io_uring loop all drive the very same code.
+//!
+//! # Layout
+//!
+//! - [`session`]: one connection's protocol state: bytes in, answers out, when
+//!   to stop reading and when to close. Every server model drives a [`Session`].
+//! - [`http`]: server-side HTTP/1.1 framing (httparse) and the canned answers.
+//! - [`work`]: the simulated per-request work (`--cpu-us`, `--block-us`).
+//! - [`client`]: the load generator's side: requests to send, answers to check.
+//! - [`date`]: the `Date` header, cached per thread and refreshed each second.
+
+pub mod client;
+pub mod date;
+pub mod http;
+pub mod session;
+pub mod work;
+
+pub use http::{Reply, Request};
+pub use session::Session;
+pub use work::Work;
+
+/// Bytes asked of the kernel per read call, in every model (and the load generator).
+pub const READ_BUF_SIZE: usize = 16 * 1024;
+
+/// A connection stops reading while this many answer bytes wait to be written:
+/// a client that sends but never reads cannot make a server buffer without limit.
+pub const OUTPUT_HIGH_WATER: usize = 64 * 1024;
+
+/// Largest HTTP request head (request line and headers) a server accepts; a longer
+/// one is answered `431` and the connection closed.
+pub const MAX_HEAD: usize = 8 * 1024;
+
+/// Largest request body a server accepts (`413` beyond).
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// The application protocol spoken on a connection.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    /// Every byte read is written back, in order.
+    Echo,
+    /// HTTP/1.1 with keep-alive and pipelining; `GET /` answers `Hello, World!`.
+    Http,
+}
+
+impl Proto {
+    pub fn name(self) -> &'static str {
+        match self {
+            Proto::Echo => "echo",
+            Proto::Http => "http",
+        }
+    }
+}
+
+impl std::fmt::Display for Proto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}

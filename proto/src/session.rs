@@ -1,0 +1,301 @@
+//! One connection's protocol state, independent of how its bytes move.
+//!
+//! A driver (blocking thread, reactor, tokio task, io_uring loop) does only this:
+//!
+//! ```text
+//! loop {
+//!     write session.pending_output(), then session.consume_output(n)
+//!     if session.is_done()          -> close the connection
+//!     if session.wants_read()       -> read into the thread's buffer, then
+//!                                      session.receive(bytes) or session.peer_closed()
+//!     else                          -> wait until the socket is writable
+//! }
+//! ```
+//!
+//! Buffers are allocated only while they hold something, so an idle connection
+//! costs a few dozen bytes here; the 16 KiB read buffer belongs to the thread.
+
+use crate::http::{self, Frame};
+use crate::{Proto, Work, OUTPUT_HIGH_WATER, READ_BUF_SIZE};
+
+/// Capacity kept after a buffer empties; larger buffers are freed.
+const KEEP_CAPACITY: usize = READ_BUF_SIZE;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Reading requests.
+    Open,
+    /// The peer sent FIN: answer what is complete, then close.
+    PeerClosed,
+    /// An answer said `Connection: close` (or an error): flush, then close.
+    Closing,
+}
+
+/// See the module documentation.
+#[derive(Debug)]
+pub struct Session {
+    proto: Proto,
+    work: Work,
+    /// Received bytes not yet answered (a partial request, or requests held back
+    /// while the output is over the high-water mark). Usually empty.
+    input: Vec<u8>,
+    /// Answers; `output[written..]` is not yet sent.
+    output: Vec<u8>,
+    written: usize,
+    state: State,
+    answered: u64,
+    errors: u64,
+}
+
+impl Session {
+    pub fn new(proto: Proto, work: Work) -> Self {
+        Session {
+            proto,
+            work,
+            input: Vec::new(),
+            output: Vec::new(),
+            written: 0,
+            state: State::Open,
+            answered: 0,
+            errors: 0,
+        }
+    }
+
+    /// Take bytes just read from the peer, answering every complete request.
+    pub fn receive(&mut self, data: &[u8]) {
+        if self.state != State::Open || data.is_empty() {
+            return;
+        }
+        if self.input.is_empty() {
+            let used = self.serve(data);
+            self.input.extend_from_slice(&data[used..]);
+        } else {
+            self.input.extend_from_slice(data);
+            self.serve_pending();
+        }
+    }
+
+    /// The peer closed its writing side (read returned 0).
+    pub fn peer_closed(&mut self) {
+        if self.state == State::Open {
+            self.state = State::PeerClosed;
+        }
+    }
+
+    /// Answer bytes waiting to be written.
+    pub fn pending_output(&self) -> &[u8] {
+        &self.output[self.written..]
+    }
+
+    /// `n` bytes of [`pending_output`](Self::pending_output) were written.
+    pub fn consume_output(&mut self, n: usize) {
+        self.written += n;
+        debug_assert!(self.written <= self.output.len());
+        if self.written == self.output.len() {
+            self.written = 0;
+            clear_and_trim(&mut self.output);
+        }
+        if !self.input.is_empty() && self.pending_output().len() < OUTPUT_HIGH_WATER {
+            self.serve_pending();
+        }
+    }
+
+    /// More input may be read: open, and not holding back for a slow reader.
+    pub fn wants_read(&self) -> bool {
+        self.state == State::Open && self.pending_output().len() < OUTPUT_HIGH_WATER
+    }
+
+    /// Nothing more will be written: the connection can be closed.
+    pub fn is_done(&self) -> bool {
+        self.state != State::Open && self.pending_output().is_empty()
+    }
+
+    /// Requests answered so far (errors included).
+    pub fn answered(&self) -> u64 {
+        self.answered
+    }
+
+    /// Requests answered with a protocol error (400, 413, 431, 501).
+    pub fn errors(&self) -> u64 {
+        self.errors
+    }
+
+    fn serve_pending(&mut self) {
+        let input = std::mem::take(&mut self.input);
+        let used = self.serve(&input);
+        self.input = input;
+        if used == self.input.len() {
+            clear_and_trim(&mut self.input);
+        } else {
+            self.input.drain(..used);
+        }
+    }
+
+    /// Answer complete requests at the front of `data` while the output has
+    /// room; returns the bytes consumed.
+    fn serve(&mut self, data: &[u8]) -> usize {
+        let mut used = 0;
+        while self.state != State::Closing && self.pending_output().len() < OUTPUT_HIGH_WATER {
+            let Frame::Complete { len, request } = http::frame(self.proto, &data[used..]) else {
+                break;
+            };
+            if request.reply.is_handled() {
+                self.work.perform();
+            } else {
+                self.errors += 1;
+            }
+            http::answer(&request, &data[used..used + len], &mut self.output);
+            self.answered += 1;
+            used += len;
+            if !request.keep_alive {
+                self.state = State::Closing;
+            }
+        }
+        used
+    }
+}
+
+fn clear_and_trim(buf: &mut Vec<u8>) {
+    if buf.capacity() > KEEP_CAPACITY {
+        *buf = Vec::new();
+    } else {
+        buf.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+
+    fn drain(s: &mut Session) -> Vec<u8> {
+        let out = s.pending_output().to_vec();
+        s.consume_output(out.len());
+        out
+    }
+
+    fn count(haystack: &[u8], needle: &[u8]) -> usize {
+        haystack
+            .windows(needle.len())
+            .filter(|w| *w == needle)
+            .count()
+    }
+
+    #[test]
+    fn pipelined_requests_split_anywhere() {
+        let stream: Vec<u8> = GET.repeat(5);
+        for cut in 1..stream.len() {
+            let mut s = Session::new(Proto::Http, Work::default());
+            s.receive(&stream[..cut]);
+            s.receive(&stream[cut..]);
+            let out = drain(&mut s);
+            assert_eq!(count(&out, b"HTTP/1.1 200 OK"), 5, "cut {cut}");
+            assert_eq!(s.answered(), 5);
+            assert!(s.wants_read() && !s.is_done());
+        }
+    }
+
+    #[test]
+    fn echo_writes_back_in_order() {
+        let mut s = Session::new(Proto::Echo, Work::default());
+        s.receive(b"hello ");
+        s.receive(b"world");
+        assert_eq!(drain(&mut s), b"hello world");
+        s.peer_closed();
+        assert!(s.is_done());
+    }
+
+    #[test]
+    fn connection_close_stops_after_answer() {
+        let mut s = Session::new(Proto::Http, Work::default());
+        let mut input = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec();
+        input.extend_from_slice(GET);
+        s.receive(&input);
+        assert!(!s.wants_read());
+        assert!(!s.is_done(), "answer not yet written");
+        let out = drain(&mut s);
+        assert_eq!(count(&out, b"HTTP/1.1 200"), 1);
+        assert!(s.is_done());
+    }
+
+    #[test]
+    fn half_close_answers_then_finishes() {
+        let mut s = Session::new(Proto::Http, Work::default());
+        s.receive(GET);
+        s.receive(b"GET / HT");
+        s.peer_closed();
+        assert!(!s.is_done());
+        assert_eq!(count(&drain(&mut s), b"200 OK"), 1);
+        assert!(s.is_done(), "the partial request is dropped at EOF");
+    }
+
+    #[test]
+    fn slow_reader_bounds_output_and_resumes() {
+        let mut s = Session::new(Proto::Echo, Work::default());
+        let chunk = vec![7u8; READ_BUF_SIZE];
+        let mut fed = 0;
+        while s.wants_read() {
+            s.receive(&chunk);
+            fed += chunk.len();
+            assert!(fed < 16 * OUTPUT_HIGH_WATER, "never stopped reading");
+        }
+        assert!(s.pending_output().len() < OUTPUT_HIGH_WATER + READ_BUF_SIZE);
+        let mut total = 0;
+        for _ in 0..1000 {
+            let n = s.pending_output().len().min(1000);
+            if n == 0 {
+                break;
+            }
+            total += n;
+            s.consume_output(n);
+        }
+        assert_eq!(total, fed);
+        assert!(s.wants_read());
+    }
+
+    #[test]
+    fn pipelined_http_held_back_then_served() {
+        let mut s = Session::new(Proto::Http, Work::default());
+        let burst = GET.repeat(READ_BUF_SIZE / GET.len());
+        let mut sent = 0;
+        while s.wants_read() {
+            s.receive(&burst);
+            sent += burst.len() / GET.len();
+        }
+        let mut answers = 0;
+        for _ in 0..100_000 {
+            let out = drain(&mut s);
+            if out.is_empty() {
+                break;
+            }
+            answers += count(&out, b"HTTP/1.1 200 OK");
+        }
+        assert_eq!(answers, sent);
+        assert_eq!(s.answered() as usize, sent);
+    }
+
+    #[test]
+    fn malformed_request_answers_400_and_closes() {
+        let mut s = Session::new(Proto::Http, Work::default());
+        s.receive(b"NOT HTTP AT ALL\r\n\r\n");
+        let out = drain(&mut s);
+        assert!(out.starts_with(b"HTTP/1.1 400 Bad Request\r\n"));
+        assert_eq!(s.errors(), 1);
+        assert!(s.is_done());
+        s.receive(GET);
+        assert!(
+            s.pending_output().is_empty(),
+            "nothing answered after close"
+        );
+    }
+
+    #[test]
+    fn idle_session_holds_no_buffers() {
+        let mut s = Session::new(Proto::Http, Work::default());
+        s.receive(GET);
+        drain(&mut s);
+        assert!(s.input.capacity() == 0);
+        assert!(s.output.capacity() <= KEEP_CAPACITY);
+    }
+}

@@ -1,0 +1,116 @@
+//! `c10k serve` and `c10k models`.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use proto::{Proto, Work};
+
+use crate::{models, net, stop, Backend, Config, Ctx, Knobs, Model, ServeError, Stats, Trigger};
+
+/// Arguments of `c10k serve`.
+#[derive(clap::Args, Debug, Clone)]
+#[command(
+    after_help = "On start-up the server prints one line on stdout once it accepts connections:\n  \
+    listening 127.0.0.1:PORT model=NAME proto=http pid=N nofile=N [knobs...]\n\
+    and on SIGINT/SIGTERM one line `stats {json}` with its counters before it exits."
+)]
+pub struct ServeArgs {
+    /// The concurrency model (see `c10k models`).
+    #[arg(long, value_enum)]
+    pub model: Model,
+    /// Application protocol.
+    #[arg(long, value_enum, default_value_t = Proto::Http)]
+    pub proto: Proto,
+    /// Address to listen on; port 0 picks a free port (printed in the ready line).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Spin this many microseconds of CPU per request.
+    #[arg(long, default_value_t = 0, value_name = "US")]
+    pub cpu_us: u64,
+    /// Sleep this many microseconds in a blocking call per request.
+    #[arg(long, default_value_t = 0, value_name = "US")]
+    pub block_us: u64,
+    /// Event-loop threads [multi-reactor, multi-reactor-pool, tokio, uring; default: CPUs].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Worker threads [pool, reactor-pool, multi-reactor-pool; default: 64].
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Connections queued for the pool's workers before the acceptor blocks [pool; default: 1024].
+    #[arg(long, value_name = "N")]
+    pub queue: Option<usize>,
+    /// Stack size of each spawned thread [thread, pool, prefork; default: Rust's, 2048].
+    #[arg(long, value_name = "KIB")]
+    pub thread_stack_kib: Option<usize>,
+    /// Processes [prefork, reuseport; default: CPUs].
+    #[arg(long, value_name = "N")]
+    pub procs: Option<usize>,
+    /// Threads per process, each blocking in accept [prefork; default: 1].
+    #[arg(long, value_name = "N")]
+    pub threads_per_proc: Option<usize>,
+    /// Readiness back end [reactor; default: epoll].
+    #[arg(long, value_enum)]
+    pub backend: Option<Backend>,
+    /// epoll trigger mode [reactor with epoll; default: edge].
+    #[arg(long, value_enum)]
+    pub trigger: Option<Trigger>,
+    /// One listener inherited by every process instead of SO_REUSEPORT [reuseport].
+    #[arg(long)]
+    pub shared_listener: bool,
+}
+
+impl ServeArgs {
+    /// Turn the raw arguments into a validated configuration.
+    pub fn config(&self) -> Result<Config, ServeError> {
+        let knobs = Knobs {
+            threads: self.threads,
+            workers: self.workers,
+            queue: self.queue,
+            thread_stack_kib: self.thread_stack_kib,
+            procs: self.procs,
+            threads_per_proc: self.threads_per_proc,
+            backend: self.backend,
+            trigger: self.trigger,
+            shared_listener: self.shared_listener,
+        };
+        Config::new(
+            self.model,
+            self.proto,
+            self.addr,
+            Work::from_micros(self.cpu_us, self.block_us),
+            knobs,
+        )
+    }
+}
+
+/// Run `c10k serve` until SIGINT/SIGTERM, then print the stats line.
+pub fn run(args: ServeArgs) -> Result<ExitCode, ServeError> {
+    let config = args.config()?;
+    let nofile = net::raise_nofile().map_err(ServeError::io("raise RLIMIT_NOFILE"))?;
+    stop::install_handlers().map_err(ServeError::io("install signal handlers"))?;
+    let ctx = Ctx::new(config, nofile);
+    models::run(&ctx)?;
+    let snapshot = Stats::shared().snapshot();
+    let json =
+        serde_json::to_string(&snapshot).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "stats {json}");
+    let _ = out.flush();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Print every model: name, id in the documents, the knobs it takes, and its trade-off.
+pub fn print_models() {
+    println!("{:<19} {:<4} {:<44} trade-off", "model", "id", "knobs");
+    for model in Model::ALL {
+        let knobs: Vec<_> = model.knobs().iter().map(|k| k.flag()).collect();
+        println!(
+            "{:<19} {:<4} {:<44} {}",
+            model.name(),
+            model.id(),
+            knobs.join(" "),
+            model.tradeoff()
+        );
+    }
+}

@@ -1,0 +1,205 @@
+//! The reactor loop shared by the single reactor (M5), the sub-reactors of the
+//! multi-reactor (M9) and the reactor processes (M10): one thread, one poller,
+//! non-blocking sockets, every connection driven by [`Conn::drive`].
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::time::Instant;
+
+use crossbeam_channel::Receiver;
+use mio::net::{TcpListener, TcpStream};
+use proto::{Session, READ_BUF_SIZE};
+use slab::Slab;
+
+use crate::conn::{Conn, Drive, Wants};
+use crate::net::{classify_accept_error, AcceptFailure, ACCEPT_BACKOFF};
+use crate::poller::{Event, Poller};
+use crate::{stop, Shared, Stats};
+
+/// Token of the listener.
+pub const LISTENER: usize = usize::MAX;
+/// Token of the waker that announces handed-over connections.
+pub const WAKER: usize = usize::MAX - 1;
+
+/// Where a loop's connections come from.
+pub enum Source {
+    /// It accepts them itself.
+    Listener(TcpListener),
+    /// An acceptor hands them over and wakes the loop's [`WAKER`].
+    Handoff(Receiver<TcpStream>),
+}
+
+pub struct EventLoop<P: Poller> {
+    poller: P,
+    source: Source,
+    conns: Slab<Conn>,
+    buf: Box<[u8]>,
+    shared: Shared,
+    accept_paused_until: Option<Instant>,
+}
+
+impl<P: Poller> EventLoop<P> {
+    pub fn new(mut poller: P, source: Source, shared: Shared) -> io::Result<Self> {
+        if let Source::Listener(listener) = &source {
+            poller.register(
+                listener.as_raw_fd(),
+                LISTENER,
+                Wants {
+                    read: true,
+                    write: false,
+                },
+            )?;
+        }
+        Ok(EventLoop {
+            poller,
+            source,
+            conns: Slab::with_capacity(1024),
+            buf: vec![0; READ_BUF_SIZE].into_boxed_slice(),
+            shared,
+            accept_paused_until: None,
+        })
+    }
+
+    /// Run until a stop is requested.
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut events = Vec::with_capacity(1024);
+        while !stop::requested() {
+            let timeout = self
+                .accept_paused_until
+                .map(|t| t.saturating_duration_since(Instant::now()));
+            events.clear();
+            match self.poller.wait(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            for &Event { token } in &events {
+                match token {
+                    LISTENER => {
+                        Stats::add(&self.shared.stats.listener_wakeups, 1);
+                        if self.accept_paused_until.is_none() {
+                            self.accept_all()?;
+                        }
+                    }
+                    WAKER => self.take_handoffs(),
+                    key => self.ready(key),
+                }
+            }
+            if self
+                .accept_paused_until
+                .is_some_and(|t| Instant::now() >= t)
+            {
+                self.accept_paused_until = None;
+                self.accept_all()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn accept_all(&mut self) -> io::Result<()> {
+        let Source::Listener(listener) = &self.source else {
+            return Ok(());
+        };
+        let mut accepted = Vec::new();
+        self.accept_paused_until = accept_ready(listener, self.shared.stats, |s| accepted.push(s))?;
+        for stream in accepted {
+            self.add(stream);
+        }
+        Ok(())
+    }
+
+    fn take_handoffs(&mut self) {
+        let Source::Handoff(rx) = &self.source else {
+            return;
+        };
+        let streams: Vec<_> = rx.try_iter().collect();
+        for stream in streams {
+            self.add(stream);
+        }
+    }
+
+    fn add(&mut self, stream: TcpStream) {
+        let _ = stream.set_nodelay(true);
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        let wants = Wants {
+            read: true,
+            write: self.poller.edge_triggered(),
+        };
+        match self.poller.register(stream.as_raw_fd(), key, wants) {
+            Ok(()) => {
+                let mut conn = Conn::new(stream, Session::new(self.shared.proto, self.shared.work));
+                conn.registered = wants;
+                entry.insert(conn);
+            }
+            Err(e) => {
+                Stats::add(&self.shared.stats.rejected, 1);
+                crate::warn_rate_limited(&format!("connection refused by the back end: {e}"));
+            }
+        }
+    }
+
+    fn ready(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        match conn.drive(&mut self.buf) {
+            Drive::Closed => {
+                let conn = self.conns.remove(key);
+                self.poller.forget(conn.stream.as_raw_fd(), key);
+                conn.finish(&self.shared.stats);
+            }
+            Drive::Wait(wants) => {
+                if !self.poller.edge_triggered() && wants != conn.registered {
+                    if self
+                        .poller
+                        .reregister(conn.stream.as_raw_fd(), key, wants)
+                        .is_ok()
+                    {
+                        conn.registered = wants;
+                    } else {
+                        let conn = self.conns.remove(key);
+                        self.poller.forget(conn.stream.as_raw_fd(), key);
+                        conn.finish(&self.shared.stats);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Accept every pending connection on a non-blocking listener, passing each to
+/// `on_stream`. Returns when the queue is empty, or, when descriptors (or
+/// memory) ran out, the instant until which accepting should pause (the
+/// connections wait in the backlog meanwhile: no busy loop, nothing dropped).
+pub fn accept_ready(
+    listener: &TcpListener,
+    stats: &Stats,
+    mut on_stream: impl FnMut(TcpStream),
+) -> io::Result<Option<Instant>> {
+    let mut any = false;
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                any = true;
+                Stats::add(&stats.accepted, 1);
+                on_stream(stream);
+            }
+            Err(e) => match classify_accept_error(&e) {
+                AcceptFailure::Retry => continue,
+                AcceptFailure::WouldBlock => {
+                    if !any {
+                        Stats::add(&stats.accept_would_block, 1);
+                    }
+                    return Ok(None);
+                }
+                AcceptFailure::Exhausted => {
+                    Stats::add(&stats.accept_backoffs, 1);
+                    return Ok(Some(Instant::now() + ACCEPT_BACKOFF));
+                }
+                AcceptFailure::Fatal if stop::requested() => return Ok(None),
+                AcceptFailure::Fatal => return Err(e),
+            },
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! M9, the multi-reactor (001 §四.4.2; 004 §5.9; 003 §6.1): muduo's and Netty's
+//! "one loop per thread".
+//!
+//! A main reactor does nothing but accept: it waits on the listener in its own
+//! epoll, accepts every pending connection, and hands each one round-robin to
+//! one of `--threads` sub-reactors (default: one per CPU) through a channel,
+//! waking that sub-reactor's epoll with a `mio::Waker`. Each sub-reactor is the
+//! single-reactor loop over its own connections. Accepting never waits behind
+//! request handling (claim C4) and every core runs a loop; a slow handler still
+//! stalls the other connections of its own sub-reactor.
+
+use std::thread;
+use std::time::Instant;
+
+use crossbeam_channel::{unbounded, Sender};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::event_loop::{accept_ready, EventLoop, Source, WAKER};
+use crate::poller::MioPoller;
+use crate::{stop, Ctx, ServeError, Shared, Stats};
+
+/// A sub-reactor as the acceptor sees it.
+pub(crate) struct Sub {
+    tx: Sender<TcpStream>,
+    waker: Waker,
+    handed: bool,
+}
+
+pub fn run(ctx: &Ctx) -> Result<(), ServeError> {
+    let std_listener = ctx.listen()?;
+    std_listener
+        .set_nonblocking(true)
+        .map_err(ServeError::io("non-blocking listener"))?;
+    let addr = Ctx::local_addr(&std_listener)?;
+    let mut listener = TcpListener::from_std(std_listener);
+    let (subs, handles) = spawn_subs(ctx.config.threads, ctx.shared)?;
+
+    let mut poll = Poll::new().map_err(ServeError::io("create epoll instance"))?;
+    poll.registry()
+        .register(&mut listener, Token(0), Interest::READABLE)
+        .map_err(ServeError::io("register listener"))?;
+    ctx.ready(addr);
+    let result = accept_and_hand_off(&mut poll, &listener, subs, ctx.shared.stats);
+    for handle in handles {
+        let _ = handle.join();
+    }
+    result
+}
+
+pub(crate) fn spawn_subs(
+    threads: usize,
+    shared: Shared,
+) -> Result<(Vec<Sub>, Vec<thread::JoinHandle<()>>), ServeError> {
+    let mut subs = Vec::with_capacity(threads);
+    let mut handles = Vec::with_capacity(threads);
+    for i in 0..threads {
+        let poller = MioPoller::new().map_err(ServeError::io("create epoll instance"))?;
+        let waker = poller
+            .waker(WAKER)
+            .map_err(ServeError::io("create waker"))?;
+        let (tx, rx) = unbounded();
+        let handle = thread::Builder::new()
+            .name(format!("sub-reactor-{i}"))
+            .spawn(move || {
+                let outcome =
+                    EventLoop::new(poller, Source::Handoff(rx), shared).and_then(|mut l| l.run());
+                if let Err(e) = outcome {
+                    eprintln!("c10k serve: sub-reactor {i} failed: {e}");
+                }
+            })
+            .map_err(ServeError::io("spawn sub-reactor"))?;
+        subs.push(Sub {
+            tx,
+            waker,
+            handed: false,
+        });
+        handles.push(handle);
+    }
+    Ok((subs, handles))
+}
+
+fn accept_and_hand_off(
+    poll: &mut Poll,
+    listener: &TcpListener,
+    mut subs: Vec<Sub>,
+    stats: &Stats,
+) -> Result<(), ServeError> {
+    let mut events = Events::with_capacity(64);
+    let mut next = 0;
+    let mut paused_until: Option<Instant> = None;
+    while !stop::requested() {
+        let timeout = paused_until.map(|t| t.saturating_duration_since(Instant::now()));
+        match poll.poll(&mut events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(ServeError::Io {
+                    what: "main reactor poll",
+                    source: e,
+                })
+            }
+        }
+        if !events.is_empty() {
+            Stats::add(&stats.listener_wakeups, 1);
+        }
+        if paused_until.is_some_and(|t| Instant::now() < t) {
+            continue;
+        }
+        let count = subs.len();
+        paused_until = accept_ready(listener, stats, |stream| {
+            let sub = &mut subs[next];
+            next = (next + 1) % count;
+            if sub.tx.send(stream).is_ok() {
+                sub.handed = true;
+            }
+        })
+        .map_err(|e| ServeError::Io {
+            what: "accept",
+            source: e,
+        })?;
+        for sub in subs.iter_mut().filter(|s| s.handed) {
+            sub.handed = false;
+            let _ = sub.waker.wake();
+        }
+    }
+    for sub in &subs {
+        let _ = sub.waker.wake();
+    }
+    Ok(())
+}

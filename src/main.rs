@@ -1,0 +1,44 @@
+//! `c10k`: one CLI over the server models, the load generator and the bench runner.
+//!
+//! Thin on purpose: each subcommand's arguments and behaviour live in its crate
+//! (`servers`, `loadgen`, `bench`); this file only dispatches and turns errors
+//! into a message and an exit status.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(name = "c10k", version, about = "Server concurrency models at ten thousand connections, measured")]
+enum Command {
+    /// Run one server model until SIGINT/SIGTERM.
+    Serve(servers::cli::ServeArgs),
+    /// List the server models, their ids in the documents, and their trade-offs.
+    Models,
+    /// Drive a server with many connections and record latency.
+    Load(loadgen::cli::LoadArgs),
+    /// Run the benchmark matrix and write results and REPORT.md.
+    Bench(bench::cli::BenchArgs),
+    /// Regenerate plots and REPORT.md from a results folder, without re-running.
+    Report(bench::cli::ReportArgs),
+}
+
+fn main() -> ExitCode {
+    let outcome = match Command::parse() {
+        Command::Serve(args) => servers::cli::run(args).map_err(anyhow::Error::from),
+        Command::Models => {
+            servers::cli::print_models();
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Load(args) => loadgen::cli::run(args).map_err(anyhow::Error::from),
+        Command::Bench(args) => bench::cli::run_bench(args).map_err(anyhow::Error::from),
+        Command::Report(args) => bench::cli::run_report(args).map_err(anyhow::Error::from),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("c10k: error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
