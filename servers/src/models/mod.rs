@@ -5,10 +5,15 @@ mod children;
 mod fork;
 mod iterative;
 mod multi_reactor;
+mod multi_reactor_pool;
 mod pool;
+mod prefork;
 mod reactor;
+mod reactor_pool;
+mod reuseport;
 mod thread;
 mod tokio;
+mod uring;
 
 use crate::{Ctx, Model, ServeError};
 
@@ -22,14 +27,11 @@ pub fn run(ctx: &Ctx) -> Result<(), ServeError> {
         Model::Reactor => reactor::run(ctx),
         Model::MultiReactor => multi_reactor::run(ctx),
         Model::Tokio => tokio::run(ctx),
-        model @ (Model::Prefork
-        | Model::ReactorPool
-        | Model::MultiReactorPool
-        | Model::Reuseport
-        | Model::Uring) => Err(ServeError::Unsupported {
-            model,
-            reason: "not built yet".into(),
-        }),
+        Model::Prefork => prefork::run(ctx),
+        Model::ReactorPool => reactor_pool::run(ctx),
+        Model::MultiReactorPool => multi_reactor_pool::run(ctx),
+        Model::Reuseport => reuseport::run(ctx),
+        Model::Uring => uring::run(ctx),
     }
 }
 
