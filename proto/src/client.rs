@@ -36,9 +36,30 @@ pub enum AnswerError {
     HeadTooLarge,
 }
 
-/// Frame the HTTP answer at the front of `input`. `head_request` says the
-/// request was `HEAD` (no body follows whatever `Content-Length` says).
-pub fn frame_http_answer(input: &[u8], head_request: bool) -> Result<AnswerFrame, AnswerError> {
+/// The echo request of `size` bytes a load generator sends: a fixed pattern
+/// (not all one byte, so a shifted or mixed-up echo does not match).
+pub fn echo_message(size: usize) -> Vec<u8> {
+    (0..size).map(|i| b'a' + (i % 23) as u8).collect()
+}
+
+/// The head of one HTTP answer framed at the front of a client's input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeadFrame {
+    /// A whole head of `head_len` bytes; `body_len` body bytes follow it.
+    Complete {
+        head_len: usize,
+        body_len: usize,
+        status: u16,
+        close: bool,
+    },
+    /// Not enough bytes yet.
+    Partial,
+}
+
+/// Frame the head of the HTTP answer at the front of `input`, without needing
+/// its body: a client can skip the body as it streams in. `head_request` says
+/// the request was `HEAD` (no body follows whatever `Content-Length` says).
+pub fn frame_http_head(input: &[u8], head_request: bool) -> Result<HeadFrame, AnswerError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut headers);
     let head_len = match resp.parse(input) {
@@ -46,7 +67,7 @@ pub fn frame_http_answer(input: &[u8], head_request: bool) -> Result<AnswerFrame
         Ok(httparse::Status::Partial) if input.len() > MAX_ANSWER_HEAD => {
             return Err(AnswerError::HeadTooLarge)
         }
-        Ok(httparse::Status::Partial) => return Ok(AnswerFrame::Partial),
+        Ok(httparse::Status::Partial) => return Ok(HeadFrame::Partial),
         Err(e) => return Err(AnswerError::Malformed(e.to_string())),
     };
     let status = resp.code.unwrap_or(0);
@@ -73,16 +94,37 @@ pub fn frame_http_answer(input: &[u8], head_request: bool) -> Result<AnswerFrame
         }
     }
     let no_body = head_request || status == 204 || status == 304 || (100..200).contains(&status);
-    let body = if no_body {
+    let body_len = if no_body {
         0
     } else {
         length.ok_or(AnswerError::NoLength)?
     };
-    let len = head_len + body;
-    if input.len() < len {
-        return Ok(AnswerFrame::Partial);
+    Ok(HeadFrame::Complete {
+        head_len,
+        body_len,
+        status,
+        close,
+    })
+}
+
+/// Frame the HTTP answer at the front of `input`. `head_request` says the
+/// request was `HEAD` (no body follows whatever `Content-Length` says).
+pub fn frame_http_answer(input: &[u8], head_request: bool) -> Result<AnswerFrame, AnswerError> {
+    match frame_http_head(input, head_request)? {
+        HeadFrame::Partial => Ok(AnswerFrame::Partial),
+        HeadFrame::Complete {
+            head_len,
+            body_len,
+            status,
+            close,
+        } => {
+            let len = head_len + body_len;
+            if input.len() < len {
+                return Ok(AnswerFrame::Partial);
+            }
+            Ok(AnswerFrame::Complete { len, status, close })
+        }
     }
-    Ok(AnswerFrame::Complete { len, status, close })
 }
 
 #[cfg(test)]
@@ -164,5 +206,31 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn head_frames_without_the_body() {
+        let answer = server_answer(Reply::Hello, true);
+        let head_end = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        assert_eq!(
+            frame_http_head(&answer[..head_end], false).unwrap(),
+            HeadFrame::Complete {
+                head_len: head_end,
+                body_len: answer.len() - head_end,
+                status: 200,
+                close: false
+            }
+        );
+        assert_eq!(
+            frame_http_head(&answer[..head_end - 1], false).unwrap(),
+            HeadFrame::Partial
+        );
+    }
+
+    #[test]
+    fn echo_message_is_not_uniform() {
+        let m = echo_message(64);
+        assert_eq!(m.len(), 64);
+        assert_ne!(m[0], m[1]);
     }
 }

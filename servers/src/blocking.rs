@@ -6,7 +6,7 @@ use std::net::{Shutdown, TcpStream};
 
 use proto::{Session, READ_BUF_SIZE};
 
-use crate::{Shared, Stats};
+use crate::{stop, Shared, Stats};
 
 /// Serve `stream` until the peer leaves or the session closes. The 16 KiB read
 /// buffer lives on this thread's stack.
@@ -15,10 +15,11 @@ pub fn serve(mut stream: TcpStream, shared: &Shared) {
     let mut session = Session::new(shared.proto, shared.work);
     let mut buf = [0u8; READ_BUF_SIZE];
     let clean = drive(&mut stream, &mut session, &mut buf);
+    // Count before the peer can see the close, so counters are final once it does.
+    shared.stats.connection_closed(&session);
     if clean {
         let _ = stream.shutdown(Shutdown::Write);
     }
-    shared.stats.connection_closed(&session);
 }
 
 /// Returns whether the session ended by protocol (as opposed to an I/O error).
@@ -28,7 +29,7 @@ fn drive(stream: &mut TcpStream, session: &mut Session, buf: &mut [u8]) -> bool 
             match stream.write(session.pending_output()) {
                 Ok(0) => return false,
                 Ok(n) => session.consume_output(n),
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == ErrorKind::Interrupted && !stop::requested() => continue,
                 Err(_) => return false,
             }
         }
@@ -38,7 +39,7 @@ fn drive(stream: &mut TcpStream, session: &mut Session, buf: &mut [u8]) -> bool 
         match stream.read(buf) {
             Ok(0) => session.peer_closed(),
             Ok(n) => session.receive(&buf[..n]),
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == ErrorKind::Interrupted && !stop::requested() => continue,
             Err(_) => return false,
         }
     }

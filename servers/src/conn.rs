@@ -68,7 +68,6 @@ impl Conn {
                 }
             }
             if self.session.is_done() {
-                let _ = self.stream.shutdown(Shutdown::Write);
                 return Drive::Closed;
             }
             if !self.session.wants_read() {
@@ -92,8 +91,13 @@ impl Conn {
         }
     }
 
-    /// Account for the finished connection.
+    /// Account for the finished connection, then close it (with a FIN first if
+    /// the session ended by protocol). Counting comes first so that counters
+    /// are final by the time the peer sees the close.
     pub fn finish(self, stats: &Stats) {
         stats.connection_closed(&self.session);
+        if self.session.is_done() {
+            let _ = self.stream.shutdown(Shutdown::Write);
+        }
     }
 }

@@ -34,14 +34,19 @@ pub fn run(ctx: &Ctx) -> Result<(), ServeError> {
         .map_err(ServeError::io("non-blocking listener"))?;
     let addr = Ctx::local_addr(&std_listener)?;
     let mut listener = TcpListener::from_std(std_listener);
-    let (subs, handles) = spawn_subs(ctx.config.threads, ctx.shared)?;
+    let (mut subs, handles) = spawn_subs(ctx.config.threads, ctx.shared)?;
 
     let mut poll = Poll::new().map_err(ServeError::io("create epoll instance"))?;
     poll.registry()
         .register(&mut listener, Token(0), Interest::READABLE)
         .map_err(ServeError::io("register listener"))?;
     ctx.ready(addr);
-    let result = accept_and_hand_off(&mut poll, &listener, subs, ctx.shared.stats);
+    let result = accept_and_hand_off(&mut poll, &listener, &mut subs, ctx.shared.stats);
+    // Wake every sub-reactor so it sees the stop. The wakers stay alive until the
+    // threads are joined: closing an eventfd would drop its pending wake-up.
+    for sub in &subs {
+        let _ = sub.waker.wake();
+    }
     for handle in handles {
         let _ = handle.join();
     }
@@ -83,7 +88,7 @@ pub(crate) fn spawn_subs(
 fn accept_and_hand_off(
     poll: &mut Poll,
     listener: &TcpListener,
-    mut subs: Vec<Sub>,
+    subs: &mut [Sub],
     stats: &Stats,
 ) -> Result<(), ServeError> {
     let mut events = Events::with_capacity(64);
@@ -123,9 +128,6 @@ fn accept_and_hand_off(
             sub.handed = false;
             let _ = sub.waker.wake();
         }
-    }
-    for sub in &subs {
-        let _ = sub.waker.wake();
     }
     Ok(())
 }

@@ -3,7 +3,10 @@
 use crate::{Ctx, Model, ServeError};
 
 pub fn run(ctx: &Ctx) -> Result<(), ServeError> {
-    Err(ServeError::Unsupported { model: ctx.config.model, reason: "not built yet".into() })
+    Err(ServeError::Unsupported {
+        model: ctx.config.model,
+        reason: "not built yet".into(),
+    })
 }
 
 #[allow(dead_code)]

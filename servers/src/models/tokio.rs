@@ -79,10 +79,10 @@ async fn serve(mut stream: TcpStream, shared: Shared) {
     let _ = stream.set_nodelay(true);
     let mut session = Session::new(shared.proto, shared.work);
     let clean = drive(&mut stream, &mut session).await;
+    shared.stats.connection_closed(&session);
     if clean {
         let _ = stream.shutdown().await;
     }
-    shared.stats.connection_closed(&session);
 }
 
 async fn drive(stream: &mut TcpStream, session: &mut Session) -> bool {

@@ -11,6 +11,14 @@ use mio::{Interest, Token};
 
 use crate::conn::Wants;
 
+mod level;
+mod poll;
+mod select;
+
+pub use level::EpollLevel;
+pub use poll::PollPoller;
+pub use select::{SelectPoller, FD_SETSIZE};
+
 /// A readiness report for one registered descriptor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Event {
