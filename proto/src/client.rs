@@ -16,11 +16,7 @@ pub fn http_request(host: &str) -> Vec<u8> {
 pub enum AnswerFrame {
     /// A whole answer of `len` bytes with this status; `close` when the server
     /// said `Connection: close`.
-    Complete {
-        len: usize,
-        status: u16,
-        close: bool,
-    },
+    Complete { len: usize, status: u16, close: bool },
     /// Not enough bytes yet.
     Partial,
 }
@@ -46,12 +42,7 @@ pub fn echo_message(size: usize) -> Vec<u8> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HeadFrame {
     /// A whole head of `head_len` bytes; `body_len` body bytes follow it.
-    Complete {
-        head_len: usize,
-        body_len: usize,
-        status: u16,
-        close: bool,
-    },
+    Complete { head_len: usize, body_len: usize, status: u16, close: bool },
     /// Not enough bytes yet.
     Partial,
 }
@@ -64,9 +55,7 @@ pub fn frame_http_head(input: &[u8], head_request: bool) -> Result<HeadFrame, An
     let mut resp = httparse::Response::new(&mut headers);
     let head_len = match resp.parse(input) {
         Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) if input.len() > MAX_ANSWER_HEAD => {
-            return Err(AnswerError::HeadTooLarge)
-        }
+        Ok(httparse::Status::Partial) if input.len() > MAX_ANSWER_HEAD => return Err(AnswerError::HeadTooLarge),
         Ok(httparse::Status::Partial) => return Ok(HeadFrame::Partial),
         Err(e) => return Err(AnswerError::Malformed(e.to_string())),
     };
@@ -77,10 +66,7 @@ pub fn frame_http_head(input: &[u8], head_request: bool) -> Result<HeadFrame, An
         if h.name.eq_ignore_ascii_case("content-length") {
             let text = std::str::from_utf8(h.value).unwrap_or("").trim();
             length = Some(text.parse::<usize>().map_err(|_| {
-                AnswerError::Malformed(format!(
-                    "bad Content-Length {:?}",
-                    String::from_utf8_lossy(h.value)
-                ))
+                AnswerError::Malformed(format!("bad Content-Length {:?}", String::from_utf8_lossy(h.value)))
             })?);
         } else if h.name.eq_ignore_ascii_case("connection") {
             for token in h.value.split(|&b| b == b',') {
@@ -94,17 +80,8 @@ pub fn frame_http_head(input: &[u8], head_request: bool) -> Result<HeadFrame, An
         }
     }
     let no_body = head_request || status == 204 || status == 304 || (100..200).contains(&status);
-    let body_len = if no_body {
-        0
-    } else {
-        length.ok_or(AnswerError::NoLength)?
-    };
-    Ok(HeadFrame::Complete {
-        head_len,
-        body_len,
-        status,
-        close,
-    })
+    let body_len = if no_body { 0 } else { length.ok_or(AnswerError::NoLength)? };
+    Ok(HeadFrame::Complete { head_len, body_len, status, close })
 }
 
 /// Frame the HTTP answer at the front of `input`. `head_request` says the
@@ -112,12 +89,7 @@ pub fn frame_http_head(input: &[u8], head_request: bool) -> Result<HeadFrame, An
 pub fn frame_http_answer(input: &[u8], head_request: bool) -> Result<AnswerFrame, AnswerError> {
     match frame_http_head(input, head_request)? {
         HeadFrame::Partial => Ok(AnswerFrame::Partial),
-        HeadFrame::Complete {
-            head_len,
-            body_len,
-            status,
-            close,
-        } => {
+        HeadFrame::Complete { head_len, body_len, status, close } => {
             let len = head_len + body_len;
             if input.len() < len {
                 return Ok(AnswerFrame::Partial);
@@ -134,16 +106,7 @@ mod tests {
 
     fn server_answer(reply: Reply, keep_alive: bool) -> Vec<u8> {
         let mut out = Vec::new();
-        answer(
-            &Request {
-                reply,
-                head: false,
-                keep_alive,
-                http10: false,
-            },
-            b"",
-            &mut out,
-        );
+        answer(&Request { reply, head: false, keep_alive, http10: false }, b"", &mut out);
         out
     }
 
@@ -154,45 +117,24 @@ mod tests {
         two.extend_from_slice(&server_answer(Reply::NotFound, false));
         assert_eq!(
             frame_http_answer(&two, false).unwrap(),
-            AnswerFrame::Complete {
-                len: one.len(),
-                status: 200,
-                close: false
-            }
+            AnswerFrame::Complete { len: one.len(), status: 200, close: false }
         );
         match frame_http_answer(&two[one.len()..], false).unwrap() {
-            AnswerFrame::Complete {
-                status: 404,
-                close: true,
-                ..
-            } => {}
+            AnswerFrame::Complete { status: 404, close: true, .. } => {}
             other => panic!("{other:?}"),
         }
         for cut in 0..one.len() {
-            assert_eq!(
-                frame_http_answer(&one[..cut], false).unwrap(),
-                AnswerFrame::Partial
-            );
+            assert_eq!(frame_http_answer(&one[..cut], false).unwrap(), AnswerFrame::Partial);
         }
     }
 
     #[test]
     fn bad_answers_are_errors() {
-        assert!(matches!(
-            frame_http_answer(b"garbage\r\n\r\n", false),
-            Err(AnswerError::Malformed(_))
-        ));
-        assert_eq!(
-            frame_http_answer(b"HTTP/1.1 200 OK\r\n\r\n", false),
-            Err(AnswerError::NoLength)
-        );
+        assert!(matches!(frame_http_answer(b"garbage\r\n\r\n", false), Err(AnswerError::Malformed(_))));
+        assert_eq!(frame_http_answer(b"HTTP/1.1 200 OK\r\n\r\n", false), Err(AnswerError::NoLength));
         assert_eq!(
             frame_http_answer(b"HTTP/1.1 200 OK\r\n\r\n", true).unwrap(),
-            AnswerFrame::Complete {
-                len: 19,
-                status: 200,
-                close: false
-            }
+            AnswerFrame::Complete { len: 19, status: 200, close: false }
         );
     }
 
@@ -214,17 +156,9 @@ mod tests {
         let head_end = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
         assert_eq!(
             frame_http_head(&answer[..head_end], false).unwrap(),
-            HeadFrame::Complete {
-                head_len: head_end,
-                body_len: answer.len() - head_end,
-                status: 200,
-                close: false
-            }
+            HeadFrame::Complete { head_len: head_end, body_len: answer.len() - head_end, status: 200, close: false }
         );
-        assert_eq!(
-            frame_http_head(&answer[..head_end - 1], false).unwrap(),
-            HeadFrame::Partial
-        );
+        assert_eq!(frame_http_head(&answer[..head_end - 1], false).unwrap(), HeadFrame::Partial);
     }
 
     #[test]

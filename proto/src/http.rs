@@ -54,10 +54,7 @@ impl Reply {
     /// A request the application handles (and so does the simulated work for),
     /// as opposed to a protocol error answered by the framing layer.
     pub fn is_handled(self) -> bool {
-        matches!(
-            self,
-            Reply::Echo | Reply::Hello | Reply::NotFound | Reply::MethodNotAllowed
-        )
+        matches!(self, Reply::Echo | Reply::Hello | Reply::NotFound | Reply::MethodNotAllowed)
     }
 
     /// Status line, extra header lines, and body.
@@ -66,27 +63,15 @@ impl Reply {
             Reply::Echo => (b"", b"", b""),
             Reply::Hello => (b"HTTP/1.1 200 OK\r\n", b"", HELLO_BODY),
             Reply::NotFound => (b"HTTP/1.1 404 Not Found\r\n", b"", b"Not Found\n"),
-            Reply::MethodNotAllowed => (
-                b"HTTP/1.1 405 Method Not Allowed\r\n",
-                b"Allow: GET, HEAD\r\n",
-                b"Method Not Allowed\n",
-            ),
+            Reply::MethodNotAllowed => {
+                (b"HTTP/1.1 405 Method Not Allowed\r\n", b"Allow: GET, HEAD\r\n", b"Method Not Allowed\n")
+            }
             Reply::BadRequest => (b"HTTP/1.1 400 Bad Request\r\n", b"", b"Bad Request\n"),
-            Reply::PayloadTooLarge => (
-                b"HTTP/1.1 413 Content Too Large\r\n",
-                b"",
-                b"Content Too Large\n",
-            ),
-            Reply::HeadersTooLarge => (
-                b"HTTP/1.1 431 Request Header Fields Too Large\r\n",
-                b"",
-                b"Request Header Fields Too Large\n",
-            ),
-            Reply::NotImplemented => (
-                b"HTTP/1.1 501 Not Implemented\r\n",
-                b"",
-                b"Not Implemented\n",
-            ),
+            Reply::PayloadTooLarge => (b"HTTP/1.1 413 Content Too Large\r\n", b"", b"Content Too Large\n"),
+            Reply::HeadersTooLarge => {
+                (b"HTTP/1.1 431 Request Header Fields Too Large\r\n", b"", b"Request Header Fields Too Large\n")
+            }
+            Reply::NotImplemented => (b"HTTP/1.1 501 Not Implemented\r\n", b"", b"Not Implemented\n"),
         }
     }
 }
@@ -105,12 +90,7 @@ pub struct Request {
 
 impl Request {
     fn closing(reply: Reply) -> Self {
-        Request {
-            reply,
-            head: false,
-            keep_alive: false,
-            http10: false,
-        }
+        Request { reply, head: false, keep_alive: false, http10: false }
     }
 }
 
@@ -129,12 +109,7 @@ pub fn frame(proto: Proto, input: &[u8]) -> Frame {
         Proto::Echo if input.is_empty() => Frame::Partial,
         Proto::Echo => Frame::Complete {
             len: input.len(),
-            request: Request {
-                reply: Reply::Echo,
-                head: false,
-                keep_alive: true,
-                http10: false,
-            },
+            request: Request { reply: Reply::Echo, head: false, keep_alive: true, http10: false },
         },
         Proto::Http => frame_http(input),
     }
@@ -146,9 +121,7 @@ fn frame_http(input: &[u8]) -> Frame {
     let head_len = match req.parse(input) {
         Ok(httparse::Status::Complete(n)) if n <= MAX_HEAD => n,
         Ok(httparse::Status::Complete(_)) => return error(Reply::HeadersTooLarge, input),
-        Ok(httparse::Status::Partial) if input.len() > MAX_HEAD => {
-            return error(Reply::HeadersTooLarge, input)
-        }
+        Ok(httparse::Status::Partial) if input.len() > MAX_HEAD => return error(Reply::HeadersTooLarge, input),
         Ok(httparse::Status::Partial) => return Frame::Partial,
         Err(httparse::Error::TooManyHeaders) => return error(Reply::HeadersTooLarge, input),
         Err(_) => return error(Reply::BadRequest, input),
@@ -202,23 +175,12 @@ fn frame_http(input: &[u8]) -> Frame {
         (_, "/") => Reply::MethodNotAllowed,
         _ => Reply::NotFound,
     };
-    Frame::Complete {
-        len,
-        request: Request {
-            reply,
-            head,
-            keep_alive,
-            http10,
-        },
-    }
+    Frame::Complete { len, request: Request { reply, head, keep_alive, http10 } }
 }
 
 /// A protocol error consumes everything buffered: the connection closes after the answer.
 fn error(reply: Reply, input: &[u8]) -> Frame {
-    Frame::Complete {
-        len: input.len(),
-        request: Request::closing(reply),
-    }
+    Frame::Complete { len: input.len(), request: Request::closing(reply) }
 }
 
 fn parse_decimal(value: &[u8]) -> Option<usize> {
@@ -226,11 +188,7 @@ fn parse_decimal(value: &[u8]) -> Option<usize> {
     if value.is_empty() || value.len() > 18 || !value.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    Some(
-        value
-            .iter()
-            .fold(0usize, |acc, &d| acc * 10 + usize::from(d - b'0')),
-    )
+    Some(value.iter().fold(0usize, |acc, &d| acc * 10 + usize::from(d - b'0')))
 }
 
 /// Append the answer to `request` to `out`. `frame` is the request's own bytes
@@ -317,14 +275,8 @@ mod tests {
 
     #[test]
     fn routes_and_methods() {
-        assert_eq!(
-            framed(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n").1.reply,
-            Reply::NotFound
-        );
-        assert_eq!(
-            framed(b"GET /?q=1 HTTP/1.1\r\nHost: x\r\n\r\n").1.reply,
-            Reply::Hello
-        );
+        assert_eq!(framed(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n").1.reply, Reply::NotFound);
+        assert_eq!(framed(b"GET /?q=1 HTTP/1.1\r\nHost: x\r\n\r\n").1.reply, Reply::Hello);
         let (_, req) = framed(b"DELETE / HTTP/1.1\r\nHost: x\r\n\r\n");
         assert_eq!(req.reply, Reply::MethodNotAllowed);
         assert!(answer_text(&req).contains("\r\nAllow: GET, HEAD\r\n"));
@@ -332,11 +284,7 @@ mod tests {
 
     #[test]
     fn keep_alive_rules() {
-        assert!(
-            !framed(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                .1
-                .keep_alive
-        );
+        assert!(!framed(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").1.keep_alive);
         assert!(!framed(b"GET / HTTP/1.0\r\n\r\n").1.keep_alive);
         let (_, req) = framed(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n");
         assert!(req.keep_alive);
@@ -350,11 +298,7 @@ mod tests {
     fn partial_until_complete() {
         let input = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
         for cut in 0..input.len() {
-            assert_eq!(
-                frame(Proto::Http, &input[..cut]),
-                Frame::Partial,
-                "cut at {cut}"
-            );
+            assert_eq!(frame(Proto::Http, &input[..cut]), Frame::Partial, "cut at {cut}");
         }
     }
 
@@ -372,22 +316,10 @@ mod tests {
         let cases: &[(&[u8], Reply)] = &[
             (b"BLAH\r\n\r\n", Reply::BadRequest),
             (b"GET / HTTP/1.1\r\n\r\n", Reply::BadRequest), // no Host
-            (
-                b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: x\r\n\r\n",
-                Reply::BadRequest,
-            ),
-            (
-                b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-                Reply::BadRequest,
-            ),
-            (
-                b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
-                Reply::NotImplemented,
-            ),
-            (
-                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 999999\r\n\r\n",
-                Reply::PayloadTooLarge,
-            ),
+            (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: x\r\n\r\n", Reply::BadRequest),
+            (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", Reply::BadRequest),
+            (b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", Reply::NotImplemented),
+            (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 999999\r\n\r\n", Reply::PayloadTooLarge),
         ];
         for (input, reply) in cases {
             let (len, req) = framed(input);
@@ -414,9 +346,7 @@ mod tests {
     #[test]
     fn echo_frames_everything() {
         assert_eq!(frame(Proto::Echo, b""), Frame::Partial);
-        let Frame::Complete { len, request } = frame(Proto::Echo, b"abc") else {
-            panic!()
-        };
+        let Frame::Complete { len, request } = frame(Proto::Echo, b"abc") else { panic!() };
         assert_eq!(len, 3);
         let mut out = Vec::new();
         answer(&request, b"abc", &mut out);

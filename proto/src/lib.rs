@@ -10,10 +10,12 @@
 //! - [`session`]: one connection's protocol state: bytes in, answers out, when
 //!   to stop reading and when to close. Every server model drives a [`Session`].
 //! - [`http`]: server-side HTTP/1.1 framing (httparse) and the canned answers.
+//! - [`batch`]: requests framed on one thread and answered on another (M8, M11).
 //! - [`work`]: the simulated per-request work (`--cpu-us`, `--block-us`).
 //! - [`client`]: the load generator's side: requests to send, answers to check.
 //! - [`date`]: the `Date` header, cached per thread and refreshed each second.
 
+pub mod batch;
 pub mod client;
 pub mod date;
 pub mod http;
@@ -39,9 +41,7 @@ pub const MAX_HEAD: usize = 8 * 1024;
 pub const MAX_BODY: usize = 64 * 1024;
 
 /// The application protocol spoken on a connection.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Proto {
     /// Every byte read is written back, in order.

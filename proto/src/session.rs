@@ -15,6 +15,7 @@
 //! Buffers are allocated only while they hold something, so an idle connection
 //! costs a few dozen bytes here; the 16 KiB read buffer belongs to the thread.
 
+use crate::batch::{Answers, Batch};
 use crate::http::{self, Frame};
 use crate::{Proto, Work, OUTPUT_HIGH_WATER, READ_BUF_SIZE};
 
@@ -45,6 +46,18 @@ pub struct Session {
     state: State,
     answered: u64,
     errors: u64,
+    /// `Some` when answers are computed elsewhere (see [`Session::deferred`]).
+    deferred: Option<Deferred>,
+}
+
+/// Requests framed but not answered yet, for a session whose answers are
+/// computed on another thread.
+#[derive(Debug, Default)]
+struct Deferred {
+    /// Framed, not yet handed out.
+    pending: Batch,
+    /// A batch was handed out and its answers have not come back.
+    in_flight: bool,
 }
 
 impl Session {
@@ -58,7 +71,52 @@ impl Session {
             state: State::Open,
             answered: 0,
             errors: 0,
+            deferred: None,
         }
+    }
+
+    /// A session that frames requests but leaves answering them to someone
+    /// else: take them with [`take_batch`](Self::take_batch), answer them with
+    /// [`Batch::answer`] (on any thread), and give the answers back with
+    /// [`finish_batch`](Self::finish_batch). At most one batch is out at a
+    /// time, so answers stay in request order.
+    pub fn deferred(proto: Proto, work: Work) -> Self {
+        Session { deferred: Some(Deferred::default()), ..Session::new(proto, work) }
+    }
+
+    /// The complete requests framed so far, unless a batch is already out.
+    pub fn take_batch(&mut self) -> Option<Batch> {
+        let deferred = self.deferred.as_mut()?;
+        if deferred.in_flight || deferred.pending.is_empty() {
+            return None;
+        }
+        deferred.in_flight = true;
+        Some(std::mem::take(&mut deferred.pending))
+    }
+
+    /// The answers to the batch last taken.
+    pub fn finish_batch(&mut self, answers: Answers) {
+        let Some(deferred) = self.deferred.as_mut() else { return };
+        deferred.in_flight = false;
+        self.answered += answers.answered;
+        self.errors += answers.errors;
+        if self.output.is_empty() {
+            self.output = answers.bytes;
+        } else {
+            self.output.extend_from_slice(&answers.bytes);
+        }
+        if !self.input.is_empty() && self.pending_output().len() < OUTPUT_HIGH_WATER {
+            self.serve_pending();
+        }
+    }
+
+    /// Requests framed and waiting to be answered (deferred sessions).
+    fn unanswered(&self) -> usize {
+        self.deferred.as_ref().map_or(0, |d| d.pending.held())
+    }
+
+    fn awaiting_answers(&self) -> bool {
+        self.deferred.as_ref().is_some_and(|d| d.in_flight || !d.pending.is_empty())
     }
 
     /// Take bytes just read from the peer, answering every complete request.
@@ -95,19 +153,24 @@ impl Session {
             self.written = 0;
             clear_and_trim(&mut self.output);
         }
-        if !self.input.is_empty() && self.pending_output().len() < OUTPUT_HIGH_WATER {
+        if !self.input.is_empty() && self.has_room() {
             self.serve_pending();
         }
     }
 
     /// More input may be read: open, and not holding back for a slow reader.
     pub fn wants_read(&self) -> bool {
-        self.state == State::Open && self.pending_output().len() < OUTPUT_HIGH_WATER
+        self.state == State::Open && self.has_room()
+    }
+
+    /// Below the high-water mark: answers waiting plus requests waiting for answers.
+    fn has_room(&self) -> bool {
+        self.pending_output().len() + self.unanswered() < OUTPUT_HIGH_WATER
     }
 
     /// Nothing more will be written: the connection can be closed.
     pub fn is_done(&self) -> bool {
-        self.state != State::Open && self.pending_output().is_empty()
+        self.state != State::Open && self.pending_output().is_empty() && !self.awaiting_answers()
     }
 
     /// Requests answered so far (errors included).
@@ -135,17 +198,21 @@ impl Session {
     /// room; returns the bytes consumed.
     fn serve(&mut self, data: &[u8]) -> usize {
         let mut used = 0;
-        while self.state != State::Closing && self.pending_output().len() < OUTPUT_HIGH_WATER {
+        while self.state != State::Closing && self.has_room() {
             let Frame::Complete { len, request } = http::frame(self.proto, &data[used..]) else {
                 break;
             };
-            if request.reply.is_handled() {
+            if let Some(deferred) = self.deferred.as_mut() {
+                deferred.pending.push(request, &data[used..used + len]);
+            } else if request.reply.is_handled() {
                 self.work.perform();
             } else {
                 self.errors += 1;
             }
-            http::answer(&request, &data[used..used + len], &mut self.output);
-            self.answered += 1;
+            if self.deferred.is_none() {
+                http::answer(&request, &data[used..used + len], &mut self.output);
+                self.answered += 1;
+            }
             used += len;
             if !request.keep_alive {
                 self.state = State::Closing;
@@ -176,10 +243,7 @@ mod tests {
     }
 
     fn count(haystack: &[u8], needle: &[u8]) -> usize {
-        haystack
-            .windows(needle.len())
-            .filter(|w| *w == needle)
-            .count()
+        haystack.windows(needle.len()).filter(|w| *w == needle).count()
     }
 
     #[test]
@@ -284,10 +348,45 @@ mod tests {
         assert_eq!(s.errors(), 1);
         assert!(s.is_done());
         s.receive(GET);
-        assert!(
-            s.pending_output().is_empty(),
-            "nothing answered after close"
-        );
+        assert!(s.pending_output().is_empty(), "nothing answered after close");
+    }
+
+    #[test]
+    fn deferred_session_answers_in_order_through_batches() {
+        let mut s = Session::deferred(Proto::Http, Work::default());
+        s.receive(&GET.repeat(3));
+        assert!(s.pending_output().is_empty(), "nothing answered inline");
+        let first = s.take_batch().expect("three requests framed");
+        assert_eq!(first.len(), 3);
+        s.receive(b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        assert!(s.take_batch().is_none(), "one batch out at a time");
+        assert!(!s.is_done());
+        s.finish_batch(first.answer(&Work::default()));
+        let second = s.take_batch().expect("the closing request");
+        s.finish_batch(second.answer(&Work::default()));
+        let out = drain(&mut s);
+        assert_eq!(count(&out, b"HTTP/1.1 200 OK"), 3);
+        assert_eq!(count(&out, b"HTTP/1.1 404"), 1);
+        assert!(out.ends_with(b"Not Found\n"));
+        assert_eq!(s.answered(), 4);
+        assert!(s.is_done());
+    }
+
+    #[test]
+    fn deferred_echo_carries_the_bytes_and_bounds_what_it_holds() {
+        let mut s = Session::deferred(Proto::Echo, Work::default());
+        let chunk = vec![9u8; READ_BUF_SIZE];
+        let mut fed = 0;
+        while s.wants_read() {
+            s.receive(&chunk);
+            fed += chunk.len();
+            assert!(fed <= 2 * OUTPUT_HIGH_WATER, "kept reading while answers were out");
+        }
+        let batch = s.take_batch().unwrap();
+        s.finish_batch(batch.answer(&Work::default()));
+        assert_eq!(drain(&mut s).len(), fed);
+        s.peer_closed();
+        assert!(s.is_done());
     }
 
     #[test]

@@ -22,10 +22,7 @@ pub struct Work {
 
 impl Work {
     pub fn from_micros(cpu_us: u64, block_us: u64) -> Self {
-        Work {
-            cpu: Duration::from_micros(cpu_us),
-            block: Duration::from_micros(block_us),
-        }
+        Work { cpu: Duration::from_micros(cpu_us), block: Duration::from_micros(block_us) }
     }
 
     pub fn is_none(&self) -> bool {
@@ -44,9 +41,7 @@ impl Work {
 }
 
 fn thread_cpu_now() -> Option<Duration> {
-    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID)
-        .ok()
-        .map(Duration::from)
+    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).ok().map(Duration::from)
 }
 
 /// Burn `amount` of this thread's CPU time. Falls back to wall time where the
@@ -77,10 +72,7 @@ mod tests {
         let before = thread_cpu_now().expect("thread cpu clock");
         Work::from_micros(2_000, 0).perform();
         let spent = thread_cpu_now().unwrap() - before;
-        assert!(
-            spent >= Duration::from_micros(2_000),
-            "spent only {spent:?}"
-        );
+        assert!(spent >= Duration::from_micros(2_000), "spent only {spent:?}");
     }
 
     #[test]

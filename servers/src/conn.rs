@@ -39,15 +39,13 @@ pub struct Conn {
     pub session: Session,
     /// The interest currently registered with the poller.
     pub registered: Wants,
+    /// Unique within its event loop (slab keys are reused; ids are not).
+    pub id: u64,
 }
 
 impl Conn {
-    pub fn new(stream: TcpStream, session: Session) -> Self {
-        Conn {
-            stream,
-            session,
-            registered: Wants::default(),
-        }
+    pub fn new(stream: TcpStream, session: Session, id: u64) -> Self {
+        Conn { stream, session, registered: Wants::default(), id }
     }
 
     /// Make all the progress possible without blocking. `buf` is the thread's
@@ -71,19 +69,15 @@ impl Conn {
                 return Drive::Closed;
             }
             if !self.session.wants_read() {
-                return Drive::Wait(Wants {
-                    read: false,
-                    write: true,
-                });
+                // Output over the high-water mark, or (reactor + pool) only
+                // waiting for answers from the pool.
+                return Drive::Wait(Wants { read: false, write: !self.session.pending_output().is_empty() });
             }
             match self.stream.read(buf) {
                 Ok(0) => self.session.peer_closed(),
                 Ok(n) => self.session.receive(&buf[..n]),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    return Drive::Wait(Wants {
-                        read: true,
-                        write: write_blocked,
-                    });
+                    return Drive::Wait(Wants { read: true, write: write_blocked });
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => return Drive::Closed,

@@ -1,6 +1,7 @@
 //! The reactor loop shared by the single reactor (M5), the sub-reactors of the
-//! multi-reactor (M9) and the reactor processes (M10): one thread, one poller,
-//! non-blocking sockets, every connection driven by [`Conn::drive`].
+//! multi-reactor (M9), the reactor processes (M10), and, with a [`PoolLink`],
+//! the reactor + pool models (M8, M11): one thread, one poller, non-blocking
+//! sockets, every connection driven by [`Conn::drive`].
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -14,11 +15,12 @@ use slab::Slab;
 use crate::conn::{Conn, Drive, Wants};
 use crate::net::{classify_accept_error, AcceptFailure, ACCEPT_BACKOFF};
 use crate::poller::{Event, Poller};
+use crate::work_pool::PoolLink;
 use crate::{stop, Shared, Stats};
 
 /// Token of the listener.
 pub const LISTENER: usize = usize::MAX;
-/// Token of the waker that announces handed-over connections.
+/// Token of the waker that announces handed-over connections and pool answers.
 pub const WAKER: usize = usize::MAX - 1;
 
 /// Where a loop's connections come from.
@@ -33,22 +35,19 @@ pub struct EventLoop<P: Poller> {
     poller: P,
     source: Source,
     conns: Slab<Conn>,
+    /// This thread's read buffer, shared by all its connections.
     buf: Box<[u8]>,
     shared: Shared,
     accept_paused_until: Option<Instant>,
+    /// Where requests are answered when this loop does not answer them itself.
+    pool: Option<PoolLink>,
+    next_id: u64,
 }
 
 impl<P: Poller> EventLoop<P> {
     pub fn new(mut poller: P, source: Source, shared: Shared) -> io::Result<Self> {
         if let Source::Listener(listener) = &source {
-            poller.register(
-                listener.as_raw_fd(),
-                LISTENER,
-                Wants {
-                    read: true,
-                    write: false,
-                },
-            )?;
+            poller.register(listener.as_raw_fd(), LISTENER, Wants { read: true, write: false })?;
         }
         Ok(EventLoop {
             poller,
@@ -57,16 +56,22 @@ impl<P: Poller> EventLoop<P> {
             buf: vec![0; READ_BUF_SIZE].into_boxed_slice(),
             shared,
             accept_paused_until: None,
+            pool: None,
+            next_id: 0,
         })
+    }
+
+    /// Hand every framed request to a worker pool instead of answering inline.
+    pub fn with_pool(mut self, pool: Option<PoolLink>) -> Self {
+        self.pool = pool;
+        self
     }
 
     /// Run until a stop is requested.
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Vec::with_capacity(1024);
         while !stop::requested() {
-            let timeout = self
-                .accept_paused_until
-                .map(|t| t.saturating_duration_since(Instant::now()));
+            let timeout = self.accept_paused_until.map(|t| t.saturating_duration_since(Instant::now()));
             events.clear();
             match self.poller.wait(&mut events, timeout) {
                 Ok(()) => {}
@@ -81,15 +86,14 @@ impl<P: Poller> EventLoop<P> {
                             self.accept_all()?;
                         }
                     }
-                    WAKER => self.take_handoffs(),
+                    WAKER => {
+                        self.take_handoffs();
+                        self.take_answers();
+                    }
                     key => self.ready(key),
                 }
             }
-            if self
-                .accept_paused_until
-                .is_some_and(|t| Instant::now() >= t)
-            {
-                self.accept_paused_until = None;
+            if self.accept_paused_until.is_some_and(|t| Instant::now() >= t) {
                 self.accept_all()?;
             }
         }
@@ -97,11 +101,17 @@ impl<P: Poller> EventLoop<P> {
     }
 
     fn accept_all(&mut self) -> io::Result<()> {
-        let Source::Listener(listener) = &self.source else {
-            return Ok(());
-        };
+        let Source::Listener(listener) = &self.source else { return Ok(()) };
         let mut accepted = Vec::new();
-        self.accept_paused_until = accept_ready(listener, self.shared.stats, |s| accepted.push(s))?;
+        let paused = accept_ready(listener, self.shared.stats, |s| accepted.push(s))?;
+        if !self.poller.edge_triggered() && paused.is_some() != self.accept_paused_until.is_some() {
+            // A level-triggered back end reports a listener with a non-empty
+            // backlog on every wait: unwatch it while accepting pauses, or the
+            // pause would spin.
+            let wants = Wants { read: paused.is_none(), write: false };
+            self.poller.reregister(listener.as_raw_fd(), LISTENER, wants)?;
+        }
+        self.accept_paused_until = paused;
         for stream in accepted {
             self.add(stream);
         }
@@ -109,12 +119,22 @@ impl<P: Poller> EventLoop<P> {
     }
 
     fn take_handoffs(&mut self) {
-        let Source::Handoff(rx) = &self.source else {
-            return;
-        };
+        let Source::Handoff(rx) = &self.source else { return };
         let streams: Vec<_> = rx.try_iter().collect();
         for stream in streams {
             self.add(stream);
+        }
+    }
+
+    fn take_answers(&mut self) {
+        let Some(pool) = &self.pool else { return };
+        let done: Vec<_> = pool.collect().collect();
+        for done in done {
+            match self.conns.get_mut(done.key) {
+                Some(conn) if conn.id == done.id => conn.session.finish_batch(done.answers),
+                _ => continue, // the connection died while its batch was out
+            }
+            self.ready(done.key);
         }
     }
 
@@ -122,13 +142,14 @@ impl<P: Poller> EventLoop<P> {
         let _ = stream.set_nodelay(true);
         let entry = self.conns.vacant_entry();
         let key = entry.key();
-        let wants = Wants {
-            read: true,
-            write: self.poller.edge_triggered(),
-        };
+        let wants = Wants { read: true, write: self.poller.edge_triggered() };
         match self.poller.register(stream.as_raw_fd(), key, wants) {
             Ok(()) => {
-                let mut conn = Conn::new(stream, Session::new(self.shared.proto, self.shared.work));
+                let (proto, work) = (self.shared.proto, self.shared.work);
+                let session =
+                    if self.pool.is_some() { Session::deferred(proto, work) } else { Session::new(proto, work) };
+                self.next_id += 1;
+                let mut conn = Conn::new(stream, session, self.next_id);
                 conn.registered = wants;
                 entry.insert(conn);
             }
@@ -139,32 +160,30 @@ impl<P: Poller> EventLoop<P> {
         }
     }
 
+    /// Drive connection `key` after readiness (or after its answers came back).
     fn ready(&mut self, key: usize) {
-        let Some(conn) = self.conns.get_mut(key) else {
-            return;
+        let Some(conn) = self.conns.get_mut(key) else { return };
+        let wants = match conn.drive(&mut self.buf) {
+            Drive::Closed => return self.close(key),
+            Drive::Wait(wants) => wants,
         };
-        match conn.drive(&mut self.buf) {
-            Drive::Closed => {
-                let conn = self.conns.remove(key);
-                self.poller.forget(conn.stream.as_raw_fd(), key);
-                conn.finish(&self.shared.stats);
-            }
-            Drive::Wait(wants) => {
-                if !self.poller.edge_triggered() && wants != conn.registered {
-                    if self
-                        .poller
-                        .reregister(conn.stream.as_raw_fd(), key, wants)
-                        .is_ok()
-                    {
-                        conn.registered = wants;
-                    } else {
-                        let conn = self.conns.remove(key);
-                        self.poller.forget(conn.stream.as_raw_fd(), key);
-                        conn.finish(&self.shared.stats);
-                    }
-                }
+        if let Some(pool) = &self.pool {
+            if let Some(batch) = conn.session.take_batch() {
+                pool.submit(key, conn.id, batch);
             }
         }
+        if !self.poller.edge_triggered() && wants != conn.registered {
+            if self.poller.reregister(conn.stream.as_raw_fd(), key, wants).is_err() {
+                return self.close(key);
+            }
+            conn.registered = wants;
+        }
+    }
+
+    fn close(&mut self, key: usize) {
+        let conn = self.conns.remove(key);
+        self.poller.forget(conn.stream.as_raw_fd(), key);
+        conn.finish(&self.shared.stats);
     }
 }
 

@@ -16,6 +16,7 @@
 //! - [`blocking`]: serve one connection to the end with blocking calls.
 //! - [`conn`], [`poller`], [`event_loop`]: the non-blocking connection, the
 //!   readiness back ends, and the reactor loop built from them.
+//! - [`work_pool`]: the worker pool of the reactor + pool models.
 //! - [`models`]: one file per model, each a few dozen to a few hundred lines.
 
 pub mod blocking;
@@ -29,6 +30,7 @@ pub mod net;
 pub mod poller;
 pub mod stats;
 pub mod stop;
+pub mod work_pool;
 
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener};
@@ -46,15 +48,9 @@ pub enum ServeError {
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Listen { addr: SocketAddr, source: std::io::Error },
     #[error("{what}: {source}")]
-    Io {
-        what: &'static str,
-        source: std::io::Error,
-    },
+    Io { what: &'static str, source: std::io::Error },
     #[error("model {model} cannot run here: {reason}")]
     Unsupported { model: Model, reason: String },
 }
@@ -83,23 +79,14 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new(config: Config, nofile: u64) -> Ctx {
-        let shared = Shared {
-            proto: config.proto,
-            work: config.work,
-            stats: Stats::shared(),
-        };
-        Ctx {
-            config,
-            shared,
-            nofile,
-        }
+        let shared = Shared { proto: config.proto, work: config.work, stats: Stats::shared() };
+        Ctx { config, shared, nofile }
     }
 
     /// Bind the configured address and listen, watched for stop requests.
     pub fn listen(&self) -> Result<TcpListener, ServeError> {
         let addr = self.config.addr;
-        let listener =
-            net::listen(addr, false).map_err(|source| ServeError::Listen { addr, source })?;
+        let listener = net::listen(addr, false).map_err(|source| ServeError::Listen { addr, source })?;
         stop::watch_listener(listener.as_raw_fd()).map_err(ServeError::io("watch listener"))?;
         Ok(listener)
     }
@@ -122,9 +109,7 @@ impl Ctx {
 
     /// The local address of `listener`.
     pub fn local_addr(listener: &TcpListener) -> Result<SocketAddr, ServeError> {
-        listener
-            .local_addr()
-            .map_err(ServeError::io("listener address"))
+        listener.local_addr().map_err(ServeError::io("listener address"))
     }
 }
 
@@ -132,15 +117,9 @@ impl Ctx {
 pub fn warn_rate_limited(message: &str) {
     static LAST: AtomicU64 = AtomicU64::new(0);
     static SKIPPED: AtomicU64 = AtomicU64::new(0);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let last = LAST.load(Ordering::Relaxed);
-    if now != last
-        && LAST
-            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-    {
+    if now != last && LAST.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
         let skipped = SKIPPED.swap(0, Ordering::Relaxed);
         if skipped > 0 {
             eprintln!("c10k serve: warning: {message} ({skipped} similar warnings skipped)");

@@ -9,6 +9,7 @@
 //! request handling (claim C4) and every core runs a loop; a slow handler still
 //! stalls the other connections of its own sub-reactor.
 
+use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
@@ -18,29 +19,34 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::event_loop::{accept_ready, EventLoop, Source, WAKER};
 use crate::poller::MioPoller;
-use crate::{stop, Ctx, ServeError, Shared, Stats};
+use crate::{stop, work_pool, Ctx, ServeError, Stats};
+
+pub fn run(ctx: &Ctx) -> Result<(), ServeError> {
+    serve(ctx, None)
+}
 
 /// A sub-reactor as the acceptor sees it.
-pub(crate) struct Sub {
+struct Sub {
     tx: Sender<TcpStream>,
-    waker: Waker,
+    waker: Arc<Waker>,
     handed: bool,
 }
 
-pub fn run(ctx: &Ctx) -> Result<(), ServeError> {
+/// The multi-reactor, with its sub-reactors handing requests to a pool of
+/// `pool_workers` threads when given (M11).
+pub(crate) fn serve(ctx: &Ctx, pool_workers: Option<usize>) -> Result<(), ServeError> {
     let std_listener = ctx.listen()?;
-    std_listener
-        .set_nonblocking(true)
-        .map_err(ServeError::io("non-blocking listener"))?;
+    std_listener.set_nonblocking(true).map_err(ServeError::io("non-blocking listener"))?;
     let addr = Ctx::local_addr(&std_listener)?;
     let mut listener = TcpListener::from_std(std_listener);
-    let (mut subs, handles) = spawn_subs(ctx.config.threads, ctx.shared)?;
+    let (subs, handles) = spawn_subs(ctx, pool_workers)?;
 
     let mut poll = Poll::new().map_err(ServeError::io("create epoll instance"))?;
     poll.registry()
         .register(&mut listener, Token(0), Interest::READABLE)
         .map_err(ServeError::io("register listener"))?;
     ctx.ready(addr);
+    let mut subs = subs;
     let result = accept_and_hand_off(&mut poll, &listener, &mut subs, ctx.shared.stats);
     // Wake every sub-reactor so it sees the stop. The wakers stay alive until the
     // threads are joined: closing an eventfd would drop its pending wake-up.
@@ -53,33 +59,39 @@ pub fn run(ctx: &Ctx) -> Result<(), ServeError> {
     result
 }
 
-pub(crate) fn spawn_subs(
-    threads: usize,
-    shared: Shared,
-) -> Result<(Vec<Sub>, Vec<thread::JoinHandle<()>>), ServeError> {
+fn spawn_subs(ctx: &Ctx, pool_workers: Option<usize>) -> Result<(Vec<Sub>, Vec<thread::JoinHandle<()>>), ServeError> {
+    let threads = ctx.config.threads;
+    let mut pollers = Vec::with_capacity(threads);
+    let mut wakers = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        let poller = MioPoller::new().map_err(ServeError::io("create epoll instance"))?;
+        wakers.push(Arc::new(poller.waker(WAKER).map_err(ServeError::io("create waker"))?));
+        pollers.push(poller);
+    }
+    let mut links: Vec<_> = match pool_workers {
+        Some(workers) => work_pool::start(workers, ctx.shared.work, &wakers)
+            .map_err(ServeError::io("spawn pool worker"))?
+            .into_iter()
+            .map(Some)
+            .collect(),
+        None => (0..threads).map(|_| None).collect(),
+    };
     let mut subs = Vec::with_capacity(threads);
     let mut handles = Vec::with_capacity(threads);
-    for i in 0..threads {
-        let poller = MioPoller::new().map_err(ServeError::io("create epoll instance"))?;
-        let waker = poller
-            .waker(WAKER)
-            .map_err(ServeError::io("create waker"))?;
+    for (i, (poller, waker)) in pollers.into_iter().zip(wakers).enumerate() {
         let (tx, rx) = unbounded();
+        let link = links[i].take();
+        let shared = ctx.shared;
         let handle = thread::Builder::new()
             .name(format!("sub-reactor-{i}"))
             .spawn(move || {
-                let outcome =
-                    EventLoop::new(poller, Source::Handoff(rx), shared).and_then(|mut l| l.run());
+                let outcome = EventLoop::new(poller, Source::Handoff(rx), shared).and_then(|l| l.with_pool(link).run());
                 if let Err(e) = outcome {
                     eprintln!("c10k serve: sub-reactor {i} failed: {e}");
                 }
             })
             .map_err(ServeError::io("spawn sub-reactor"))?;
-        subs.push(Sub {
-            tx,
-            waker,
-            handed: false,
-        });
+        subs.push(Sub { tx, waker, handed: false });
         handles.push(handle);
     }
     Ok((subs, handles))
@@ -99,12 +111,7 @@ fn accept_and_hand_off(
         match poll.poll(&mut events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                return Err(ServeError::Io {
-                    what: "main reactor poll",
-                    source: e,
-                })
-            }
+            Err(e) => return Err(ServeError::Io { what: "main reactor poll", source: e }),
         }
         if !events.is_empty() {
             Stats::add(&stats.listener_wakeups, 1);
@@ -120,10 +127,7 @@ fn accept_and_hand_off(
                 sub.handed = true;
             }
         })
-        .map_err(|e| ServeError::Io {
-            what: "accept",
-            source: e,
-        })?;
+        .map_err(|e| ServeError::Io { what: "accept", source: e })?;
         for sub in subs.iter_mut().filter(|s| s.handed) {
             sub.handed = false;
             let _ = sub.waker.wake();

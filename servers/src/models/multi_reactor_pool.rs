@@ -1,13 +1,16 @@
-//! Placeholder while the model is being written.
+//! M11, multi-reactor + worker pool (004 §5.10): the multi-reactor (M9) whose
+//! sub-reactors, instead of answering requests themselves, hand each
+//! connection's framed requests to one pool of `--workers` threads shared by
+//! all sub-reactors, and write the answers the pool posts back.
+//!
+//! I/O is spread over `--threads` loops and slow handlers (`--cpu-us`,
+//! `--block-us`) occupy pool threads instead of stalling a loop: the most
+//! flexible of the designs, and the one with the most hand-offs per request
+//! (acceptor -> sub-reactor once per connection; sub-reactor -> pool -> sub-reactor
+//! for every batch of requests).
 
-use crate::{Ctx, Model, ServeError};
+use crate::{Ctx, ServeError};
 
 pub fn run(ctx: &Ctx) -> Result<(), ServeError> {
-    Err(ServeError::Unsupported {
-        model: ctx.config.model,
-        reason: "not built yet".into(),
-    })
+    super::multi_reactor::serve(ctx, Some(ctx.config.workers))
 }
-
-#[allow(dead_code)]
-const _MODEL: Model = Model::Iterative;

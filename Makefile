@@ -1,0 +1,57 @@
+# c10k: the README's commands. `make test` needs only the Rust toolchain.
+CARGO ?= cargo
+RELEASE_BIN := target/release/c10k
+HOST := $(shell hostname -s 2>/dev/null || echo host)
+DATE := $(shell date +%Y-%m-%d)
+OUT ?= results/$(DATE)-$(HOST)
+
+.PHONY: all build release test lint fmt bench bench-quick bench-full report interop compare-wrk clean
+
+all: build
+
+build:
+	$(CARGO) build --workspace
+
+release:
+	$(CARGO) build --release --workspace
+
+## The test command: unit tests, the shared scenario table over every model, load generator and bench tests.
+test:
+	$(CARGO) test --workspace
+
+## Formatting and lints, as CI checks them.
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## The main job: every model through the standard matrix (~20 min on 2 cores), then REPORT.md.
+bench: release
+	$(RELEASE_BIN) bench --profile standard --out $(OUT)
+	$(RELEASE_BIN) report $(OUT) --report REPORT.md
+
+## The same in about two minutes (results/quick-*, not committed).
+bench-quick: release
+	$(RELEASE_BIN) bench --profile quick --out results/quick-$(DATE)-$(HOST)
+	$(RELEASE_BIN) report results/quick-$(DATE)-$(HOST) --report results/quick-$(DATE)-$(HOST)/REPORT.md
+
+bench-full: release
+	$(RELEASE_BIN) bench --profile full --out $(OUT)-full
+	$(RELEASE_BIN) report $(OUT)-full --report REPORT.md
+
+## Regenerate plots and REPORT.md from the newest committed results folder.
+report: release
+	$(RELEASE_BIN) report $$(ls -d results/20*/ | sort | tail -n 1) --report REPORT.md
+
+## Real outside clients (wrk, h2load, ab) against every model; needs the Debian packages.
+interop: release
+	scripts/interop.sh $(RELEASE_BIN)
+
+## c10k load against wrk, both driving nginx (needs wrk and nginx-light).
+compare-wrk: release
+	C10K_BIN=$(RELEASE_BIN) scripts/compare-wrk.sh
+
+clean:
+	$(CARGO) clean
