@@ -10,11 +10,9 @@ use crate::{models, net, stop, Backend, Config, Ctx, Knobs, Model, ServeError, S
 
 /// Arguments of `c10k serve`.
 #[derive(clap::Args, Debug, Clone)]
-#[command(
-    after_help = "On start-up the server prints one line on stdout once it accepts connections:\n  \
+#[command(after_help = "On start-up the server prints one line on stdout once it accepts connections:\n  \
     listening 127.0.0.1:PORT model=NAME proto=http pid=N nofile=N [knobs...]\n\
-    and on SIGINT/SIGTERM one line `stats {json}` with its counters before it exits."
-)]
+    and on SIGINT/SIGTERM one line `stats {json}` with its counters before it exits.")]
 pub struct ServeArgs {
     /// The concurrency model (see `c10k models`).
     #[arg(long, value_enum)]
@@ -74,13 +72,7 @@ impl ServeArgs {
             trigger: self.trigger,
             shared_listener: self.shared_listener,
         };
-        Config::new(
-            self.model,
-            self.proto,
-            self.addr,
-            Work::from_micros(self.cpu_us, self.block_us),
-            knobs,
-        )
+        Config::new(self.model, self.proto, self.addr, Work::from_micros(self.cpu_us, self.block_us), knobs)
     }
 }
 
@@ -92,8 +84,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, ServeError> {
     let ctx = Ctx::new(config, nofile);
     models::run(&ctx)?;
     let snapshot = Stats::shared().snapshot();
-    let json =
-        serde_json::to_string(&snapshot).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    let json = serde_json::to_string(&snapshot).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "stats {json}");
     let _ = out.flush();
@@ -105,12 +96,6 @@ pub fn print_models() {
     println!("{:<19} {:<4} {:<44} trade-off", "model", "id", "knobs");
     for model in Model::ALL {
         let knobs: Vec<_> = model.knobs().iter().map(|k| k.flag()).collect();
-        println!(
-            "{:<19} {:<4} {:<44} {}",
-            model.name(),
-            model.id(),
-            knobs.join(" "),
-            model.tradeoff()
-        );
+        println!("{:<19} {:<4} {:<44} {}", model.name(), model.id(), knobs.join(" "), model.tradeoff());
     }
 }

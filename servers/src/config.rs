@@ -9,9 +9,7 @@ use proto::{Proto, Work};
 use crate::{Model, ServeError};
 
 /// The readiness back end of the single reactor.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     Epoll,
@@ -20,9 +18,7 @@ pub enum Backend {
 }
 
 /// Edge- or level-triggered epoll.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Trigger {
     Edge,
@@ -122,13 +118,7 @@ pub struct Knobs {
 
 impl Config {
     /// Validate `knobs` against `model` and fill in defaults.
-    pub fn new(
-        model: Model,
-        proto: Proto,
-        addr: SocketAddr,
-        work: Work,
-        knobs: Knobs,
-    ) -> Result<Config, ServeError> {
+    pub fn new(model: Model, proto: Proto, addr: SocketAddr, work: Work, knobs: Knobs) -> Result<Config, ServeError> {
         let given = [
             (Knob::Threads, knobs.threads.is_some()),
             (Knob::Workers, knobs.workers.is_some()),
@@ -143,11 +133,7 @@ impl Config {
         for (knob, present) in given {
             if present && !model.knobs().contains(&knob) {
                 let takes: Vec<_> = model.knobs().iter().map(|k| k.flag()).collect();
-                let takes = if takes.is_empty() {
-                    "none".to_string()
-                } else {
-                    takes.join(", ")
-                };
+                let takes = if takes.is_empty() { "none".to_string() } else { takes.join(", ") };
                 return Err(ServeError::Config(format!(
                     "{} does not apply to --model {model} (it takes: {takes})",
                     knob.flag()
@@ -173,19 +159,13 @@ impl Config {
                 format!("{backend:?}").to_lowercase()
             )));
         }
-        if knobs.threads_per_proc.is_none()
-            && knobs.thread_stack_kib.is_some()
-            && model == Model::Prefork
-        {
-            return Err(ServeError::Config(
-                "--thread-stack-kib applies to prefork with --threads-per-proc".into(),
-            ));
+        if knobs.threads_per_proc.is_none() && knobs.thread_stack_kib.is_some() && model == Model::Prefork {
+            return Err(ServeError::Config("--thread-stack-kib applies to prefork with --threads-per-proc".into()));
         }
         let thread_stack = match knobs.thread_stack_kib {
-            Some(kib) => Some(
-                kib.checked_mul(1024)
-                    .ok_or_else(|| ServeError::Config("--thread-stack-kib too large".into()))?,
-            ),
+            Some(kib) => {
+                Some(kib.checked_mul(1024).ok_or_else(|| ServeError::Config("--thread-stack-kib too large".into()))?)
+            }
             None => None,
         };
         Ok(Config {
@@ -208,8 +188,7 @@ impl Config {
     /// A default configuration for `model` (tests, examples).
     pub fn for_model(model: Model, proto: Proto) -> Config {
         let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-        Config::new(model, proto, addr, Work::default(), Knobs::default())
-            .expect("defaults are valid")
+        Config::new(model, proto, addr, Work::default(), Knobs::default()).expect("defaults are valid")
     }
 
     /// The model's resolved knobs as `key=value` pairs, for the ready line.
@@ -220,36 +199,19 @@ impl Config {
                 Knob::Threads => write!(out, " threads={}", self.threads),
                 Knob::Workers => write!(out, " workers={}", self.workers),
                 Knob::Queue => write!(out, " queue={}", self.queue),
-                Knob::ThreadStack => write!(
-                    out,
-                    " stack_kib={}",
-                    self.thread_stack
-                        .map_or_else(default_stack_kib, |b| b / 1024)
-                ),
+                Knob::ThreadStack => {
+                    write!(out, " stack_kib={}", self.thread_stack.map_or_else(default_stack_kib, |b| b / 1024))
+                }
                 Knob::Procs => write!(out, " procs={}", self.procs),
                 Knob::ThreadsPerProc => write!(out, " threads_per_proc={}", self.threads_per_proc),
-                Knob::Backend => write!(
-                    out,
-                    " backend={}",
-                    format!("{:?}", self.backend).to_lowercase()
-                ),
+                Knob::Backend => write!(out, " backend={}", format!("{:?}", self.backend).to_lowercase()),
                 Knob::Trigger if self.backend == Backend::Epoll => {
-                    write!(
-                        out,
-                        " trigger={}",
-                        format!("{:?}", self.trigger).to_lowercase()
-                    )
+                    write!(out, " trigger={}", format!("{:?}", self.trigger).to_lowercase())
                 }
                 Knob::Trigger => Ok(()),
-                Knob::SharedListener => write!(
-                    out,
-                    " listener={}",
-                    if self.shared_listener {
-                        "shared"
-                    } else {
-                        "reuseport"
-                    }
-                ),
+                Knob::SharedListener => {
+                    write!(out, " listener={}", if self.shared_listener { "shared" } else { "reuseport" })
+                }
             };
         }
         if !self.work.cpu.is_zero() {
@@ -264,10 +226,7 @@ impl Config {
 
 /// Rust's default spawned-thread stack (2 MiB unless `RUST_MIN_STACK` says otherwise), in KiB.
 fn default_stack_kib() -> usize {
-    std::env::var("RUST_MIN_STACK")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .map_or(2048, |b| b / 1024)
+    std::env::var("RUST_MIN_STACK").ok().and_then(|v| v.parse::<usize>().ok()).map_or(2048, |b| b / 1024)
 }
 
 #[cfg(test)]
@@ -275,75 +234,30 @@ mod tests {
     use super::*;
 
     fn config(model: Model, knobs: Knobs) -> Result<Config, ServeError> {
-        Config::new(
-            model,
-            Proto::Http,
-            "127.0.0.1:0".parse().unwrap(),
-            Work::default(),
-            knobs,
-        )
+        Config::new(model, Proto::Http, "127.0.0.1:0".parse().unwrap(), Work::default(), knobs)
     }
 
     #[test]
     fn inapplicable_knob_is_refused() {
-        let err = config(
-            Model::Thread,
-            Knobs {
-                workers: Some(4),
-                ..Knobs::default()
-            },
-        )
-        .unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("--workers does not apply to --model thread"),
-            "{err}"
-        );
-        let err = config(
-            Model::Iterative,
-            Knobs {
-                threads: Some(2),
-                ..Knobs::default()
-            },
-        )
-        .unwrap_err();
+        let err = config(Model::Thread, Knobs { workers: Some(4), ..Knobs::default() }).unwrap_err();
+        assert!(err.to_string().contains("--workers does not apply to --model thread"), "{err}");
+        let err = config(Model::Iterative, Knobs { threads: Some(2), ..Knobs::default() }).unwrap_err();
         assert!(err.to_string().contains("it takes: none"), "{err}");
     }
 
     #[test]
     fn trigger_needs_epoll() {
-        let knobs = Knobs {
-            backend: Some(Backend::Poll),
-            trigger: Some(Trigger::Level),
-            ..Knobs::default()
-        };
+        let knobs = Knobs { backend: Some(Backend::Poll), trigger: Some(Trigger::Level), ..Knobs::default() };
         assert!(config(Model::Reactor, knobs).is_err());
-        let knobs = Knobs {
-            trigger: Some(Trigger::Level),
-            ..Knobs::default()
-        };
-        assert_eq!(
-            config(Model::Reactor, knobs).unwrap().trigger,
-            Trigger::Level
-        );
+        let knobs = Knobs { trigger: Some(Trigger::Level), ..Knobs::default() };
+        assert_eq!(config(Model::Reactor, knobs).unwrap().trigger, Trigger::Level);
     }
 
     #[test]
     fn zero_is_refused_and_defaults_fill_in() {
-        assert!(config(
-            Model::Pool,
-            Knobs {
-                workers: Some(0),
-                ..Knobs::default()
-            }
-        )
-        .is_err());
+        assert!(config(Model::Pool, Knobs { workers: Some(0), ..Knobs::default() }).is_err());
         let c = config(Model::Pool, Knobs::default()).unwrap();
         assert_eq!((c.workers, c.queue), (DEFAULT_WORKERS, DEFAULT_QUEUE));
-        assert!(
-            c.describe().contains(" workers=64 queue=1024 stack_kib="),
-            "{}",
-            c.describe()
-        );
+        assert!(c.describe().contains(" workers=64 queue=1024 stack_kib="), "{}", c.describe());
     }
 }

@@ -183,7 +183,7 @@ impl<P: Poller> EventLoop<P> {
     fn close(&mut self, key: usize) {
         let conn = self.conns.remove(key);
         self.poller.forget(conn.stream.as_raw_fd(), key);
-        conn.finish(&self.shared.stats);
+        conn.finish(self.shared.stats);
     }
 }
 

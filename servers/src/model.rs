@@ -5,17 +5,7 @@ use std::fmt;
 /// A server concurrency model. Ids (`M0`..`M11`, `MN`, `AIO`, `SEL`) are those of
 /// the documents' model list (`shared/seed-claims.md`).
 #[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    clap::ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum, serde::Serialize, serde::Deserialize,
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum Model {
@@ -92,13 +82,23 @@ impl Model {
             Model::Fork => "a process per connection: full isolation, a fork and a process's memory per client",
             Model::Thread => "a thread per connection: simple blocking code, a stack and a scheduler entry per client",
             Model::Prefork => "N processes blocking in accept: no fork per client, but N connections at most at once",
-            Model::Pool => "fixed worker threads: bounded cost, but long-lived connections hold workers and others wait",
+            Model::Pool => {
+                "fixed worker threads: bounded cost, but long-lived connections hold workers and others wait"
+            }
             Model::Reactor => "one thread, epoll: cheap idle connections, but any slow handler stalls every connection",
-            Model::ReactorPool => "one I/O thread hands requests to a pool: slow handlers tolerated, two hand-offs per request",
-            Model::MultiReactor => "a reactor per core behind an acceptor: uses every core, a slow handler stalls its share",
-            Model::Reuseport => "a reactor per process on SO_REUSEPORT (Nginx): kernel balances accepts, no shared state",
+            Model::ReactorPool => {
+                "one I/O thread hands requests to a pool: slow handlers tolerated, two hand-offs per request"
+            }
+            Model::MultiReactor => {
+                "a reactor per core behind an acceptor: uses every core, a slow handler stalls its share"
+            }
+            Model::Reuseport => {
+                "a reactor per process on SO_REUSEPORT (Nginx): kernel balances accepts, no shared state"
+            }
             Model::MultiReactorPool => "reactors per core plus a work pool: most flexible, most hand-offs",
-            Model::Tokio => "M:N tasks over epoll (tokio): blocking-style code at reactor cost, a blocking call stalls a worker",
+            Model::Tokio => {
+                "M:N tasks over epoll (tokio): blocking-style code at reactor cost, a blocking call stalls a worker"
+            }
             Model::Uring => "io_uring completions: accept, recv and send submitted in batches, fewer syscalls",
         }
     }

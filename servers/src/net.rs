@@ -39,11 +39,7 @@ pub fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
 /// A socket bound to `addr` but not listening: reserves a port (port 0 picks
 /// one) that SO_REUSEPORT listeners in other processes then share.
 pub fn bound_socket(addr: SocketAddr, reuse_port: bool) -> io::Result<Socket> {
-    let socket = Socket::new(
-        Domain::for_address(addr),
-        Type::STREAM.cloexec(),
-        Some(Protocol::TCP),
-    )?;
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     if reuse_port {
         socket.set_reuse_port(true)?;
@@ -77,12 +73,8 @@ pub fn classify_accept_error(err: &io::Error) -> AcceptFailure {
         return AcceptFailure::WouldBlock;
     }
     match err.raw_os_error() {
-        Some(libc::EINTR | libc::ECONNABORTED | libc::EPROTO | libc::EPERM | libc::ECONNRESET) => {
-            AcceptFailure::Retry
-        }
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
-            AcceptFailure::Exhausted
-        }
+        Some(libc::EINTR | libc::ECONNABORTED | libc::EPROTO | libc::EPERM | libc::ECONNRESET) => AcceptFailure::Retry,
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => AcceptFailure::Exhausted,
         _ if crate::stop::requested() => AcceptFailure::Fatal,
         Some(libc::EAGAIN) => AcceptFailure::WouldBlock,
         _ => AcceptFailure::Fatal,

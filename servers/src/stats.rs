@@ -61,8 +61,7 @@ impl Stats {
     /// The process-wide counters, in memory that survives `fork` as shared.
     /// Call it before forking so parent and children see the same page.
     pub fn shared() -> &'static Stats {
-        let mapping =
-            SHARED.get_or_init(|| Mapping(map_shared().unwrap_or_else(|| leak_private())));
+        let mapping = SHARED.get_or_init(|| Mapping(map_shared().unwrap_or_else(leak_private)));
         // SAFETY: the pointer comes from a mapping (or allocation) that lives for
         // the rest of the process and holds a valid, zero-initialised `Stats`.
         unsafe { mapping.0.as_ref() }

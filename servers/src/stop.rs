@@ -16,9 +16,10 @@ use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
-const MAX_LISTENERS: usize = 64;
-const NO_FD: AtomicI32 = AtomicI32::new(-1);
-static LISTENERS: [AtomicI32; MAX_LISTENERS] = [NO_FD; MAX_LISTENERS];
+/// Listeners one process can have shut down on a stop (one per event-loop
+/// thread at most in any model).
+const MAX_LISTENERS: usize = 1024;
+static LISTENERS: [AtomicI32; MAX_LISTENERS] = [const { AtomicI32::new(-1) }; MAX_LISTENERS];
 
 /// Has a stop been requested?
 pub fn requested() -> bool {
@@ -41,14 +42,9 @@ pub fn request() {
 
 /// Shut `fd` down when a stop is requested (and at once if one already was).
 pub fn watch_listener(fd: RawFd) -> io::Result<()> {
-    let stored = LISTENERS.iter().any(|s| {
-        s.compare_exchange(-1, fd, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    });
+    let stored = LISTENERS.iter().any(|s| s.compare_exchange(-1, fd, Ordering::AcqRel, Ordering::Acquire).is_ok());
     if !stored {
-        return Err(io::Error::other(format!(
-            "more than {MAX_LISTENERS} listeners to watch"
-        )));
+        return Err(io::Error::other(format!("more than {MAX_LISTENERS} listeners to watch")));
     }
     if requested() {
         request();
@@ -70,11 +66,7 @@ extern "C" fn on_signal(_: libc::c_int) {
 /// Install the SIGINT/SIGTERM handler (without `SA_RESTART`, so blocking calls
 /// return `EINTR` on the thread that takes the signal).
 pub fn install_handlers() -> io::Result<()> {
-    let action = SigAction::new(
-        SigHandler::Handler(on_signal),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
+    let action = SigAction::new(SigHandler::Handler(on_signal), SaFlags::empty(), SigSet::empty());
     for sig in [Signal::SIGINT, Signal::SIGTERM] {
         // SAFETY: the handler only touches atomics and calls shutdown(2), both
         // async-signal-safe.
@@ -91,10 +83,6 @@ pub fn reset_in_child() {
         // SAFETY: restoring the default disposition installs no handler.
         let _ = unsafe { signal::sigaction(sig, &default) };
     }
-    let _ = signal::sigprocmask(
-        signal::SigmaskHow::SIG_SETMASK,
-        Some(&SigSet::empty()),
-        None,
-    );
+    let _ = signal::sigprocmask(signal::SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     forget_listeners();
 }

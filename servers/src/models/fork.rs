@@ -27,13 +27,10 @@ use crate::{blocking, stop, Ctx, ServeError, Shared, Stats};
 
 pub fn run(ctx: &Ctx) -> Result<(), ServeError> {
     let listener = ctx.listen()?;
-    listener
-        .set_nonblocking(true)
-        .map_err(ServeError::io("non-blocking listener"))?;
+    listener.set_nonblocking(true).map_err(ServeError::io("non-blocking listener"))?;
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
-    mask.thread_block()
-        .map_err(|e| ServeError::io("block SIGCHLD")(e.into()))?;
+    mask.thread_block().map_err(|e| ServeError::io("block SIGCHLD")(e.into()))?;
     let sigchld = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
         .map_err(|e| ServeError::io("signalfd")(e.into()))?;
     ctx.ready(Ctx::local_addr(&listener)?);
@@ -43,10 +40,8 @@ pub fn run(ctx: &Ctx) -> Result<(), ServeError> {
         if stop::requested() {
             break Ok(());
         }
-        let mut fds = [
-            PollFd::new(listener.as_fd(), PollFlags::POLLIN),
-            PollFd::new(sigchld.as_fd(), PollFlags::POLLIN),
-        ];
+        let mut fds =
+            [PollFd::new(listener.as_fd(), PollFlags::POLLIN), PollFd::new(sigchld.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
@@ -62,13 +57,7 @@ pub fn run(ctx: &Ctx) -> Result<(), ServeError> {
             match listener.accept() {
                 Ok((stream, _)) => {
                     Stats::add(&ctx.shared.stats.accepted, 1);
-                    spawn_child(
-                        stream,
-                        &listener,
-                        sigchld.as_fd().as_raw_fd(),
-                        ctx.shared,
-                        &mut live,
-                    );
+                    spawn_child(stream, &listener, sigchld.as_fd().as_raw_fd(), ctx.shared, &mut live);
                 }
                 Err(e) => match classify_accept_error(&e) {
                     AcceptFailure::Retry | AcceptFailure::WouldBlock => {}
@@ -78,12 +67,7 @@ pub fn run(ctx: &Ctx) -> Result<(), ServeError> {
                         children::reap(&mut live);
                     }
                     AcceptFailure::Fatal if stop::requested() => break Ok(()),
-                    AcceptFailure::Fatal => {
-                        break Err(ServeError::Io {
-                            what: "accept",
-                            source: e,
-                        })
-                    }
+                    AcceptFailure::Fatal => break Err(ServeError::Io { what: "accept", source: e }),
                 },
             }
         }
@@ -92,21 +76,13 @@ pub fn run(ctx: &Ctx) -> Result<(), ServeError> {
     result
 }
 
-fn spawn_child(
-    stream: TcpStream,
-    listener: &TcpListener,
-    sigchld_fd: RawFd,
-    shared: Shared,
-    live: &mut HashSet<Pid>,
-) {
+fn spawn_child(stream: TcpStream, listener: &TcpListener, sigchld_fd: RawFd, shared: Shared, live: &mut HashSet<Pid>) {
     let parent = nix::unistd::getpid();
     // SAFETY: the parent is single-threaded (this model spawns no thread), so
     // the child inherits no lock held by another thread; the child never returns
     // from `child_main`.
     match unsafe { fork() } {
-        Ok(ForkResult::Child) => {
-            child_main(stream, &[listener.as_raw_fd(), sigchld_fd], parent, shared)
-        }
+        Ok(ForkResult::Child) => child_main(stream, &[listener.as_raw_fd(), sigchld_fd], parent, shared),
         Ok(ForkResult::Parent { child }) => {
             live.insert(child);
         }

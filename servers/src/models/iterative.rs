@@ -12,7 +12,5 @@ use crate::{blocking, Ctx, ServeError};
 pub fn run(ctx: &Ctx) -> Result<(), ServeError> {
     let listener = ctx.listen()?;
     ctx.ready(Ctx::local_addr(&listener)?);
-    super::accept_loop(&listener, ctx, |stream| {
-        blocking::serve(stream, &ctx.shared)
-    })
+    super::accept_loop(&listener, ctx, |stream| blocking::serve(stream, &ctx.shared))
 }

@@ -57,12 +57,7 @@ pub(crate) fn accept_loop(
                     std::thread::sleep(ACCEPT_BACKOFF);
                 }
                 AcceptFailure::Fatal if stop::requested() => break,
-                AcceptFailure::Fatal => {
-                    return Err(ServeError::Io {
-                        what: "accept",
-                        source: e,
-                    })
-                }
+                AcceptFailure::Fatal => return Err(ServeError::Io { what: "accept", source: e }),
             },
         }
     }

@@ -28,9 +28,7 @@ thread_local! {
 
 pub fn run(ctx: &Ctx) -> Result<(), ServeError> {
     let std_listener = ctx.listen()?;
-    std_listener
-        .set_nonblocking(true)
-        .map_err(ServeError::io("non-blocking listener"))?;
+    std_listener.set_nonblocking(true).map_err(ServeError::io("non-blocking listener"))?;
     let addr = Ctx::local_addr(&std_listener)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(ctx.config.threads)
@@ -40,8 +38,7 @@ pub fn run(ctx: &Ctx) -> Result<(), ServeError> {
         .map_err(ServeError::io("start the tokio runtime"))?;
     let shared = ctx.shared;
     let result = runtime.block_on(async move {
-        let listener =
-            TcpListener::from_std(std_listener).map_err(ServeError::io("register listener"))?;
+        let listener = TcpListener::from_std(std_listener).map_err(ServeError::io("register listener"))?;
         ctx.ready(addr);
         accept_loop(listener, shared).await
     });
@@ -63,12 +60,7 @@ async fn accept_loop(listener: TcpListener, shared: Shared) -> Result<(), ServeE
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                 }
                 AcceptFailure::Fatal if stop::requested() => break,
-                AcceptFailure::Fatal => {
-                    return Err(ServeError::Io {
-                        what: "accept",
-                        source: e,
-                    })
-                }
+                AcceptFailure::Fatal => return Err(ServeError::Io { what: "accept", source: e }),
             },
         }
     }

@@ -1,28 +1,34 @@
-//! A thread's provided buffers: [`COUNT`] buffers of [`READ_BUF_SIZE`] that the
-//! kernel picks from only when a recv has data, so a connection waiting for its
-//! next request owns no buffer at all.
+//! A thread's provided buffers: up to [`COUNT`] buffers of [`READ_BUF_SIZE`]
+//! that the kernel picks from only when a recv has data, so a connection
+//! waiting for its next request owns no buffer at all.
 //!
 //! Where the kernel has them (5.19), the buffers are handed over through a
 //! registered buffer ring (`IORING_REGISTER_PBUF_RING`): giving a buffer back is
 //! two stores into shared memory, no system call. Older kernels get the same
 //! buffers through `IORING_OP_PROVIDE_BUFFERS` requests instead, one per buffer
 //! given back.
+//!
+//! The pool starts with [`FIRST`] buffers and doubles each time a batch of
+//! completions found it empty (`ENOBUFS`), up to [`COUNT`]. The kernel takes
+//! buffers from a ring in order and each comes back to its tail, so every
+//! buffer handed over is soon written to: handing over only as many as the
+//! busiest batch needed keeps the resident memory to that, not to the maximum.
 
-use std::alloc::{self, Layout};
 use std::io;
+use std::num::NonZeroUsize;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicU16, Ordering};
 
 use io_uring::{opcode, squeue, IoUring};
+use nix::sys::mman::{mmap_anonymous, munmap, MapFlags, ProtFlags};
 use proto::READ_BUF_SIZE;
 
 /// The buffer group every recv of a ring selects from (one group per ring).
 pub const GROUP: u16 = 0;
-/// Buffers per thread: a power of two, as buffer rings require. Each recv
-/// completion holds one only until it is handled, within the same batch; when
-/// a batch needs more, the recvs that found none end with `ENOBUFS` and are
-/// re-armed after the batch has given its buffers back.
+/// Most buffers per thread (the ring's size: a power of two), 4 MiB.
 pub const COUNT: u16 = 256;
+/// Buffers handed over at first, 256 KiB.
+pub const FIRST: u16 = 16;
 
 /// One slot of a buffer ring, laid out as the kernel's `struct io_uring_buf`.
 /// The `resv` field of slot 0 is the ring's tail.
@@ -34,80 +40,77 @@ struct Slot {
     resv: u16,
 }
 
-const _: () =
-    assert!(std::mem::size_of::<Slot>() == std::mem::size_of::<io_uring::types::BufRingEntry>());
+const _: () = assert!(std::mem::size_of::<Slot>() == std::mem::size_of::<io_uring::types::BufRingEntry>());
+
+/// Anonymous memory: page-aligned, and resident only once written.
+struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl Mapping {
+    fn new(len: usize) -> io::Result<Mapping> {
+        let size = NonZeroUsize::new(len).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: a new private anonymous mapping aliases no existing memory.
+        let ptr =
+            unsafe { mmap_anonymous(None, size, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, MapFlags::MAP_PRIVATE) }?;
+        Ok(Mapping { ptr: ptr.cast(), len })
+    }
+
+    /// Unmap, unless `keep` (the kernel may still use the memory).
+    fn release(&mut self, keep: bool) {
+        if !keep {
+            // SAFETY: mapped in `new` with this length and not unmapped before
+            // (the caller releases each mapping once, from `Drop`).
+            let _ = unsafe { munmap(self.ptr.cast(), self.len) };
+        }
+    }
+}
 
 /// See the module documentation.
 pub struct Buffers {
     /// `COUNT * READ_BUF_SIZE` bytes; buffer `bid` starts at `bid * READ_BUF_SIZE`.
-    data: NonNull<u8>,
-    /// The registered ring of `COUNT` slots, page-aligned; `None` on kernels
-    /// that take buffers through PROVIDE_BUFFERS requests.
-    ring: Option<NonNull<Slot>>,
+    data: Mapping,
+    /// The registered ring of `COUNT` slots; `None` on kernels that take
+    /// buffers through PROVIDE_BUFFERS requests.
+    ring: Option<Mapping>,
     /// The next tail of the ring (free-running; the kernel masks it).
     tail: u16,
-    /// The kernel may still hold the memory: never free it.
+    /// Buffers `0..provided` have been handed to the kernel.
+    provided: u16,
+    /// The kernel may still hold the memory: never unmap it.
     leaked: bool,
 }
 
-fn data_layout() -> Layout {
-    // Cache-line alignment is enough for recv; large zeroed allocations come
-    // from fresh anonymous pages, so untouched buffers cost no resident memory.
-    Layout::from_size_align(COUNT as usize * READ_BUF_SIZE, 64).expect("constant layout")
-}
-
-fn ring_layout() -> Layout {
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
-    Layout::from_size_align(COUNT as usize * std::mem::size_of::<Slot>(), page)
-        .expect("page-aligned ring layout")
-}
-
 impl Buffers {
-    /// Allocate the buffers and hand them to `ring`. Returns the PROVIDE_BUFFERS
-    /// request the caller must submit when the kernel has no buffer rings.
+    /// Map the buffers and hand the first [`FIRST`] to `ring`. Returns the
+    /// PROVIDE_BUFFERS request the caller must submit when the kernel has no
+    /// buffer rings.
     pub fn new(ring: &IoUring) -> io::Result<(Buffers, Option<squeue::Entry>)> {
-        // SAFETY: the layout has a non-zero size.
-        let data = NonNull::new(unsafe { alloc::alloc_zeroed(data_layout()) })
-            .ok_or_else(|| io::Error::from(io::ErrorKind::OutOfMemory))?;
-        let mut bufs = Buffers {
-            data,
-            ring: None,
-            tail: 0,
-            leaked: false,
-        };
-        // SAFETY: the layout has a non-zero size.
-        let slots = NonNull::new(unsafe { alloc::alloc_zeroed(ring_layout()) }.cast::<Slot>())
-            .ok_or_else(|| io::Error::from(io::ErrorKind::OutOfMemory))?;
-        bufs.ring = Some(slots);
-        for bid in 0..COUNT {
-            bufs.put(bid);
-        }
-        // SAFETY: `slots` is page-aligned, holds COUNT slots, and stays allocated
-        // until `unregister` has run (or forever, if `leak` was called).
-        let registered = unsafe {
-            ring.submitter()
-                .register_buf_ring_with_flags(slots.as_ptr() as u64, COUNT, GROUP, 0)
-        };
+        let data = Mapping::new(COUNT as usize * READ_BUF_SIZE)?;
+        let slots = Mapping::new(COUNT as usize * std::mem::size_of::<Slot>())?;
+        // SAFETY: `slots` is page-aligned and holds COUNT slots; it stays mapped
+        // until the ring is unregistered (or forever, if the buffers are leaked).
+        let registered =
+            unsafe { ring.submitter().register_buf_ring_with_flags(slots.ptr.as_ptr() as u64, COUNT, GROUP, 0) };
+        let mut bufs = Buffers { data, ring: Some(slots), tail: 0, provided: 0, leaked: false };
         match registered {
-            Ok(()) => Ok((bufs, None)),
+            Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                // No buffer rings (before 5.19): provide all buffers at once.
-                bufs.ring = None;
-                // SAFETY: the slots were never registered; nothing else points to them.
-                unsafe { alloc::dealloc(slots.as_ptr().cast(), ring_layout()) };
-                let all = opcode::ProvideBuffers::new(
-                    data.as_ptr(),
-                    READ_BUF_SIZE as i32,
-                    COUNT,
-                    GROUP,
-                    0,
-                )
-                .build();
-                Ok((bufs, Some(all)))
+                // No buffer rings (before 5.19): the slots were never registered.
+                if let Some(mut slots) = bufs.ring.take() {
+                    slots.release(false);
+                }
             }
-            Err(e) => Err(e),
+            Err(e) => return Err(e),
         }
+        let first = bufs.grow();
+        Ok((bufs, first))
+    }
+
+    /// Buffers handed to the kernel so far.
+    pub fn provided(&self) -> u16 {
+        self.provided
     }
 
     /// Does the kernel take buffers through a registered ring (5.19 and later)?
@@ -115,15 +118,37 @@ impl Buffers {
         self.ring.is_some()
     }
 
+    /// Hand the kernel more buffers (as many again, up to [`COUNT`]) after it
+    /// ran out. Returns the request to submit on kernels without buffer rings.
+    pub fn grow(&mut self) -> Option<squeue::Entry> {
+        let from = self.provided;
+        let to = (from * 2).clamp(FIRST, COUNT);
+        if from == to {
+            return None;
+        }
+        self.provided = to;
+        if self.ring.is_some() {
+            for bid in from..to {
+                self.put(bid);
+            }
+            return None;
+        }
+        Some(opcode::ProvideBuffers::new(self.addr(from), READ_BUF_SIZE as i32, to - from, GROUP, from).build())
+    }
+
+    fn addr(&self, bid: u16) -> *mut u8 {
+        assert!(bid < COUNT, "buffer {bid}");
+        // SAFETY: in bounds of the data mapping for any bid < COUNT.
+        unsafe { self.data.ptr.as_ptr().add(bid as usize * READ_BUF_SIZE) }
+    }
+
     /// The first `len` bytes of buffer `bid`, just filled by a recv completion.
     pub fn filled(&self, bid: u16, len: usize) -> &[u8] {
-        assert!(bid < COUNT && len <= READ_BUF_SIZE, "buffer {bid} of {len} bytes");
-        // SAFETY: in bounds (checked above); the kernel wrote these bytes before
-        // posting the completion, and does not touch the buffer again until it
-        // is given back.
-        unsafe {
-            std::slice::from_raw_parts(self.data.as_ptr().add(bid as usize * READ_BUF_SIZE), len)
-        }
+        assert!(len <= READ_BUF_SIZE, "{len} bytes in one buffer");
+        // SAFETY: in bounds (`addr` checks the id); the kernel wrote these bytes
+        // before posting the completion, and does not touch the buffer again
+        // until it is given back.
+        unsafe { std::slice::from_raw_parts(self.addr(bid), len) }
     }
 
     /// Give buffer `bid` back to the kernel once its contents were consumed.
@@ -133,31 +158,29 @@ impl Buffers {
             self.put(bid);
             return None;
         }
-        // SAFETY (of the pointer arithmetic): in bounds for any bid < COUNT.
-        let addr = unsafe { self.data.as_ptr().add(bid as usize * READ_BUF_SIZE) };
-        Some(opcode::ProvideBuffers::new(addr, READ_BUF_SIZE as i32, 1, GROUP, bid).build())
+        Some(opcode::ProvideBuffers::new(self.addr(bid), READ_BUF_SIZE as i32, 1, GROUP, bid).build())
     }
 
     /// Write buffer `bid` into the next free slot and publish the new tail.
     fn put(&mut self, bid: u16) {
-        let Some(slots) = self.ring else { return };
-        assert!(bid < COUNT);
+        let addr = self.addr(bid) as u64;
+        let Some(slots) = &self.ring else { return };
+        let slots = slots.ptr.cast::<Slot>().as_ptr();
         let index = (self.tail & (COUNT - 1)) as usize;
         // SAFETY: `index < COUNT`; the slot lies beyond the published tail, so the
         // kernel does not read it, and only its addr/len/bid fields are written
         // (slot 0's `resv` is the tail, written only through the atomic below).
         unsafe {
-            let slot = slots.as_ptr().add(index);
-            let addr = self.data.as_ptr().add(bid as usize * READ_BUF_SIZE);
-            ptr::addr_of_mut!((*slot).addr).write(addr as u64);
+            let slot = slots.add(index);
+            ptr::addr_of_mut!((*slot).addr).write(addr);
             ptr::addr_of_mut!((*slot).len).write(READ_BUF_SIZE as u32);
             ptr::addr_of_mut!((*slot).bid).write(bid);
         }
         self.tail = self.tail.wrapping_add(1);
-        // SAFETY: slot 0's `resv` is a properly aligned u16 that lives as long as
-        // the ring; the kernel reads it with acquire semantics, and the release
+        // SAFETY: slot 0's `resv` is an aligned u16 that lives as long as the
+        // mapping; the kernel reads it with acquire semantics, and this release
         // store makes the slot written above visible before the new tail.
-        let tail = unsafe { AtomicU16::from_ptr(ptr::addr_of_mut!((*slots.as_ptr()).resv)) };
+        let tail = unsafe { AtomicU16::from_ptr(ptr::addr_of_mut!((*slots).resv)) };
         tail.store(self.tail, Ordering::Release);
     }
 
@@ -169,7 +192,7 @@ impl Buffers {
         Ok(())
     }
 
-    /// Never free the memory: the kernel may still write into it.
+    /// Never unmap the memory: the kernel may still write into it.
     pub fn leak(&mut self) {
         self.leaked = true;
     }
@@ -177,18 +200,11 @@ impl Buffers {
 
 impl Drop for Buffers {
     fn drop(&mut self) {
-        if self.leaked {
-            return;
-        }
-        // SAFETY: allocated in `new` with these layouts; the worker drops the
-        // buffers only after every recv has completed and the ring was
-        // unregistered (or after the ring itself was closed), and calls `leak`
-        // otherwise.
-        unsafe {
-            alloc::dealloc(self.data.as_ptr(), data_layout());
-            if let Some(slots) = self.ring {
-                alloc::dealloc(slots.as_ptr().cast(), ring_layout());
-            }
+        // The worker drops the buffers only once no request is in flight (it
+        // calls `leak` otherwise), after closing the ring.
+        self.data.release(self.leaked);
+        if let Some(slots) = &mut self.ring {
+            slots.release(self.leaked);
         }
     }
 }
