@@ -31,20 +31,14 @@ use crate::{Backend, Ctx, ServeError, Trigger};
 
 pub fn run(ctx: &Ctx) -> Result<(), ServeError> {
     let listener = ctx.listen()?;
-    listener
-        .set_nonblocking(true)
-        .map_err(ServeError::io("non-blocking listener"))?;
+    listener.set_nonblocking(true).map_err(ServeError::io("non-blocking listener"))?;
     match (ctx.config.backend, ctx.config.trigger) {
-        (Backend::Epoll, Trigger::Edge) => serve(
-            ctx,
-            listener,
-            MioPoller::new().map_err(ServeError::io("create epoll instance"))?,
-        ),
-        (Backend::Epoll, Trigger::Level) => serve(
-            ctx,
-            listener,
-            EpollLevel::new().map_err(ServeError::io("create epoll instance"))?,
-        ),
+        (Backend::Epoll, Trigger::Edge) => {
+            serve(ctx, listener, MioPoller::new().map_err(ServeError::io("create epoll instance"))?)
+        }
+        (Backend::Epoll, Trigger::Level) => {
+            serve(ctx, listener, EpollLevel::new().map_err(ServeError::io("create epoll instance"))?)
+        }
         (Backend::Poll, _) => serve(ctx, listener, PollPoller::new()),
         (Backend::Select, _) => serve(ctx, listener, SelectPoller::new()),
     }
@@ -53,8 +47,7 @@ pub fn run(ctx: &Ctx) -> Result<(), ServeError> {
 fn serve<P: Poller>(ctx: &Ctx, listener: TcpListener, poller: P) -> Result<(), ServeError> {
     let addr = Ctx::local_addr(&listener)?;
     let source = Source::Listener(mio::net::TcpListener::from_std(listener));
-    let mut event_loop =
-        EventLoop::new(poller, source, ctx.shared).map_err(ServeError::io("register listener"))?;
+    let mut event_loop = EventLoop::new(poller, source, ctx.shared).map_err(ServeError::io("register listener"))?;
     ctx.ready(addr);
     event_loop.run().map_err(ServeError::io("event loop"))
 }

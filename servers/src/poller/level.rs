@@ -68,10 +68,7 @@ impl EpollLevel {
             flags |= libc::EPOLLOUT;
         }
         // No EPOLLET: level-triggered. EPOLLERR and EPOLLHUP are always reported.
-        let mut event = libc::epoll_event {
-            events: flags as u32,
-            u64: token as u64,
-        };
+        let mut event = libc::epoll_event { events: flags as u32, u64: token as u64 };
         // SAFETY: `event` is a valid epoll_event that outlives the call; the kernel
         // copies it. A bad `fd` makes the call fail, it cannot corrupt memory.
         cvt(unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), op, fd, &mut event) })?;
@@ -97,17 +94,10 @@ impl Poller for EpollLevel {
         // SAFETY: the buffer holds `capacity` initialised epoll_events and the kernel
         // writes at most that many.
         let n = cvt(unsafe {
-            libc::epoll_wait(
-                self.epfd.as_raw_fd(),
-                self.events.as_mut_ptr(),
-                capacity,
-                timeout_ms(timeout),
-            )
+            libc::epoll_wait(self.epfd.as_raw_fd(), self.events.as_mut_ptr(), capacity, timeout_ms(timeout))
         })?;
         let ready = &self.events[..n as usize];
-        events.extend(ready.iter().map(|e| Event {
-            token: e.u64 as usize,
-        }));
+        events.extend(ready.iter().map(|e| Event { token: e.u64 as usize }));
         Ok(())
     }
 
@@ -130,10 +120,7 @@ mod tests {
         assert!(!poller.edge_triggered());
         let (a, mut b) = UnixStream::pair().unwrap();
         let fd = a.as_raw_fd();
-        let read = Wants {
-            read: true,
-            write: false,
-        };
+        let read = Wants { read: true, write: false };
         let mut events = Vec::new();
         let short = Some(Duration::from_millis(10));
         poller.register(fd, 5, read).unwrap();
@@ -142,15 +129,10 @@ mod tests {
         b.write_all(b"x").unwrap();
         for _ in 0..2 {
             events.clear();
-            poller
-                .wait(&mut events, Some(Duration::from_secs(1)))
-                .unwrap();
+            poller.wait(&mut events, Some(Duration::from_secs(1))).unwrap();
             assert_eq!(events, [Event { token: 5 }]);
         }
-        let write = Wants {
-            read: false,
-            write: true,
-        };
+        let write = Wants { read: false, write: true };
         poller.reregister(fd, 5, write).unwrap();
         events.clear();
         poller.wait(&mut events, short).unwrap();

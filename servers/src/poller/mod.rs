@@ -50,10 +50,7 @@ pub struct MioPoller {
 
 impl MioPoller {
     pub fn new() -> io::Result<Self> {
-        Ok(MioPoller {
-            poll: mio::Poll::new()?,
-            events: mio::Events::with_capacity(1024),
-        })
+        Ok(MioPoller { poll: mio::Poll::new()?, events: mio::Events::with_capacity(1024) })
     }
 
     /// A waker that makes [`wait`](Poller::wait) report `token`.
@@ -72,15 +69,11 @@ fn interest(wants: Wants) -> Interest {
 
 impl Poller for MioPoller {
     fn register(&mut self, fd: RawFd, token: usize, wants: Wants) -> io::Result<()> {
-        self.poll
-            .registry()
-            .register(&mut SourceFd(&fd), Token(token), interest(wants))
+        self.poll.registry().register(&mut SourceFd(&fd), Token(token), interest(wants))
     }
 
     fn reregister(&mut self, fd: RawFd, token: usize, wants: Wants) -> io::Result<()> {
-        self.poll
-            .registry()
-            .reregister(&mut SourceFd(&fd), Token(token), interest(wants))
+        self.poll.registry().reregister(&mut SourceFd(&fd), Token(token), interest(wants))
     }
 
     fn forget(&mut self, _fd: RawFd, _token: usize) {

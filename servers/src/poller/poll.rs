@@ -34,12 +34,10 @@ impl PollPoller {
     }
 
     fn position(&self, token: usize) -> io::Result<usize> {
-        self.index.get(&token).copied().ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("token {token} is not registered"),
-            )
-        })
+        self.index
+            .get(&token)
+            .copied()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("token {token} is not registered")))
     }
 }
 
@@ -58,17 +56,10 @@ fn poll_events(wants: Wants) -> libc::c_short {
 impl Poller for PollPoller {
     fn register(&mut self, fd: RawFd, token: usize, wants: Wants) -> io::Result<()> {
         if self.index.contains_key(&token) {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!("token {token} is already registered"),
-            ));
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("token {token} is already registered")));
         }
         self.index.insert(token, self.fds.len());
-        self.fds.push(libc::pollfd {
-            fd,
-            events: poll_events(wants),
-            revents: 0,
-        });
+        self.fds.push(libc::pollfd { fd, events: poll_events(wants), revents: 0 });
         self.tokens.push(token);
         Ok(())
     }
@@ -94,13 +85,8 @@ impl Poller for PollPoller {
     fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
         // SAFETY: the pointer and length describe `self.fds`, initialised pollfds
         // the kernel reads and whose `revents` it writes, within the call.
-        let ready = cvt(unsafe {
-            libc::poll(
-                self.fds.as_mut_ptr(),
-                self.fds.len() as libc::nfds_t,
-                timeout_ms(timeout),
-            )
-        })?;
+        let ready =
+            cvt(unsafe { libc::poll(self.fds.as_mut_ptr(), self.fds.len() as libc::nfds_t, timeout_ms(timeout)) })?;
         // The scan is O(n) too: poll says how many are ready, not which.
         let mut left = ready as usize;
         for (pollfd, &token) in self.fds.iter().zip(&self.tokens) {

@@ -45,21 +45,14 @@ fn slot(fd: RawFd) -> io::Result<usize> {
         Ok(i) if i < FD_SETSIZE => Ok(i),
         _ => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!(
-                "descriptor {fd} is at or above FD_SETSIZE ({FD_SETSIZE}): select(2) cannot watch it"
-            ),
+            format!("descriptor {fd} is at or above FD_SETSIZE ({FD_SETSIZE}): select(2) cannot watch it"),
         )),
     }
 }
 
 impl SelectPoller {
     pub fn new() -> Self {
-        SelectPoller {
-            read: empty_set(),
-            write: empty_set(),
-            tokens: vec![None; FD_SETSIZE],
-            max_fd: -1,
-        }
+        SelectPoller { read: empty_set(), write: empty_set(), tokens: vec![None; FD_SETSIZE], max_fd: -1 }
     }
 
     fn set(&mut self, fd: RawFd, wants: Wants) {
@@ -88,10 +81,7 @@ impl Poller for SelectPoller {
     fn register(&mut self, fd: RawFd, token: usize, wants: Wants) -> io::Result<()> {
         let i = slot(fd)?;
         if self.tokens[i].is_some() {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!("descriptor {fd} is already registered"),
-            ));
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("descriptor {fd} is already registered")));
         }
         self.tokens[i] = Some(token);
         self.set(fd, wants);
@@ -101,7 +91,12 @@ impl Poller for SelectPoller {
 
     fn reregister(&mut self, fd: RawFd, token: usize, wants: Wants) -> io::Result<()> {
         let i = slot(fd)?;
-        self.tokens[i] = Some(token);
+        if self.tokens[i] != Some(token) {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("descriptor {fd} is not registered with token {token}"),
+            ));
+        }
         self.set(fd, wants);
         Ok(())
     }
@@ -113,10 +108,7 @@ impl Poller for SelectPoller {
         self.tokens[i] = None;
         self.set(fd, Wants::default());
         if fd == self.max_fd {
-            self.max_fd = self.tokens[..i]
-                .iter()
-                .rposition(Option::is_some)
-                .map_or(-1, |j| j as RawFd);
+            self.max_fd = self.tokens[..i].iter().rposition(Option::is_some).map_or(-1, |j| j as RawFd);
         }
     }
 
@@ -132,20 +124,10 @@ impl Poller for SelectPoller {
                 tv_usec: (us % 1_000_000) as libc::suseconds_t,
             }
         });
-        let tv_ptr = tv
-            .as_mut()
-            .map_or(std::ptr::null_mut(), |tv| tv as *mut libc::timeval);
+        let tv_ptr = tv.as_mut().map_or(std::ptr::null_mut(), |tv| tv as *mut libc::timeval);
         // SAFETY: both sets are valid fd_sets owned by this frame, `max_fd + 1` does
         // not exceed FD_SETSIZE, and `tv_ptr` is null or points to a live timeval.
-        let ready = cvt(unsafe {
-            libc::select(
-                self.max_fd + 1,
-                &mut read,
-                &mut write,
-                std::ptr::null_mut(),
-                tv_ptr,
-            )
-        })?;
+        let ready = cvt(unsafe { libc::select(self.max_fd + 1, &mut read, &mut write, std::ptr::null_mut(), tv_ptr) })?;
         if ready == 0 {
             return Ok(());
         }
@@ -174,10 +156,7 @@ mod tests {
     #[test]
     fn refuses_descriptors_past_fd_setsize() {
         let mut poller = SelectPoller::new();
-        let wants = Wants {
-            read: true,
-            write: false,
-        };
+        let wants = Wants { read: true, write: false };
         let err = poller.register(FD_SETSIZE as RawFd, 7, wants).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
         assert!(err.to_string().contains("FD_SETSIZE"), "{err}");
