@@ -199,6 +199,8 @@ impl Config {
                 Knob::Threads => write!(out, " threads={}", self.threads),
                 Knob::Workers => write!(out, " workers={}", self.workers),
                 Knob::Queue => write!(out, " queue={}", self.queue),
+                // A prefork worker with one thread serves on its main thread.
+                Knob::ThreadStack if self.model == Model::Prefork && self.threads_per_proc == 1 => Ok(()),
                 Knob::ThreadStack => {
                     write!(out, " stack_kib={}", self.thread_stack.map_or_else(default_stack_kib, |b| b / 1024))
                 }
