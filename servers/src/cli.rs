@@ -29,31 +29,31 @@ pub struct ServeArgs {
     /// Sleep this many microseconds in a blocking call per request.
     #[arg(long, default_value_t = 0, value_name = "US")]
     pub block_us: u64,
-    /// Event-loop threads [multi-reactor, multi-reactor-pool, tokio, uring; default: CPUs].
+    /// Event-loop threads (multi-reactor, multi-reactor-pool, tokio, uring; default: CPUs).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
-    /// Worker threads [pool, reactor-pool, multi-reactor-pool; default: 64].
+    /// Worker threads (pool, reactor-pool, multi-reactor-pool; default: 64).
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
-    /// Connections queued for the pool's workers before the acceptor blocks [pool; default: 1024].
+    /// Connections queued for the pool's workers before the acceptor blocks (pool; default: 1024).
     #[arg(long, value_name = "N")]
     pub queue: Option<usize>,
-    /// Stack size of each spawned thread [thread, pool, prefork; default: Rust's, 2048].
+    /// Stack size of each spawned thread (thread, pool, prefork; default: Rust's, 2048).
     #[arg(long, value_name = "KIB")]
     pub thread_stack_kib: Option<usize>,
-    /// Processes [prefork, reuseport; default: CPUs].
+    /// Processes (prefork, reuseport; default: CPUs).
     #[arg(long, value_name = "N")]
     pub procs: Option<usize>,
-    /// Threads per process, each blocking in accept [prefork; default: 1].
+    /// Threads per process, each blocking in accept (prefork; default: 1).
     #[arg(long, value_name = "N")]
     pub threads_per_proc: Option<usize>,
-    /// Readiness back end [reactor; default: epoll].
+    /// Readiness back end (reactor; default: epoll).
     #[arg(long, value_enum)]
     pub backend: Option<Backend>,
-    /// epoll trigger mode [reactor with epoll; default: edge].
+    /// epoll trigger mode (reactor with epoll; default: edge).
     #[arg(long, value_enum)]
     pub trigger: Option<Trigger>,
-    /// One listener inherited by every process instead of SO_REUSEPORT [reuseport].
+    /// One listener inherited by every process instead of SO_REUSEPORT (reuseport).
     #[arg(long)]
     pub shared_listener: bool,
 }

@@ -11,6 +11,7 @@ mod prefork;
 mod reactor;
 mod reactor_pool;
 mod reuseport;
+mod supervisor;
 mod thread;
 mod tokio;
 mod uring;

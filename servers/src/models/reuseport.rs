@@ -40,7 +40,7 @@
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 
-use super::prefork::{supervise, Ready};
+use super::supervisor::{supervise, Ready};
 use crate::event_loop::{EventLoop, Source};
 use crate::poller::MioPoller;
 use crate::{net, Ctx, ServeError};
