@@ -103,7 +103,11 @@ impl Server {
         let mut child = self.child.take().expect("running");
         let started = Instant::now();
         signal(self.pid, libc::SIGTERM);
-        let status = wait_timeout(&mut child, PATIENCE).expect("server did not exit after SIGTERM");
+        let Some(status) = wait_timeout(&mut child, PATIENCE) else {
+            signal(self.pid, libc::SIGKILL);
+            let _ = child.wait();
+            panic!("server did not exit within {PATIENCE:?} of SIGTERM");
+        };
         let took = started.elapsed();
         let mut stats = HashMap::new();
         while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
