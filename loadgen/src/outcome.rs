@@ -1,0 +1,242 @@
+//! Turning a merged [`Recorder`] into the [`Report`]: distributions, rates,
+//! error summary and the client self-check. Pure: no I/O, no clock.
+
+use hdrhistogram::Histogram;
+
+use crate::clock::secs;
+use crate::config::Config;
+use crate::recorder::{ErrorKind, Recorder};
+use crate::report::*;
+
+/// A thread busier than this (CPU time over wall time) is called the bottleneck.
+pub const BUSY_THRESHOLD: f64 = 0.9;
+/// Open loop: the client is behind its schedule when the p99 of its own
+/// dispatch lag exceeds this, in microseconds.
+pub const DISPATCH_LAG_LIMIT_US: f64 = 10_000.0;
+
+fn us(ns: u64) -> f64 {
+    ns as f64 / 1_000.0
+}
+
+/// The summary figures and the full percentile list of a histogram in ns.
+pub fn distribution(h: &Histogram<u64>) -> Distribution {
+    if h.is_empty() {
+        return Distribution::default();
+    }
+    let q = |q: f64| us(h.value_at_quantile(q));
+    let mut total = 0;
+    let percentiles = h
+        .iter_quantiles(5)
+        .map(|v| {
+            total += v.count_since_last_iteration();
+            PercentilePoint {
+                percentile: v.quantile_iterated_to() * 100.0,
+                value_us: us(h.highest_equivalent(v.value_iterated_to())),
+                count: total,
+            }
+        })
+        .collect();
+    Distribution {
+        count: h.len(),
+        min_us: us(h.min()),
+        mean_us: h.mean() / 1_000.0,
+        stdev_us: h.stdev() / 1_000.0,
+        p50_us: q(0.5),
+        p90_us: q(0.9),
+        p99_us: q(0.99),
+        p999_us: q(0.999),
+        p9999_us: q(0.9999),
+        max_us: us(h.highest_equivalent(h.max())),
+        percentiles,
+    }
+}
+
+/// Where the run's clocks stood.
+#[derive(Clone, Copy, Debug)]
+pub struct Times {
+    pub epoch: u64,
+    pub started_unix_ms: u64,
+}
+
+/// Build the report of a finished run.
+pub fn build(config: &Config, env: Environment, rec: &Recorder, times: Times) -> Report {
+    let c = &rec.counts;
+    let window = secs(c.window_ns);
+    let per_sec = |n: u64| if window > 0.0 { n as f64 / window } else { 0.0 };
+    let errors = errors(rec);
+    let latency = Latencies {
+        corrected: distribution(&rec.corrected),
+        uncorrected: distribution(&rec.uncorrected),
+        connect: distribution(&rec.connect),
+        reconnect: distribution(&rec.reconnect),
+    };
+    let open_loop = config.rate.map(|target_rate| {
+        let dispatch_lag = distribution(&rec.dispatch_lag);
+        OpenLoop {
+            target_rate,
+            achieved_rate: per_sec(c.requests),
+            sent_rate: per_sec(c.sent),
+            scheduled: c.sent + c.unsent,
+            unsent: c.unsent,
+            schedule_lag: distribution(&rec.schedule_lag),
+            client_behind: dispatch_lag.p99_us > DISPATCH_LAG_LIMIT_US,
+            dispatch_lag,
+        }
+    });
+    let threads = c.threads.max(1);
+    let cpu = secs(c.cpu_user_ns + c.cpu_sys_ns);
+    let capacity = f64::from(threads) * window;
+    let client = ClientUsage {
+        threads,
+        cpu_user_s: secs(c.cpu_user_ns),
+        cpu_sys_s: secs(c.cpu_sys_ns),
+        utilisation: if capacity > 0.0 { cpu / capacity } else { 0.0 },
+        max_thread_utilisation: c.max_thread_util,
+        run_queue_wait_s: secs(c.cpu_wait_ns),
+    };
+    let reasons = self_check(&client, open_loop.as_ref(), capacity);
+    let timeline = rec
+        .seconds
+        .iter()
+        .enumerate()
+        .map(|(s, sec)| TimelineSecond {
+            second: s as u32,
+            answers: sec.answers,
+            errors: sec.errors,
+            p50_us: if sec.latency.is_empty() { 0.0 } else { us(sec.latency.value_at_quantile(0.5)) },
+            p99_us: if sec.latency.is_empty() { 0.0 } else { us(sec.latency.value_at_quantile(0.99)) },
+            open_conns: sec.open_conns,
+        })
+        .collect();
+    Report {
+        schema: SCHEMA,
+        tool: format!("c10k load {}", env!("CARGO_PKG_VERSION")),
+        started_unix_ms: times.started_unix_ms,
+        config: config.echo(),
+        env,
+        totals: Totals {
+            requests: c.requests,
+            answers_in_window: c.answers_in_window,
+            requests_sent: c.sent,
+            duration_s: window,
+            requests_per_sec: per_sec(c.answers_in_window),
+            bytes_sent: c.bytes_sent,
+            bytes_received: c.bytes_received,
+            received_bytes_per_sec: per_sec(c.bytes_received),
+        },
+        passed: errors.rate <= config.max_error_rate,
+        errors,
+        latency,
+        connections: Connections {
+            target: config.conns,
+            established: c.established,
+            all_established_s: c
+                .all_established_ns
+                .filter(|_| c.established == c.slots)
+                .map(|t| secs(t.saturating_sub(c.first_connect_ns.unwrap_or(times.epoch)))),
+            peak_open: c.peak_open,
+            open_at_end: c.open_at_end,
+            reconnects: c.reconnects,
+            server_closes: c.server_closes,
+            starved: c.starved,
+        },
+        open_loop,
+        timeline,
+        client,
+        client_bound: !reasons.is_empty(),
+        client_bound_reasons: reasons,
+        histograms: Histograms {
+            encoding: HISTOGRAM_ENCODING.into(),
+            unit: "ns".into(),
+            corrected: crate::wire::encode(&rec.corrected),
+            uncorrected: crate::wire::encode(&rec.uncorrected),
+            connect: crate::wire::encode(&rec.connect),
+            reconnect: crate::wire::encode(&rec.reconnect),
+        },
+    }
+}
+
+fn errors(rec: &Recorder) -> Errors {
+    let n = |k| rec.error_count(k);
+    let total = rec.total_errors();
+    let answered = rec.counts.requests;
+    let details = ErrorKind::ALL
+        .iter()
+        .filter(|&&k| n(k) > 0)
+        .map(|&k| {
+            let t = rec.error_tally(k);
+            ErrorDetail {
+                kind: k.name().into(),
+                count: t.count,
+                conns: t.conns,
+                message: t.message.clone().unwrap_or_default(),
+            }
+        })
+        .collect();
+    Errors {
+        total,
+        // A bad status is an answer too: count it once in the denominator.
+        rate: if total == 0 { 0.0 } else { total as f64 / (answered + total - n(ErrorKind::BadStatus)) as f64 },
+        connect_refused: n(ErrorKind::ConnectRefused),
+        connect_timeout: n(ErrorKind::ConnectTimeout),
+        connect_other: n(ErrorKind::ConnectOther),
+        reset: n(ErrorKind::Reset),
+        timeout: n(ErrorKind::Timeout),
+        bad_answer: n(ErrorKind::BadAnswer),
+        bad_status: n(ErrorKind::BadStatus),
+        closed_early: n(ErrorKind::ClosedEarly),
+        other: n(ErrorKind::Other),
+        starved_conns: rec.counts.starved,
+        details,
+    }
+}
+
+/// Why the figures may be the client's limit rather than the server's.
+fn self_check(client: &ClientUsage, open_loop: Option<&OpenLoop>, capacity: f64) -> Vec<String> {
+    let mut reasons = Vec::new();
+    if client.max_thread_utilisation > BUSY_THRESHOLD {
+        reasons.push(format!(
+            "a load generator thread was {:.0}% busy (threshold {:.0}%): the client may be the bottleneck",
+            client.max_thread_utilisation * 100.0,
+            BUSY_THRESHOLD * 100.0
+        ));
+    }
+    let cpu = client.cpu_user_s + client.cpu_sys_s;
+    if capacity > 0.0 && (cpu + client.run_queue_wait_s) / capacity > BUSY_THRESHOLD && client.run_queue_wait_s > 0.0 {
+        reasons.push(format!(
+            "load generator threads were busy or waiting for a CPU {:.0}% of the time ({:.2} s waiting): \
+             the machine is oversubscribed",
+            (cpu + client.run_queue_wait_s) / capacity * 100.0,
+            client.run_queue_wait_s
+        ));
+    }
+    if let Some(ol) = open_loop.filter(|ol| ol.client_behind) {
+        reasons.push(format!(
+            "open loop fell behind its schedule on free connections (dispatch lag p99 {:.1} ms)",
+            ol.dispatch_lag.p99_us / 1_000.0
+        ));
+    }
+    reasons
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distribution_of_known_values() {
+        let mut h = crate::recorder::histogram();
+        for v in 1..=10_000u64 {
+            h.record(v * 1_000).unwrap();
+        }
+        let d = distribution(&h);
+        assert_eq!(d.count, 10_000);
+        assert!((d.p50_us - 5_000.0).abs() < 5.0, "{}", d.p50_us);
+        assert!((d.p99_us - 9_900.0).abs() < 10.0, "{}", d.p99_us);
+        assert!((d.max_us - 10_000.0).abs() < 10.0);
+        let last = d.percentiles.last().unwrap();
+        assert_eq!(last.percentile, 100.0);
+        assert_eq!(last.count, 10_000);
+        assert!(d.percentiles.windows(2).all(|w| w[0].percentile <= w[1].percentile));
+    }
+}

@@ -1,0 +1,303 @@
+//! What a thread measures: latency histograms, counters, errors by kind and a
+//! per-second timeline. One [`Recorder`] per thread, no sharing on the hot path;
+//! recorders of threads and processes merge exactly (HdrHistograms add).
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::SEC;
+
+/// Highest latency a histogram holds (larger values are clamped): one hour.
+const HIGHEST_NS: u64 = 3_600 * SEC;
+
+/// A latency histogram in nanoseconds, 3 significant digits.
+pub fn histogram() -> Histogram<u64> {
+    // Constant, valid bounds: creation cannot fail.
+    Histogram::new_with_bounds(1, HIGHEST_NS, 3).expect("valid histogram bounds")
+}
+
+/// The smaller histogram of one second of the timeline (2 significant digits).
+fn second_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HIGHEST_NS, 2).expect("valid histogram bounds")
+}
+
+/// Kinds of error counted in a run (see [`crate::report::Errors`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    ConnectRefused,
+    ConnectTimeout,
+    ConnectOther,
+    Reset,
+    Timeout,
+    BadAnswer,
+    BadStatus,
+    ClosedEarly,
+    Other,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 9] = [
+        ErrorKind::ConnectRefused,
+        ErrorKind::ConnectTimeout,
+        ErrorKind::ConnectOther,
+        ErrorKind::Reset,
+        ErrorKind::Timeout,
+        ErrorKind::BadAnswer,
+        ErrorKind::BadStatus,
+        ErrorKind::ClosedEarly,
+        ErrorKind::Other,
+    ];
+
+    /// The field name in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::ConnectRefused => "connect_refused",
+            ErrorKind::ConnectTimeout => "connect_timeout",
+            ErrorKind::ConnectOther => "connect_other",
+            ErrorKind::Reset => "reset",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::BadAnswer => "bad_answer",
+            ErrorKind::BadStatus => "bad_status",
+            ErrorKind::ClosedEarly => "closed_early",
+            ErrorKind::Other => "other",
+        }
+    }
+
+    /// Connect kinds count attempts; the others count requests.
+    pub fn is_connect(self) -> bool {
+        matches!(self, ErrorKind::ConnectRefused | ErrorKind::ConnectTimeout | ErrorKind::ConnectOther)
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Plain counters of a thread (all summed when merging, except where noted).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Measured requests answered.
+    pub requests: u64,
+    pub answers_in_window: u64,
+    /// Measured requests handed to the socket.
+    pub sent: u64,
+    /// Open loop: requests scheduled in the window but never sent (their
+    /// connection stayed busy until the window ended).
+    pub unsent: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub reconnects: u64,
+    pub server_closes: u64,
+    /// Connection slots driven.
+    pub slots: u64,
+    /// Slots established at least once.
+    pub established: u64,
+    /// When the last slot was first established (max when merging); `None` if
+    /// some slot never was (then `None` when merging).
+    pub all_established_ns: Option<u64>,
+    /// First connect call (min when merging).
+    pub first_connect_ns: Option<u64>,
+    pub peak_open: u64,
+    pub open_at_end: u64,
+    pub starved: u64,
+    /// Last measured answer (max when merging).
+    pub last_answer_ns: u64,
+    /// Length of the measured window as the thread saw it (max when merging):
+    /// the duration, or less when `--requests` or a stop ended the run.
+    pub window_ns: u64,
+    /// Event-loop threads.
+    pub threads: u32,
+    pub cpu_user_ns: u64,
+    pub cpu_sys_ns: u64,
+    pub cpu_wait_ns: u64,
+    /// Busiest thread's CPU fraction of its window (max when merging).
+    pub max_thread_util: f64,
+}
+
+/// Errors of one kind.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ErrorTally {
+    pub count: u64,
+    /// Connection slots that saw it.
+    pub conns: u64,
+    /// First message seen.
+    pub message: Option<String>,
+}
+
+/// One second of the timeline.
+#[derive(Clone, Debug)]
+pub struct Second {
+    pub answers: u64,
+    pub errors: u64,
+    pub open_conns: u64,
+    /// Corrected latency of the answers of this second.
+    pub latency: Histogram<u64>,
+}
+
+impl Second {
+    fn new() -> Self {
+        Second { answers: 0, errors: 0, open_conns: 0, latency: second_histogram() }
+    }
+}
+
+/// Everything one thread (or, merged, a whole run) measured.
+#[derive(Clone, Debug)]
+pub struct Recorder {
+    pub corrected: Histogram<u64>,
+    pub uncorrected: Histogram<u64>,
+    pub connect: Histogram<u64>,
+    pub reconnect: Histogram<u64>,
+    pub schedule_lag: Histogram<u64>,
+    pub dispatch_lag: Histogram<u64>,
+    pub counts: Counts,
+    pub errors: Vec<ErrorTally>,
+    pub seconds: Vec<Second>,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Recorder {
+    pub fn new() -> Self {
+        Recorder {
+            corrected: histogram(),
+            uncorrected: histogram(),
+            connect: histogram(),
+            reconnect: histogram(),
+            schedule_lag: histogram(),
+            dispatch_lag: histogram(),
+            counts: Counts::default(),
+            errors: vec![ErrorTally::default(); ErrorKind::ALL.len()],
+            seconds: Vec::new(),
+        }
+    }
+
+    /// The timeline entry of second `s` of the window, created on first use.
+    pub fn second(&mut self, s: usize) -> &mut Second {
+        if self.seconds.len() <= s {
+            self.seconds.resize_with(s + 1, Second::new);
+        }
+        &mut self.seconds[s]
+    }
+
+    /// Count one error. `new_conn` says this slot had not seen this kind before;
+    /// `message` is asked for only the first time.
+    pub fn error(&mut self, kind: ErrorKind, n: u64, new_conn: bool, message: impl FnOnce() -> String) {
+        let tally = &mut self.errors[kind.index()];
+        tally.count += n;
+        tally.conns += u64::from(new_conn);
+        if tally.message.is_none() {
+            tally.message = Some(message());
+        }
+    }
+
+    pub fn error_count(&self, kind: ErrorKind) -> u64 {
+        self.errors[kind.index()].count
+    }
+
+    pub fn error_tally(&self, kind: ErrorKind) -> &ErrorTally {
+        &self.errors[kind.index()]
+    }
+
+    pub fn total_errors(&self) -> u64 {
+        self.errors.iter().map(|t| t.count).sum()
+    }
+
+    /// Add `other` (another thread or process) into `self`.
+    pub fn merge(&mut self, other: &Recorder) -> Result<(), hdrhistogram::AdditionError> {
+        self.corrected.add(&other.corrected)?;
+        self.uncorrected.add(&other.uncorrected)?;
+        self.connect.add(&other.connect)?;
+        self.reconnect.add(&other.reconnect)?;
+        self.schedule_lag.add(&other.schedule_lag)?;
+        self.dispatch_lag.add(&other.dispatch_lag)?;
+        for (mine, theirs) in self.errors.iter_mut().zip(&other.errors) {
+            mine.count += theirs.count;
+            mine.conns += theirs.conns;
+            if mine.message.is_none() {
+                mine.message.clone_from(&theirs.message);
+            }
+        }
+        for (s, theirs) in other.seconds.iter().enumerate() {
+            let mine = self.second(s);
+            mine.answers += theirs.answers;
+            mine.errors += theirs.errors;
+            mine.open_conns += theirs.open_conns;
+            mine.latency.add(&theirs.latency)?;
+        }
+        let (a, b) = (&mut self.counts, &other.counts);
+        a.all_established_ns = match (a.all_established_ns, b.all_established_ns) {
+            (Some(x), Some(y)) => Some(x.max(y)),
+            _ => None,
+        };
+        a.first_connect_ns = match (a.first_connect_ns, b.first_connect_ns) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
+        };
+        a.last_answer_ns = a.last_answer_ns.max(b.last_answer_ns);
+        a.window_ns = a.window_ns.max(b.window_ns);
+        a.max_thread_util = a.max_thread_util.max(b.max_thread_util);
+        for (x, y) in [
+            (&mut a.requests, b.requests),
+            (&mut a.answers_in_window, b.answers_in_window),
+            (&mut a.sent, b.sent),
+            (&mut a.unsent, b.unsent),
+            (&mut a.bytes_sent, b.bytes_sent),
+            (&mut a.bytes_received, b.bytes_received),
+            (&mut a.reconnects, b.reconnects),
+            (&mut a.server_closes, b.server_closes),
+            (&mut a.slots, b.slots),
+            (&mut a.established, b.established),
+            (&mut a.peak_open, b.peak_open),
+            (&mut a.open_at_end, b.open_at_end),
+            (&mut a.starved, b.starved),
+            (&mut a.cpu_user_ns, b.cpu_user_ns),
+            (&mut a.cpu_sys_ns, b.cpu_sys_ns),
+            (&mut a.cpu_wait_ns, b.cpu_wait_ns),
+        ] {
+            *x += y;
+        }
+        a.threads += b.threads;
+        Ok(())
+    }
+
+    /// The start of a merge: an empty recorder whose "all established" time is
+    /// known (nothing to wait for) until a part says otherwise.
+    pub fn merge_base() -> Self {
+        let mut r = Recorder::new();
+        r.counts.all_established_ns = Some(0);
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merging_adds_exactly() {
+        let mut a = Recorder::new();
+        let mut b = Recorder::new();
+        for v in 1..=1000u64 {
+            a.corrected.record(v * 1000).unwrap();
+            b.corrected.record(v * 2000).unwrap();
+        }
+        a.second(2).answers = 5;
+        b.second(0).answers = 1;
+        b.error(ErrorKind::Reset, 3, true, || "reset".into());
+        a.counts.all_established_ns = Some(10);
+        b.counts.all_established_ns = Some(20);
+        let mut all = Recorder::merge_base();
+        all.merge(&a).unwrap();
+        all.merge(&b).unwrap();
+        assert_eq!(all.corrected.len(), 2000);
+        assert_eq!(all.corrected.max(), b.corrected.max());
+        assert_eq!(all.seconds.len(), 3);
+        assert_eq!(all.seconds[2].answers, 5);
+        assert_eq!(all.error_count(ErrorKind::Reset), 3);
+        assert_eq!(all.counts.all_established_ns, Some(20));
+    }
+}

@@ -1,0 +1,368 @@
+//! The machine-readable result of one `c10k load` run: what `--json FILE` writes.
+//!
+//! These types are the contract with the bench runner, which reads the JSON back
+//! with `serde_json::from_str::<loadgen::report::Report>`. Fields are only ever
+//! added; a change that removes or changes the meaning of a field bumps
+//! [`SCHEMA`].
+//!
+//! # Conventions
+//!
+//! - Field names carry their unit: `_s` seconds, `_us` microseconds, `_ns`
+//!   nanoseconds, `_per_sec` per second of the measured window.
+//! - "Measured window": `duration` long, starting `warmup` after the load
+//!   starts. Without `--connect-rate` the load starts once every connection
+//!   (of every `--procs` process) has been opened, or has failed, once, so the connection
+//!   ramp is not in the window (its figures are in [`Connections`] and
+//!   [`Latencies::connect`]); with `--connect-rate` the load starts at once. A
+//!   request belongs to the window when it was *scheduled* in it (open loop:
+//!   its slot in the fixed-rate schedule; closed loop: the moment it was
+//!   sent). Requests of the warmup and their answers appear in no figure. When
+//!   the window ends no new request is sent; those still in flight are waited
+//!   for (up to `--timeout`) so a stall at the very end is not silently
+//!   dropped. Connect errors count from the first connect on.
+//! - Latency distributions are exact HdrHistograms (3 significant digits) in
+//!   nanoseconds, reported in microseconds. [`Histograms`] holds each one
+//!   serialized (V2 format, no compression, hex) so that runs of several
+//!   processes merge exactly: decode the hex, deserialize with
+//!   `hdrhistogram::serialization::Deserializer`, then `Histogram::add`.
+
+use serde::{Deserialize, Serialize};
+
+/// Version of this schema; the `schema` field of every [`Report`].
+pub const SCHEMA: u32 = 1;
+
+/// Encoding of the strings in [`Histograms`].
+pub const HISTOGRAM_ENCODING: &str = "hdrhistogram-v2-hex";
+
+/// One run of `c10k load`, merged over all its threads and processes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// [`SCHEMA`] of the writer.
+    pub schema: u32,
+    /// `c10k load <crate version>`.
+    pub tool: String,
+    /// Wall-clock start of the run (first connect), milliseconds since the Unix epoch.
+    pub started_unix_ms: u64,
+    /// The configuration, as validated (defaults filled in).
+    pub config: RunConfig,
+    /// The machine the load generator ran on.
+    pub env: Environment,
+    /// Counts and rates over the measured window.
+    pub totals: Totals,
+    /// Every failure, by kind; never silently dropped.
+    pub errors: Errors,
+    /// Latency distributions.
+    pub latency: Latencies,
+    /// Connection establishment, reconnects, starvation.
+    pub connections: Connections,
+    /// Open-loop schedule figures; `None` in closed loop.
+    pub open_loop: Option<OpenLoop>,
+    /// One entry per second of the measured window, in order.
+    pub timeline: Vec<TimelineSecond>,
+    /// The load generator's own CPU use over the measured window.
+    pub client: ClientUsage,
+    /// True when the figures are (or may be) limited by the load generator
+    /// rather than the server: its threads were near 100% busy, or an open-loop
+    /// run could not keep to its schedule on idle connections.
+    pub client_bound: bool,
+    /// Why `client_bound` is true (empty when false), one sentence each.
+    pub client_bound_reasons: Vec<String>,
+    /// True when the error rate was within `config.max_error_rate` (the exit
+    /// status is non-zero otherwise).
+    pub passed: bool,
+    /// The raw histograms, for exact merging across runs or processes.
+    pub histograms: Histograms,
+}
+
+/// Request loop: closed (send on answer) or open (fixed rate).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoopMode {
+    /// Each connection sends its next request when an answer arrives
+    /// (`pipeline` requests in flight).
+    Closed,
+    /// Requests are scheduled at a fixed total rate, latency measured from the
+    /// scheduled time (coordinated-omission corrected).
+    Open,
+}
+
+/// The validated configuration of the run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// Target address, `host:port` as resolved (e.g. `127.0.0.1:8080`).
+    pub addr: String,
+    /// Application protocol.
+    pub proto: proto::Proto,
+    /// Closed or open loop.
+    pub mode: LoopMode,
+    /// Concurrent connections, over all processes.
+    pub conns: u64,
+    /// Event-loop threads per process.
+    pub threads: u32,
+    /// Load generator processes (1 unless `--procs`).
+    pub procs: u32,
+    /// Requests in flight per connection.
+    pub pipeline: u32,
+    /// Open loop: target requests per second over all connections.
+    pub rate: Option<f64>,
+    /// Length of the measured window, seconds; `None` when bounded by `requests` only.
+    pub duration_s: Option<f64>,
+    /// Total measured requests to complete over all connections (`--requests`), if bounded.
+    pub requests: Option<u64>,
+    /// Answers after which a connection is closed and reopened (`--reqs-per-conn`).
+    pub reqs_per_conn: Option<u64>,
+    /// Warmup before the measured window, seconds.
+    pub warmup_s: f64,
+    /// Per-request timeout, seconds.
+    pub timeout_s: f64,
+    /// Connect timeout, seconds.
+    pub connect_timeout_s: f64,
+    /// New connections per second over all processes; `None` = as fast as the server accepts.
+    pub connect_rate: Option<f64>,
+    /// Echo: bytes per request. HTTP: size of the request sent.
+    pub msg_size: u64,
+    /// Source addresses the connections are spread over (empty = kernel's choice).
+    pub source_ips: Vec<String>,
+    /// Largest error rate (errors / (answers + errors)) that still passes.
+    pub max_error_rate: f64,
+}
+
+/// The machine the load generator ran on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Environment {
+    /// Host name.
+    pub hostname: String,
+    /// Kernel release (`uname -r`).
+    pub kernel: String,
+    /// CPUs this process may run on.
+    pub cores: u32,
+    /// CPU model name from `/proc/cpuinfo`, if known.
+    pub cpu_model: Option<String>,
+    /// `RLIMIT_NOFILE` soft limit as the run had it (after raising it to the hard limit).
+    pub nofile_soft: u64,
+    /// `RLIMIT_NOFILE` hard limit.
+    pub nofile_hard: u64,
+    /// `/proc/sys/net/ipv4/ip_local_port_range`, `[low, high]`.
+    pub ephemeral_ports: Option<[u32; 2]>,
+    /// `/proc/sys/net/core/somaxconn`.
+    pub somaxconn: Option<u64>,
+}
+
+/// Counts and rates of the measured window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Measured requests answered (including answers that arrived while
+    /// draining after the window); the count behind the latency figures.
+    pub requests: u64,
+    /// Answers that arrived inside the window (any request); `requests_per_sec`
+    /// is computed from this, as wrk does.
+    pub answers_in_window: u64,
+    /// Measured requests sent (fully written).
+    pub requests_sent: u64,
+    /// Length of the measured window, seconds (shorter than `duration` when a
+    /// `--requests` bound ended the run first).
+    pub duration_s: f64,
+    /// `answers_in_window / duration_s`.
+    pub requests_per_sec: f64,
+    /// Bytes written during the window.
+    pub bytes_sent: u64,
+    /// Bytes read during the window.
+    pub bytes_received: u64,
+    /// `bytes_received / duration_s`.
+    pub received_bytes_per_sec: f64,
+}
+
+/// Failures by kind. Request-level kinds count failed requests (each request in
+/// flight on a connection that fails counts once); connect kinds count failed
+/// connect attempts. Only the measured window counts.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Errors {
+    /// Sum of all kinds below (not `starved_conns`).
+    pub total: u64,
+    /// `total / (totals.requests + total - bad_status)` (a bad status is also an
+    /// answer); 1.0 when nothing was answered and something failed.
+    pub rate: f64,
+    /// Connect attempts refused (`ECONNREFUSED`).
+    pub connect_refused: u64,
+    /// Connect attempts not completed within `--connect-timeout`.
+    pub connect_timeout: u64,
+    /// Connect attempts failing otherwise (e.g. `EADDRNOTAVAIL`: out of source ports).
+    pub connect_other: u64,
+    /// Requests lost to a connection reset by the peer.
+    pub reset: u64,
+    /// Requests unanswered after `--timeout`.
+    pub timeout: u64,
+    /// Answers that do not frame or do not match the request (echo byte check, HTTP framing).
+    pub bad_answer: u64,
+    /// HTTP answers with a status of 400 or more (their latency is still recorded).
+    pub bad_status: u64,
+    /// Requests lost because the server closed the connection before answering them.
+    pub closed_early: u64,
+    /// Other I/O errors on established connections.
+    pub other: u64,
+    /// Connection slots that got no answer at all during the whole run (warmup included).
+    pub starved_conns: u64,
+    /// One entry per kind that occurred: how often, on how many connection slots,
+    /// and the first error message seen.
+    pub details: Vec<ErrorDetail>,
+}
+
+/// One kind of error that occurred.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// The field name in [`Errors`], e.g. `connect_refused`.
+    pub kind: String,
+    /// Occurrences (same as the field of that name).
+    pub count: u64,
+    /// Distinct connection slots that saw it at least once.
+    pub conns: u64,
+    /// First message seen, e.g. `connect to 127.0.0.1:1: Connection refused (os error 111)`.
+    pub message: String,
+}
+
+/// Latency distributions of the measured window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Latencies {
+    /// Answer time minus *scheduled* time (coordinated-omission corrected). In
+    /// closed loop a request is scheduled when sent, so it equals `uncorrected`.
+    pub corrected: Distribution,
+    /// Answer time minus the time the request was actually sent (service time).
+    pub uncorrected: Distribution,
+    /// Connect latency of the initial connections (connect call to established).
+    pub connect: Distribution,
+    /// Time to reopen a connection: from closing the old socket to the new one
+    /// being established (`--reqs-per-conn`, server-side closes, failures).
+    pub reconnect: Distribution,
+}
+
+/// A latency distribution.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Distribution {
+    /// Samples.
+    pub count: u64,
+    pub min_us: f64,
+    pub mean_us: f64,
+    pub stdev_us: f64,
+    pub p50_us: f64,
+    pub p90_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub p9999_us: f64,
+    pub max_us: f64,
+    /// The full distribution as HdrHistogram prints it (5 steps per halving of
+    /// the remaining tail), for a spectrum plot with x = 1/(1 - percentile/100).
+    pub percentiles: Vec<PercentilePoint>,
+}
+
+/// One point of a percentile distribution.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PercentilePoint {
+    /// Percentile, 0..=100.
+    pub percentile: f64,
+    /// Latency at that percentile, microseconds.
+    pub value_us: f64,
+    /// Samples at or below `value_us`.
+    pub count: u64,
+}
+
+/// Connection establishment and reuse.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Connections {
+    /// Connections asked for (`--conns`).
+    pub target: u64,
+    /// Connection slots established at least once.
+    pub established: u64,
+    /// Seconds from the first connect call until all `target` connections had
+    /// been established; `None` if they never all were.
+    pub all_established_s: Option<f64>,
+    /// Highest number of connections open at once.
+    pub peak_open: u64,
+    /// Connections open when the measured window ended.
+    pub open_at_end: u64,
+    /// Reconnects during the measured window (planned and after failures).
+    pub reconnects: u64,
+    /// Reconnects because the server closed (e.g. `Connection: close`) between answers.
+    pub server_closes: u64,
+    /// Connection slots that got no answer in the whole run (same as `errors.starved_conns`).
+    pub starved: u64,
+}
+
+/// Open-loop schedule figures.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OpenLoop {
+    /// Requests per second asked for.
+    pub target_rate: f64,
+    /// Measured requests answered per second of the window.
+    pub achieved_rate: f64,
+    /// Measured requests sent per second of the window.
+    pub sent_rate: f64,
+    /// Requests the schedule placed in the window (`totals.requests_sent + unsent`).
+    pub scheduled: u64,
+    /// Requests scheduled in the window but never sent, because their connection
+    /// was still waiting for earlier answers when the window ended: the server
+    /// did not keep up. They are in no latency figure.
+    #[serde(default)]
+    pub unsent: u64,
+    /// Send time minus scheduled time, for every measured request: waiting for a
+    /// free connection (server slowness) plus the client's own lateness.
+    pub schedule_lag: Distribution,
+    /// Send time minus scheduled time for requests whose connection was free
+    /// when they came due: the load generator's own lateness alone.
+    pub dispatch_lag: Distribution,
+    /// True when the client itself fell behind (dispatch lag p99 over 10 ms).
+    pub client_behind: bool,
+}
+
+/// One second of the measured window.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TimelineSecond {
+    /// Seconds since the start of the window (0 for the first).
+    pub second: u32,
+    /// Answers received during this second.
+    pub answers: u64,
+    /// Errors (all kinds) during this second.
+    pub errors: u64,
+    /// Median corrected latency of this second's answers, microseconds (0 if none).
+    pub p50_us: f64,
+    /// 99th percentile corrected latency of this second's answers, microseconds.
+    pub p99_us: f64,
+    /// Connections open at the end of this second.
+    pub open_conns: u64,
+}
+
+/// The load generator's own CPU use over the measured window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClientUsage {
+    /// Event-loop threads over all processes.
+    pub threads: u32,
+    /// User CPU of the event-loop threads, seconds.
+    pub cpu_user_s: f64,
+    /// System CPU of the event-loop threads, seconds.
+    pub cpu_sys_s: f64,
+    /// `(cpu_user_s + cpu_sys_s) / (threads * window)`: 1.0 = every thread always busy.
+    pub utilisation: f64,
+    /// Busiest thread's CPU time over the window.
+    pub max_thread_utilisation: f64,
+    /// Time the event-loop threads were runnable but waiting for a CPU
+    /// (`/proc/thread-self/schedstat`), seconds summed over threads: high when
+    /// the machine is oversubscribed.
+    pub run_queue_wait_s: f64,
+}
+
+/// Raw histograms: HdrHistogram V2 serialization (uncompressed), hex-encoded,
+/// values in nanoseconds. Empty histograms are serialized too.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Histograms {
+    /// Always [`HISTOGRAM_ENCODING`].
+    pub encoding: String,
+    /// Unit of the recorded values: `ns`.
+    pub unit: String,
+    /// See [`Latencies::corrected`].
+    pub corrected: String,
+    /// See [`Latencies::uncorrected`].
+    pub uncorrected: String,
+    /// See [`Latencies::connect`].
+    pub connect: String,
+    /// See [`Latencies::reconnect`].
+    pub reconnect: String,
+}

@@ -1,0 +1,154 @@
+//! The human summary, in wrk's layout with the tail percentiles added and the
+//! client self-check said out loud.
+
+use std::fmt::Write as _;
+
+use crate::report::{Distribution, LoopMode, Report};
+
+/// A latency in microseconds, as wrk prints it.
+pub fn latency(us: f64) -> String {
+    if us < 1_000.0 {
+        format!("{us:.2}us")
+    } else if us < 1_000_000.0 {
+        format!("{:.2}ms", us / 1_000.0)
+    } else {
+        format!("{:.2}s", us / 1_000_000.0)
+    }
+}
+
+fn bytes(n: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut n = n;
+    let mut unit = 0;
+    while n >= 1024.0 && unit < UNITS.len() - 1 {
+        n /= 1024.0;
+        unit += 1;
+    }
+    format!("{n:.2}{}", UNITS[unit])
+}
+
+fn distribution(out: &mut String, title: &str, d: &Distribution) {
+    let _ = writeln!(out, "  {title}");
+    for (label, v) in [
+        ("50.000%", d.p50_us),
+        ("90.000%", d.p90_us),
+        ("99.000%", d.p99_us),
+        ("99.900%", d.p999_us),
+        ("99.990%", d.p9999_us),
+        ("100.000%", d.max_us),
+    ] {
+        let _ = writeln!(out, "    {label:>8}  {:>9}", latency(v));
+    }
+}
+
+/// The summary of `r`.
+pub fn render(r: &Report) -> String {
+    let mut out = String::new();
+    let c = &r.config;
+    let mode = match (c.mode, c.rate) {
+        (LoopMode::Open, Some(rate)) => format!("open loop at {rate} req/s"),
+        _ => "closed loop".to_string(),
+    };
+    let length = match (c.duration_s, c.requests) {
+        (Some(d), _) => format!("{}", humantime::format_duration(std::time::Duration::from_secs_f64(d))),
+        (None, Some(n)) => format!("{n}-request"),
+        (None, None) => "unbounded".into(),
+    };
+    let _ = writeln!(out, "Running {length} test @ {} ({}, {mode}, pipeline {})", c.addr, c.proto, c.pipeline);
+    let procs = if c.procs > 1 { format!(" in {} processes", c.procs) } else { String::new() };
+    let est = match r.connections.all_established_s {
+        Some(s) => format!("all established in {}", latency(s * 1e6)),
+        None => format!("{} of {} established", r.connections.established, r.connections.target),
+    };
+    let sources = match c.source_ips.as_slice() {
+        [] => String::new(),
+        [one] => format!(" from {one}"),
+        [first, .., last] => format!(" from {} source addresses ({first}..{last})", c.source_ips.len()),
+    };
+    let _ = writeln!(out, "  {} threads{procs} and {} connections{sources}; {est}", r.client.threads, c.conns);
+    let cl = &r.latency.connect;
+    if cl.count > 0 {
+        let _ = writeln!(
+            out,
+            "  Connect     p50 {}, p99 {}, max {}",
+            latency(cl.p50_us),
+            latency(cl.p99_us),
+            latency(cl.max_us)
+        );
+    }
+    let lat = &r.latency.corrected;
+    let _ = writeln!(out, "  Thread Stats   Avg      Stdev     Max");
+    let _ = writeln!(
+        out,
+        "    Latency   {:>8}  {:>8}  {:>8}",
+        latency(lat.mean_us),
+        latency(lat.stdev_us),
+        latency(lat.max_us)
+    );
+    match c.mode {
+        LoopMode::Open => {
+            distribution(&mut out, "Latency Distribution (from scheduled send: corrected)", lat);
+            distribution(&mut out, "Service Time (from actual send: uncorrected)", &r.latency.uncorrected);
+        }
+        LoopMode::Closed => distribution(&mut out, "Latency Distribution", lat),
+    }
+    let t = &r.totals;
+    let _ = writeln!(out, "  {} requests in {:.2}s, {} read", t.requests, t.duration_s, bytes(t.bytes_received as f64));
+    if r.connections.reconnects > 0 {
+        let rl = &r.latency.reconnect;
+        let _ = writeln!(
+            out,
+            "  Reconnects: {} ({} by the server), reconnect time p50 {}, p99 {}",
+            r.connections.reconnects,
+            r.connections.server_closes,
+            latency(rl.p50_us),
+            latency(rl.p99_us)
+        );
+    }
+    let e = &r.errors;
+    if e.total == 0 {
+        let _ = writeln!(out, "  Errors: none");
+    } else {
+        let _ = writeln!(out, "  Errors: {} ({:.3}% of requests)", e.total, e.rate * 100.0);
+        for d in &e.details {
+            let _ =
+                writeln!(out, "    {}: {} ({} of {} connections): {}", d.kind, d.count, d.conns, c.conns, d.message);
+        }
+    }
+    if e.starved_conns > 0 {
+        let _ = writeln!(out, "  Starved connections (no answer in the whole run): {}", e.starved_conns);
+    }
+    if let Some(ol) = &r.open_loop {
+        let _ = writeln!(
+            out,
+            "  Open loop: target {:.0} req/s, achieved {:.0} req/s, schedule lag p99 {}, dispatch lag p99 {}",
+            ol.target_rate,
+            ol.achieved_rate,
+            latency(ol.schedule_lag.p99_us),
+            latency(ol.dispatch_lag.p99_us)
+        );
+        if ol.unsent > 0 {
+            let _ = writeln!(
+                out,
+                "  {} of {} scheduled requests were never sent: their connections were still waiting for answers",
+                ol.unsent, ol.scheduled
+            );
+        }
+    }
+    let _ = writeln!(out, "Requests/sec: {:>10.2}", t.requests_per_sec);
+    let _ = writeln!(out, "Transfer/sec: {:>10}", bytes(t.received_bytes_per_sec));
+    let u = &r.client;
+    let _ = writeln!(
+        out,
+        "Client: {} thread(s), {:.0}% of their CPU capacity (busiest {:.0}%, user {:.2}s, sys {:.2}s)",
+        u.threads,
+        u.utilisation * 100.0,
+        u.max_thread_utilisation * 100.0,
+        u.cpu_user_s,
+        u.cpu_sys_s
+    );
+    for reason in &r.client_bound_reasons {
+        let _ = writeln!(out, "CLIENT-BOUND: {reason}");
+    }
+    out
+}

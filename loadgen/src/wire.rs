@@ -1,0 +1,138 @@
+//! Histograms and recorders as text: HdrHistogram V2 serialization in hex, for
+//! the report and for the results a `--procs` child hands its parent. Decoding
+//! and adding gives back exactly the histograms that were encoded.
+
+use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::error::LoadError;
+use crate::recorder::{Counts, ErrorTally, Recorder, Second};
+
+/// V2-serialize and hex-encode a histogram.
+pub fn encode(h: &Histogram<u64>) -> String {
+    let mut bytes = Vec::new();
+    // Serializing into a Vec cannot fail for an in-range histogram (the only
+    // errors are I/O errors of the writer and counts that overflow i64).
+    if V2Serializer::new().serialize(h, &mut bytes).is_err() {
+        return String::new();
+    }
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
+        out.push(char::from_digit(u32::from(b & 15), 16).unwrap_or('0'));
+    }
+    out
+}
+
+/// Decode what [`encode`] wrote.
+pub fn decode(text: &str) -> Result<Histogram<u64>, LoadError> {
+    let bad = |why: String| LoadError::Histogram(why);
+    if text.len() % 2 != 0 {
+        return Err(bad("odd number of hex digits".into()));
+    }
+    let bytes = (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .map_err(|e| bad(e.to_string()))?;
+    Deserializer::new().deserialize(&mut bytes.as_slice()).map_err(|e| bad(format!("{e:?}")))
+}
+
+/// One second of the timeline, as text.
+#[derive(Debug, Serialize, Deserialize)]
+struct WireSecond {
+    answers: u64,
+    errors: u64,
+    open_conns: u64,
+    latency: String,
+}
+
+/// A [`Recorder`] as text (what a child process writes to its stdout).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WireRecorder {
+    corrected: String,
+    uncorrected: String,
+    connect: String,
+    reconnect: String,
+    schedule_lag: String,
+    dispatch_lag: String,
+    counts: Counts,
+    errors: Vec<ErrorTally>,
+    seconds: Vec<WireSecond>,
+}
+
+impl WireRecorder {
+    pub fn from_recorder(r: &Recorder) -> Self {
+        WireRecorder {
+            corrected: encode(&r.corrected),
+            uncorrected: encode(&r.uncorrected),
+            connect: encode(&r.connect),
+            reconnect: encode(&r.reconnect),
+            schedule_lag: encode(&r.schedule_lag),
+            dispatch_lag: encode(&r.dispatch_lag),
+            counts: r.counts.clone(),
+            errors: r.errors.clone(),
+            seconds: r
+                .seconds
+                .iter()
+                .map(|s| WireSecond {
+                    answers: s.answers,
+                    errors: s.errors,
+                    open_conns: s.open_conns,
+                    latency: encode(&s.latency),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn into_recorder(self) -> Result<Recorder, LoadError> {
+        let mut r = Recorder::new();
+        // Decoded histograms keep the bounds they were made with; add them into
+        // fresh ones so every recorder has the same shape.
+        for (mine, text) in [
+            (&mut r.corrected, &self.corrected),
+            (&mut r.uncorrected, &self.uncorrected),
+            (&mut r.connect, &self.connect),
+            (&mut r.reconnect, &self.reconnect),
+            (&mut r.schedule_lag, &self.schedule_lag),
+            (&mut r.dispatch_lag, &self.dispatch_lag),
+        ] {
+            mine.add(decode(text)?).map_err(|e| LoadError::Histogram(format!("{e:?}")))?;
+        }
+        r.counts = self.counts;
+        if self.errors.len() == r.errors.len() {
+            r.errors = self.errors;
+        }
+        for (s, w) in self.seconds.into_iter().enumerate() {
+            let second: &mut Second = r.second(s);
+            second.answers = w.answers;
+            second.errors = w.errors;
+            second.open_conns = w.open_conns;
+            second.latency.add(decode(&w.latency)?).map_err(|e| LoadError::Histogram(format!("{e:?}")))?;
+        }
+        Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_is_exact() {
+        let mut r = Recorder::new();
+        for v in [1u64, 999, 1_000_000, 3_000_000_000] {
+            r.corrected.record(v).unwrap();
+            r.second(3).latency.record(v).unwrap();
+        }
+        r.counts.requests = 4;
+        let text = serde_json::to_string(&WireRecorder::from_recorder(&r)).unwrap();
+        let back = serde_json::from_str::<WireRecorder>(&text).unwrap().into_recorder().unwrap();
+        assert_eq!(back.corrected, r.corrected);
+        assert_eq!(back.seconds.len(), 4);
+        assert_eq!(back.seconds[3].latency, r.seconds[3].latency);
+        assert_eq!(back.counts, r.counts);
+        assert!(decode("zz").is_err());
+    }
+}

@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# Compare `c10k load` with wrk, side by side in one run, against nginx.
+#
+# nginx (Debian's nginx-light) runs with 1 worker pinned to SERVER_CPU and
+# answers `return 200 "Hello, World!"`; wrk (1 thread) and `c10k load
+# --threads 1` are both pinned to CLIENT_CPU and alternate, REPS times, at each
+# connection count. Prints requests/s of each run, then the medians and the
+# ratio c10k/wrk (of the medians, and the median of the per-pair ratios),
+# the CPU time each client spent per request (user + sys, from `time`), and the
+# time c10k took to establish all connections.
+#
+#   scripts/compare-wrk.sh                      # defaults below
+#   C10K_BIN=target/loadgen-dev/release/c10k REPS=5 CONNS="100 10000" scripts/compare-wrk.sh
+#
+#   scripts/compare-wrk.sh many                 # c10k alone: MANY_CONNS (30,000) connections
+#                                               # over MANY_PROCS (2) processes against nginx
+#                                               # with MANY_WORKERS (2) workers (reuseport)
+#
+# Needs: nginx (nginx-light), wrk, taskset; root or enough RLIMIT_NOFILE for
+# 10,000 connections (the hard limit is used). Raw outputs stay in OUT_DIR.
+set -euo pipefail
+
+C10K=${C10K_BIN:-${C10K:-target/release/c10k}}
+REPS=${REPS:-3}
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-"100 10000"}
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+OUT_DIR=${OUT_DIR:-$(mktemp -d /tmp/compare-wrk.XXXXXX)}
+MODE=${1:-compare}
+MANY_CONNS=${MANY_CONNS:-30000}
+MANY_PROCS=${MANY_PROCS:-2}
+MANY_WORKERS=${MANY_WORKERS:-2}
+if [ "$MODE" = many ]; then
+    WORKERS=$MANY_WORKERS
+    AFFINITY=""
+    REUSEPORT=" reuseport"
+else
+    WORKERS=1
+    AFFINITY="worker_cpu_affinity $(awk -v c="$SERVER_CPU" 'BEGIN { s = "1"; for (i = 0; i < c; i++) s = s "0"; print s }');"
+    REUSEPORT=""
+fi
+
+for tool in nginx wrk taskset; do
+    command -v "$tool" >/dev/null || { echo "compare-wrk: $tool not found (apt-get install -y nginx-light wrk util-linux)" >&2; exit 2; }
+done
+[ -x "$C10K" ] || { echo "compare-wrk: $C10K not built (cargo build --release, or set C10K=path)" >&2; exit 2; }
+ulimit -n "$(ulimit -Hn)"
+
+free_port() {
+    local port
+    for _ in $(seq 1 50); do
+        port=$((20000 + RANDOM % 20000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return
+        fi
+    done
+    echo "compare-wrk: no free port found" >&2
+    exit 2
+}
+
+PORT=$(free_port)
+NGINX_DIR="$OUT_DIR/nginx"
+mkdir -p "$NGINX_DIR/logs"
+cat >"$NGINX_DIR/nginx.conf" <<EOF
+worker_processes $WORKERS;
+$AFFINITY
+worker_rlimit_nofile 65536;
+pid $NGINX_DIR/nginx.pid;
+error_log $NGINX_DIR/logs/error.log warn;
+daemon off;
+events {
+    worker_connections 65536;
+}
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    client_body_temp_path $NGINX_DIR/body;
+    server {
+        listen 127.0.0.1:$PORT backlog=4096$REUSEPORT;
+        location / {
+            return 200 "Hello, World!";
+        }
+    }
+}
+EOF
+
+nginx -p "$NGINX_DIR" -c "$NGINX_DIR/nginx.conf" -e "$NGINX_DIR/logs/error.log" &
+NGINX_PID=$!
+cleanup() {
+    kill "$NGINX_PID" 2>/dev/null || true
+    wait "$NGINX_PID" 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+for _ in $(seq 1 50); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
+    sleep 0.1
+done
+
+if [ "$MODE" = many ]; then
+    echo "# many: nginx $(nginx -v 2>&1 | sed 's/.*\///'), $WORKERS workers (reuseport); $(uname -r), $(nproc) cores," \
+        "load average: $(cut -d' ' -f1-3 /proc/loadavg); JSON in $OUT_DIR/many.json"
+    echo "\$ c10k load --addr 127.0.0.1:PORT --conns $MANY_CONNS --procs $MANY_PROCS --warmup 2s --duration ${DURATION}s"
+    "$C10K" load --addr "127.0.0.1:$PORT" --conns "$MANY_CONNS" --procs "$MANY_PROCS" --warmup 2s \
+        --duration "${DURATION}s" --json "$OUT_DIR/many.json" || true
+    exit 0
+fi
+
+rps() { awk '/^Requests\/sec:/ { print $2 }' "$1"; }
+requests() { awk '/ requests in / { print $1 }' "$1" | head -1; }
+# CPU seconds (user + sys) from the `time -f` line appended to an output file.
+cpu() { awk '/^cpu / { print $2 + $3 }' "$1"; }
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "nan" }'; }
+# "426.77ms" / "1.32s" / "318.94us" -> seconds
+to_seconds() { awk -v t="$1" 'BEGIN { v = t + 0; if (t ~ /us$/) v /= 1e6; else if (t ~ /ms$/) v /= 1e3; print v }'; }
+per_request_us() { awk -v c="$1" -v n="$2" 'BEGIN { if (n > 0 && c != "") printf "%.2f", c * 1e6 / n; else print "nan" }'; }
+TIME=$(command -v time 2>/dev/null | grep / || true)
+[ -x /usr/bin/time ] && TIME=/usr/bin/time
+timed() {
+    local out=$1
+    shift
+    if [ -n "$TIME" ]; then
+        "$TIME" -f "cpu %U %S" -a -o "$out" "$@" >>"$out" 2>&1 || true
+    else
+        "$@" >>"$out" 2>&1 || true
+    fi
+}
+
+echo "# compare-wrk: nginx $(nginx -v 2>&1 | sed 's/.*\///') on CPU $SERVER_CPU, clients on CPU $CLIENT_CPU, ${DURATION}s per run, $REPS reps"
+echo "# $(uname -r), $(nproc) cores, load average: $(cut -d' ' -f1-3 /proc/loadavg); raw outputs in $OUT_DIR"
+# c10k's window starts once its connections are open; c10k_incl_ramp counts its
+# requests over the ramp plus the window, as wrk's 10 s include its ramp.
+printf '%-8s %-4s %12s %12s %7s %14s %10s %10s %12s\n' conns rep wrk_rps c10k_rps ratio c10k_incl_ramp \
+    wrk_cpu_us c10k_cpu_us c10k_connect
+: >"$OUT_DIR/rows.txt"
+for rep in $(seq 1 "$REPS"); do
+    for conns in $CONNS; do
+        w="$OUT_DIR/wrk-$conns-$rep.txt"
+        c="$OUT_DIR/c10k-$conns-$rep.txt"
+        : >"$w"
+        : >"$c"
+        timed "$w" taskset -c "$CLIENT_CPU" wrk -t1 -c"$conns" -d"${DURATION}s" --latency "http://127.0.0.1:$PORT/"
+        sleep 1
+        timed "$c" taskset -c "$CLIENT_CPU" "$C10K" load --addr "127.0.0.1:$PORT" --conns "$conns" --threads 1 \
+            --duration "${DURATION}s" --json "$OUT_DIR/c10k-$conns-$rep.json"
+        sleep 1
+        wr=$(rps "$w")
+        cr=$(rps "$c")
+        wcpu=$(per_request_us "$(cpu "$w")" "$(requests "$w")")
+        ccpu=$(per_request_us "$(cpu "$c")" "$(requests "$c")")
+        connect=$(sed -n 's/.*all established in \([^ ;]*\).*/\1/p' "$c")
+        incl=$(awk -v n="$(requests "$c")" -v d="$DURATION" -v r="$(to_seconds "${connect:-0}")" \
+            'BEGIN { if (n > 0) printf "%.2f", n / (d + r); else print "nan" }')
+        printf '%-8s %-4s %12s %12s %7s %14s %10s %10s %12s\n' "$conns" "$rep" "${wr:-fail}" "${cr:-fail}" \
+            "$(ratio "$cr" "$wr")" "$incl" "$wcpu" "$ccpu" "${connect:-?}"
+        echo "$conns ${wr:-0} ${cr:-0} $(ratio "$cr" "$wr") $wcpu $ccpu $incl $(ratio "$incl" "$wr")" >>"$OUT_DIR/rows.txt"
+    done
+done
+
+echo
+echo "# medians; pair_ratio is the median of the per-pair ratios (each pair ran back to back)"
+printf '%-8s %12s %12s %7s %10s %14s %10s %10s %10s\n' conns wrk_rps c10k_rps ratio pair_ratio c10k_incl_ramp \
+    pair_ratio wrk_cpu_us c10k_cpu_us
+for conns in $CONNS; do
+    col() { awk -v n="$conns" -v k="$1" '$1 == n { print $k }' "$OUT_DIR/rows.txt" | median; }
+    wm=$(col 2)
+    cm=$(col 3)
+    printf '%-8s %12s %12s %7s %10s %14s %10s %10s %10s\n' "$conns" "$wm" "$cm" "$(ratio "$cm" "$wm")" "$(col 4)" \
+        "$(col 7)" "$(col 8)" "$(col 5)" "$(col 6)"
+done
