@@ -22,9 +22,14 @@ pub struct LoadArgs {
     /// Protocol spoken on every connection.
     #[arg(long, value_enum, default_value_t = Proto::Http)]
     pub proto: Proto,
-    /// Concurrent connections (over all processes).
+    /// Concurrent connections carrying the load (over all processes).
     #[arg(long, short = 'c', default_value_t = 100)]
     pub conns: u64,
+    /// Connections opened and held without ever sending, beside --conns: what
+    /// idle clients cost the server while the others load it. The load starts
+    /// once they are all established.
+    #[arg(long, default_value_t = 0, value_name = "M")]
+    pub idle_conns: u64,
     /// Event-loop threads per process [default: the cores, divided by --procs].
     #[arg(long, short = 't')]
     pub threads: Option<u32>,
@@ -163,7 +168,8 @@ pub fn config_from_args(args: &LoadArgs) -> Result<Config, LoadError> {
     let addr = resolve(&host)?;
     let check = |ok: bool, msg: &str| if ok { Ok(()) } else { Err(invalid(msg)) };
     check(args.conns >= 1, "--conns must be at least 1")?;
-    check(args.procs >= 1 && u64::from(args.procs) <= args.conns, "--procs must be between 1 and --conns")?;
+    let slots = args.conns.saturating_add(args.idle_conns);
+    check(args.procs >= 1 && u64::from(args.procs) <= slots, "--procs must be between 1 and the connections")?;
     check(args.pipeline >= 1 && args.pipeline <= 1024, "--pipeline must be between 1 and 1024")?;
     check(args.rate.is_none_or(|r| r.is_finite() && r > 0.0), "--rate must be a positive number")?;
     check(args.connect_rate.is_none_or(|r| r.is_finite() && r > 0.0), "--connect-rate must be a positive number")?;
@@ -175,12 +181,12 @@ pub fn config_from_args(args: &LoadArgs) -> Result<Config, LoadError> {
     check(args.connect_window >= 1, "--connect-window must be at least 1")?;
     check((0.0..=1.0).contains(&args.max_error_rate), "--max-error-rate must be between 0 and 1")?;
     check(args.proto != Proto::Echo || (1..=1 << 20).contains(&args.msg_size), "--msg-size must be 1..=1048576")?;
-    let per_proc = args.conns.div_ceil(u64::from(args.procs));
+    let per_proc = slots.div_ceil(u64::from(args.procs));
     let threads = args.threads.unwrap_or_else(|| (crate::env::cores() / args.procs).max(1));
     let threads = threads.min(u32::try_from(per_proc).unwrap_or(u32::MAX)).max(1);
     let source_ips = match &args.source_ips {
         Some(text) => parse_source_ips(text)?,
-        None => auto_source_ips(addr, args.conns),
+        None => auto_source_ips(addr, slots),
     };
     let duration = match (args.duration, args.requests) {
         (None, None) => Some(Duration::from_secs(10)),
@@ -191,6 +197,7 @@ pub fn config_from_args(args: &LoadArgs) -> Result<Config, LoadError> {
         host,
         proto: args.proto,
         conns: args.conns,
+        idle_conns: args.idle_conns,
         threads,
         procs: args.procs,
         pipeline: args.pipeline,

@@ -18,8 +18,11 @@ pub struct Config {
     /// `Host` header of HTTP requests (the `--addr` as given).
     pub host: String,
     pub proto: Proto,
-    /// Connections over all processes.
+    /// Connections that carry the load, over all processes.
     pub conns: u64,
+    /// Connections opened and held without sending, beside `conns`.
+    #[serde(default)]
+    pub idle_conns: u64,
     /// Event-loop threads per process.
     pub threads: u32,
     pub procs: u32,
@@ -84,13 +87,37 @@ impl Config {
         Schedule::new(self.rate, self.conns)
     }
 
-    /// Measured requests connection `global` may send (`u64::MAX` = unbounded):
-    /// `--requests` spread so that the shares add up exactly.
+    /// Connection slots over all processes: the active ones and the idle ones.
+    pub fn slots(&self) -> u64 {
+        self.conns + self.idle_conns
+    }
+
+    /// The rank among the active connections of slot `global`, or `None` for
+    /// an idle slot. Active slots are spread evenly over all slots, so every
+    /// thread and process gets its share of both kinds.
+    pub fn active_rank(&self, global: u64) -> Option<u64> {
+        if self.idle_conns == 0 {
+            return Some(global);
+        }
+        let (active, slots) = (u128::from(self.conns), u128::from(self.slots()));
+        let slot = u128::from(global);
+        let (before, after) = (slot * active / slots, (slot + 1) * active / slots);
+        (after > before).then_some(before as u64)
+    }
+
+    /// Measured requests slot `global` may send (`u64::MAX` = unbounded, 0 for
+    /// an idle slot): `--requests` spread so that the shares add up exactly.
     pub fn request_budget(&self, global: u64) -> u64 {
+        let Some(rank) = self.active_rank(global) else { return 0 };
         match self.requests {
             None => u64::MAX,
-            Some(total) => total / self.conns + u64::from(global < total % self.conns),
+            Some(total) => total / self.conns + u64::from(rank < total % self.conns),
         }
+    }
+
+    /// The first due time of slot `global`'s schedule.
+    pub fn first_due(&self, schedule: &Schedule, epoch: u64, global: u64) -> u64 {
+        schedule.first_due(epoch, self.active_rank(global).unwrap_or(0))
     }
 
     /// The source address of connection `global`, if bound.
@@ -116,6 +143,7 @@ impl Config {
             proto: self.proto,
             mode: self.mode(),
             conns: self.conns,
+            idle_conns: self.idle_conns,
             threads: self.threads,
             procs: self.procs,
             pipeline: self.pipeline,
@@ -137,6 +165,20 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn idle_slots_are_spread_and_take_no_requests() {
+        let text = r#"{"addr":"127.0.0.1:1","host":"h","proto":"http","conns":3,"idle_conns":7,"threads":1,"procs":1,
+            "pipeline":1,"rate":null,"duration":null,"requests":30,"reqs_per_conn":null,
+            "warmup":{"secs":0,"nanos":0},"timeout":{"secs":1,"nanos":0},"connect_timeout":{"secs":1,"nanos":0},
+            "connect_rate":null,"connect_window":1,"msg_size":1,"source_ips":[],"max_error_rate":0.0}"#;
+        let config: Config = serde_json::from_str(text).unwrap();
+        let ranks: Vec<_> = (0..10).map(|g| config.active_rank(g)).collect();
+        assert_eq!(ranks.iter().flatten().copied().collect::<Vec<_>>(), vec![0, 1, 2]);
+        assert_eq!(ranks.iter().filter(|r| r.is_none()).count(), 7);
+        assert!(ranks[..5].iter().any(Option::is_some) && ranks[5..].iter().any(Option::is_some), "spread: {ranks:?}");
+        assert_eq!((0..10).map(|g| config.request_budget(g)).sum::<u64>(), 30);
+    }
 
     #[test]
     fn shares_cover_everything_once() {

@@ -107,7 +107,7 @@ impl<'p> Engine<'p> {
             .map_err(|e| LoadError::io("register timerfd", e))?;
         let c = &plan.config;
         let conns: Vec<Conn> = (share.first..share.first + share.count)
-            .map(|g| Conn::new(g, c.proto, c.pipeline, c.request_budget(g), plan.schedule.first_due(plan.epoch, g)))
+            .map(|g| Conn::new(g, c.proto, c.pipeline, c.request_budget(g), c.first_due(&plan.schedule, plan.epoch, g)))
             .collect();
         let busy = conns.iter().filter(|c| !c.finished).count() as u64;
         let mut rec = Recorder::new();
@@ -116,7 +116,7 @@ impl<'p> Engine<'p> {
         // The window is per process, the connect rate over all processes.
         let of_process = share.count as f64 / plan.slots.max(1) as f64;
         let connect_cap = ((f64::from(c.connect_window) * of_process).ceil() as u32).max(1);
-        let per_thread = share.count as f64 / c.conns as f64;
+        let per_thread = share.count as f64 / c.slots() as f64;
         let timer_slack = match plan.schedule {
             Schedule::Open { interval_ns, .. } if interval_ns / share.count.max(1) < 2 * TIMER_SLACK => TIMER_SLACK,
             _ => 0,

@@ -128,7 +128,7 @@ pub fn build(config: &Config, env: Environment, rec: &Recorder, times: Times) ->
         errors,
         latency,
         connections: Connections {
-            target: config.conns,
+            target: config.slots(),
             established: c.established,
             all_established_s: c
                 .all_established_ns

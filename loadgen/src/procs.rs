@@ -46,7 +46,7 @@ pub fn run_children(config: &Config, epoch: u64, progress: bool) -> Result<Recor
     let exe = std::env::current_exe().map_err(|e| LoadError::io("find own executable", e))?;
     let parent = std::process::id();
     let shared_gate = config.connect_rate.is_none();
-    let shares = Share { first: 0, count: config.conns }.split(config.procs);
+    let shares = Share { first: 0, count: config.slots() }.split(config.procs);
     let mut children = Vec::new();
     let mut stdins = Vec::new();
     for (index, &share) in shares.iter().enumerate() {

@@ -95,8 +95,11 @@ pub struct RunConfig {
     pub proto: proto::Proto,
     /// Closed or open loop.
     pub mode: LoopMode,
-    /// Concurrent connections, over all processes.
+    /// Concurrent connections carrying the load, over all processes.
     pub conns: u64,
+    /// Connections opened and held without sending (`--idle-conns`), beside `conns`.
+    #[serde(default)]
+    pub idle_conns: u64,
     /// Event-loop threads per process.
     pub threads: u32,
     /// Load generator processes (1 unless `--procs`).

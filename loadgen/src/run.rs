@@ -60,7 +60,7 @@ pub fn run_config(config: &Config, progress: bool) -> Result<Outcome, LoadError>
         (epoch, crate::procs::run_children(config, epoch, progress)?)
     } else {
         let epoch = now_ns() + 5 * MS;
-        let all = Share { first: 0, count: config.conns };
+        let all = Share { first: 0, count: config.slots() };
         (epoch, run_local(config, all, epoch, progress, None)?)
     };
     let report = outcome::build(config, env, &recorder, Times { epoch, started_unix_ms });
@@ -70,17 +70,17 @@ pub fn run_config(config: &Config, progress: bool) -> Result<Outcome, LoadError>
 /// Fail early, with advice, when one process cannot hold its connections.
 fn check_descriptors(config: &Config, hard: u64) -> Result<(), LoadError> {
     let procs = u64::from(config.procs);
-    let per_proc = config.conns.div_ceil(procs);
+    let per_proc = config.slots().div_ceil(procs);
     let overhead = crate::env::fd_overhead(config.threads);
     if per_proc + overhead <= hard {
         return Ok(());
     }
     let usable = hard.saturating_sub(overhead).max(1);
     Err(LoadError::TooManyConns {
-        conns: config.conns,
+        conns: config.slots(),
         needed: per_proc + overhead,
         limit: hard,
-        procs: config.conns.div_ceil(usable).max(procs + 1),
+        procs: config.slots().div_ceil(usable).max(procs + 1),
     })
 }
 

@@ -65,7 +65,8 @@ pub fn render(r: &Report) -> String {
         [one] => format!(" from {one}"),
         [first, .., last] => format!(" from {} source addresses ({first}..{last})", c.source_ips.len()),
     };
-    let _ = writeln!(out, "  {} threads{procs} and {} connections{sources}; {est}", r.client.threads, c.conns);
+    let idle = if c.idle_conns > 0 { format!(" (+{} idle)", c.idle_conns) } else { String::new() };
+    let _ = writeln!(out, "  {} threads{procs} and {} connections{idle}{sources}; {est}", r.client.threads, c.conns);
     let cl = &r.latency.connect;
     if cl.count > 0 {
         let _ = writeln!(

@@ -25,6 +25,22 @@ fn closed_loop_completes_exactly_n_times_k() {
 }
 
 #[test]
+fn idle_connections_are_held_but_never_send() {
+    let server = TestServer::start(Mode::Serve(Proto::Http));
+    let addr = server.addr.to_string();
+    let out = load(&["--addr", &addr, "--conns", "4", "--idle-conns", "40", "--requests", "400", "--threads", "2"]);
+    let r = &out.report;
+    assert_eq!(r.config.conns, 4);
+    assert_eq!(r.config.idle_conns, 40);
+    assert_eq!(r.totals.requests, 400, "only the active connections' budget");
+    assert_eq!(r.errors.total, 0, "{:?}", r.errors);
+    assert_eq!(r.connections.target, 44);
+    assert_eq!(r.connections.established, 44, "idle connections are opened too");
+    assert_eq!(r.errors.starved_conns, 0, "an idle connection is not starved");
+    assert_eq!(server.accepted.load(std::sync::atomic::Ordering::Relaxed), 44);
+}
+
+#[test]
 fn pipelined_echo_is_exact_and_checked() {
     let server = TestServer::start(Mode::Serve(Proto::Echo));
     let addr = server.addr.to_string();
