@@ -29,17 +29,14 @@ fmt:
 
 ## The main job: every model through the standard matrix (~20 min on 2 cores), then REPORT.md.
 bench: release
-	$(RELEASE_BIN) bench --profile standard --out $(OUT)
-	$(RELEASE_BIN) report $(OUT) --report REPORT.md
+	$(RELEASE_BIN) bench --profile standard --out $(OUT) --report REPORT.md
 
 ## The same in about two minutes (results/quick-*, not committed).
 bench-quick: release
 	$(RELEASE_BIN) bench --profile quick --out results/quick-$(DATE)-$(HOST)
-	$(RELEASE_BIN) report results/quick-$(DATE)-$(HOST) --report results/quick-$(DATE)-$(HOST)/REPORT.md
 
 bench-full: release
-	$(RELEASE_BIN) bench --profile full --out $(OUT)-full
-	$(RELEASE_BIN) report $(OUT)-full --report REPORT.md
+	$(RELEASE_BIN) bench --profile full --out $(OUT)-full --report REPORT.md
 
 ## Regenerate plots and REPORT.md from the newest committed results folder.
 report: release

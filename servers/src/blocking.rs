@@ -11,10 +11,15 @@ use crate::{stop, Shared, Stats};
 /// Serve `stream` until the peer leaves or the session closes. The 16 KiB read
 /// buffer lives on this thread's stack.
 pub fn serve(mut stream: TcpStream, shared: &Shared) {
-    let _ = crate::net::prepare(&stream);
+    serve_borrowed(&mut stream, shared);
+}
+
+/// [`serve`] without closing the socket at the end.
+pub fn serve_borrowed(stream: &mut TcpStream, shared: &Shared) {
+    let _ = crate::net::prepare(stream);
     let mut session = Session::new(shared.proto, shared.work);
     let mut buf = [0u8; READ_BUF_SIZE];
-    let clean = drive(&mut stream, &mut session, &mut buf);
+    let clean = drive(stream, &mut session, &mut buf);
     // Count before the peer can see the close, so counters are final once it does.
     shared.stats.connection_closed(&session);
     if clean {

@@ -6,7 +6,10 @@
 //! listener readable to epoll, poll and select, so every accept loop notices the
 //! flag at once. Threads blocked on a connection are ended by process exit;
 //! forked children are signalled by their parent (and die with it through
-//! `PR_SET_PDEATHSIG`).
+//! `PR_SET_PDEATHSIG`). The iterative server, whose only thread may block in
+//! `read` on a client, watches that client's socket the same way: checking the
+//! flag before `read` would leave a window where the signal lands just before
+//! the call and is lost.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -50,6 +53,13 @@ pub fn watch_listener(fd: RawFd) -> io::Result<()> {
         request();
     }
     Ok(())
+}
+
+/// Stop watching `fd` (before it is closed, so a reused number is never shut).
+pub fn unwatch(fd: RawFd) {
+    for slot in &LISTENERS {
+        let _ = slot.compare_exchange(fd, -1, Ordering::AcqRel, Ordering::Acquire);
+    }
 }
 
 /// Forget every watched listener (a forked child owning other sockets).

@@ -80,7 +80,8 @@ impl Server {
         loop {
             match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                 Ok(line) if line.starts_with("listening ") => {
-                    let addr = line.split_whitespace().nth(1).and_then(|a| a.parse().ok()).expect("address in ready line");
+                    let addr =
+                        line.split_whitespace().nth(1).and_then(|a| a.parse().ok()).expect("address in ready line");
                     let pid = field(&line, "pid").and_then(|p| p.parse().ok()).expect("pid in ready line");
                     return Ok(Server { child: Some(child), lines, addr, pid, ready_line: line });
                 }
@@ -253,9 +254,9 @@ impl Client {
                 proto::client::AnswerFrame::Complete { len, status, .. } => {
                     return (status, self.buf.drain(..len).collect());
                 }
-                proto::client::AnswerFrame::Partial => {
-                    self.fill().unwrap_or_else(|e| panic!("reading an answer after {:?}: {e}", String::from_utf8_lossy(&self.buf)))
-                }
+                proto::client::AnswerFrame::Partial => self.fill().unwrap_or_else(|e| {
+                    panic!("reading an answer after {:?}: {e}", String::from_utf8_lossy(&self.buf))
+                }),
             }
         }
     }

@@ -7,10 +7,22 @@
 //! memory per waiting client, and it is not concurrent at all: one idle client
 //! stalls the server indefinitely.
 
-use crate::{blocking, Ctx, ServeError};
+use std::os::fd::AsRawFd;
+
+use crate::{blocking, stop, Ctx, ServeError};
 
 pub fn run(ctx: &Ctx) -> Result<(), ServeError> {
     let listener = ctx.listen()?;
     ctx.ready(Ctx::local_addr(&listener)?);
-    super::accept_loop(&listener, ctx, |stream| blocking::serve(stream, &ctx.shared))
+    super::accept_loop(&listener, ctx, |mut stream| {
+        // A stop shuts the current client down too, so a `read` it interrupts
+        // (or that starts just after the signal) returns at once.
+        let fd = stream.as_raw_fd();
+        let watched = stop::watch_listener(fd).is_ok();
+        blocking::serve_borrowed(&mut stream, &ctx.shared);
+        if watched {
+            stop::unwatch(fd);
+        }
+        drop(stream);
+    })
 }

@@ -1,0 +1,318 @@
+//! From cell records to groups (cells differing only in repetition) with the
+//! median of each figure and the min-max spread of throughput; `summary.csv`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::env::EnvInfo;
+use crate::error::{BenchError, Result};
+use crate::results::{self, CellRecord, LoadSummary};
+
+/// Median figures of one group of repetitions. `None` when no repetition gave the figure.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Group {
+    pub group: String,
+    pub workload: String,
+    pub server: String,
+    pub model: String,
+    pub id: String,
+    pub conns: u64,
+    pub idle_conns: u64,
+    pub rate: Option<f64>,
+    pub runs: usize,
+    pub ok: usize,
+    /// Why no repetition is ok (the first reason), when none is.
+    pub status: String,
+    pub rps: Option<f64>,
+    pub rps_min: Option<f64>,
+    pub rps_max: Option<f64>,
+    pub p50_us: Option<f64>,
+    pub p99_us: Option<f64>,
+    pub p999_us: Option<f64>,
+    pub peak_rss: Option<f64>,
+    pub peak_pss: Option<f64>,
+    pub mem_per_conn: Option<f64>,
+    pub cpu_us_per_req: Option<f64>,
+    pub ctx_per_req: Option<f64>,
+    pub server_cpu_util: Option<f64>,
+    pub starved: Option<f64>,
+    pub errors: Option<f64>,
+    pub error_rate: Option<f64>,
+    pub established: Option<f64>,
+    /// Connections that got at least one answer: established minus starved.
+    pub served: Option<f64>,
+    /// Failed connect attempts (refused, timed out, other).
+    pub connect_errors: Option<f64>,
+    pub kernel_per_conn: Option<f64>,
+    pub conns_held: Option<f64>,
+    pub peak_threads: Option<f64>,
+    pub peak_procs: Option<f64>,
+    pub connect_p99_us: Option<f64>,
+    pub all_established_s: Option<f64>,
+    pub achieved_rate: Option<f64>,
+    pub window_s: Option<f64>,
+    pub listener_wakeups: Option<f64>,
+    pub accepted: Option<f64>,
+    pub accept_would_block: Option<f64>,
+    pub client_bound: bool,
+    /// Largest share of the server's CPUs taken by other processes in a repetition.
+    pub foreign_cpu: Option<f64>,
+}
+
+/// Median of the values present.
+pub fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+}
+
+/// Least-squares slope of `y` over `x`; `None` with fewer than two distinct x.
+pub fn slope(points: &[(f64, f64)]) -> Option<f64> {
+    let n = points.len() as f64;
+    if points.len() < 2 {
+        return None;
+    }
+    let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    (sxx > 0.0).then(|| sxy / sxx)
+}
+
+fn group_of(records: &[&CellRecord]) -> Group {
+    let first = records[0];
+    let c = &first.cell;
+    let ok: Vec<(&CellRecord, &LoadSummary)> = records.iter().filter_map(|r| r.valid().map(|l| (*r, l))).collect();
+    let m =
+        |f: &dyn Fn(&CellRecord, &LoadSummary) -> Option<f64>| median(ok.iter().filter_map(|(r, l)| f(r, l)).collect());
+    let rps: Vec<f64> = ok.iter().map(|(_, l)| l.requests_per_sec).collect();
+    let stat = |f: &dyn Fn(&crate::results::ServerStats) -> u64| {
+        median(ok.iter().filter_map(|(r, _)| r.server.stats.as_ref().map(|s| f(s) as f64)).collect())
+    };
+    Group {
+        group: c.group.clone(),
+        workload: c.workload.clone(),
+        server: c.server.key.clone(),
+        model: c.server.model.clone(),
+        id: c.server.id.clone(),
+        conns: c.conns,
+        idle_conns: c.idle_conns,
+        rate: c.rate,
+        runs: records.len(),
+        ok: ok.len(),
+        status: if ok.is_empty() { first.outcome.label() } else { "ok".into() },
+        rps: median(rps.clone()),
+        rps_min: rps.iter().copied().reduce(f64::min),
+        rps_max: rps.iter().copied().reduce(f64::max),
+        p50_us: m(&|_, l| Some(l.p50_us)),
+        p99_us: m(&|_, l| Some(l.p99_us)),
+        p999_us: m(&|_, l| Some(l.p999_us)),
+        peak_rss: m(&|r, _| Some(r.derived.peak_rss_bytes as f64)),
+        peak_pss: m(&|r, _| r.derived.peak_pss_bytes.map(|v| v as f64)),
+        mem_per_conn: m(&|r, _| r.derived.mem_per_conn_bytes),
+        cpu_us_per_req: m(&|r, _| r.derived.cpu_us_per_req),
+        ctx_per_req: m(&|r, _| r.derived.ctx_per_req),
+        server_cpu_util: m(&|r, _| r.derived.server_cpu_util),
+        starved: m(&|_, l| Some(l.starved as f64)),
+        errors: m(&|_, l| Some(l.errors as f64)),
+        error_rate: m(&|_, l| Some(l.error_rate)),
+        established: m(&|_, l| Some(l.established as f64)),
+        served: m(&|_, l| Some(l.established.saturating_sub(l.starved) as f64)),
+        connect_errors: m(&|_, l| {
+            Some(l.errors_by_kind.iter().filter(|(k, _)| k.starts_with("connect")).map(|(_, n)| *n as f64).sum())
+        }),
+        kernel_per_conn: m(&|r, _| r.derived.kernel_per_conn_bytes),
+        conns_held: m(&|r, _| Some(r.derived.conns_held as f64)),
+        peak_threads: m(&|r, _| Some(r.derived.peak_threads as f64)),
+        peak_procs: m(&|r, _| Some(r.derived.peak_procs as f64)),
+        connect_p99_us: m(&|_, l| Some(l.connect_p99_us)),
+        all_established_s: m(&|_, l| l.all_established_s),
+        achieved_rate: m(&|_, l| l.achieved_rate),
+        window_s: m(&|_, l| Some(l.window_s)),
+        listener_wakeups: stat(&|s| s.listener_wakeups),
+        accepted: stat(&|s| s.accepted),
+        accept_would_block: stat(&|s| s.accept_would_block),
+        client_bound: ok.iter().any(|(_, l)| l.client_bound),
+        foreign_cpu: ok.iter().filter_map(|(r, _)| r.derived.foreign_cpu_util).reduce(f64::max),
+    }
+}
+
+/// A results folder, read back: environment, every cell, the groups.
+#[derive(Clone, Debug, Default)]
+pub struct Results {
+    pub env: Option<EnvInfo>,
+    pub records: Vec<CellRecord>,
+    pub groups: Vec<Group>,
+}
+
+impl Results {
+    /// Build from records (env optional), groups in first-seen order.
+    pub fn new(env: Option<EnvInfo>, records: Vec<CellRecord>) -> Results {
+        let mut order: Vec<String> = Vec::new();
+        let mut by: BTreeMap<String, Vec<&CellRecord>> = BTreeMap::new();
+        for r in &records {
+            if !by.contains_key(&r.cell.group) {
+                order.push(r.cell.group.clone());
+            }
+            by.entry(r.cell.group.clone()).or_default().push(r);
+        }
+        let groups = order.iter().filter_map(|g| by.get(g)).map(|rs| group_of(rs)).collect();
+        Results { env, records, groups }
+    }
+
+    /// Read `dir` (cells and, if present, env.json).
+    pub fn load(dir: &Path) -> Result<Results> {
+        let records = results::read_cells(dir)?;
+        let env_path = dir.join("env.json");
+        let env = if env_path.exists() { Some(results::read_json::<EnvInfo>(&env_path)?) } else { None };
+        Ok(Results::new(env, records))
+    }
+
+    /// The group of `workload` x `server` at `conns` (any idle count and rate).
+    pub fn find(&self, workload: &str, server: &str, conns: u64) -> Option<&Group> {
+        self.groups.iter().find(|g| g.workload == workload && g.server == server && g.conns == conns)
+    }
+
+    /// The group of `workload` x `server` with `idle` idle connections.
+    pub fn find_idle(&self, workload: &str, server: &str, idle: u64) -> Option<&Group> {
+        self.groups.iter().find(|g| g.workload == workload && g.server == server && g.idle_conns == idle)
+    }
+
+    /// Every group of `workload`.
+    pub fn of(&self, workload: &str) -> Vec<&Group> {
+        self.groups.iter().filter(|g| g.workload == workload).collect()
+    }
+
+    /// Server keys in first-seen order, for `workload` (or all when empty).
+    pub fn servers(&self, workload: &str) -> Vec<String> {
+        let mut keys: Vec<String> = Vec::new();
+        for g in self.groups.iter().filter(|g| workload.is_empty() || g.workload == workload) {
+            if !keys.contains(&g.server) {
+                keys.push(g.server.clone());
+            }
+        }
+        keys
+    }
+
+    /// Cell records of one group.
+    pub fn records_of(&self, group: &str) -> Vec<&CellRecord> {
+        self.records.iter().filter(|r| r.cell.group == group).collect()
+    }
+
+    /// Memory per connection of `server` as the slope of peak memory (anonymous
+    /// PSS when known) over the connections the server held, across the idle ladder.
+    /// Returns `(bytes per connection, points used)`.
+    pub fn idle_slope(&self, server: &str) -> Option<(f64, usize)> {
+        let points: Vec<(f64, f64)> = self
+            .records
+            .iter()
+            .filter(|r| r.cell.workload == "idle" && r.cell.server.key == server && r.valid().is_some())
+            .filter(|r| r.derived.conns_held > 0)
+            .map(|r| {
+                let mem = r.derived.peak_pss_anon_bytes.unwrap_or(r.derived.peak_rss_bytes);
+                (r.derived.conns_held as f64, mem as f64)
+            })
+            .collect();
+        slope(&points).map(|s| (s, points.len()))
+    }
+
+    /// Most connections `server` held (server-side descriptors over baseline) in any idle cell
+    /// where every connection was established and answered.
+    pub fn held(&self, server: &str) -> Option<u64> {
+        self.records
+            .iter()
+            .filter(|r| r.cell.workload == "idle" && r.cell.server.key == server)
+            .filter_map(|r| r.valid().map(|l| (r, l)))
+            .filter(|(r, l)| l.established >= r.cell.conns && l.starved == 0)
+            .map(|(r, _)| r.cell.conns)
+            .max()
+    }
+}
+
+impl Results {
+    /// Most connections `server` served (got at least one answer) in any idle cell, and that cell's N.
+    pub fn served_max(&self, server: &str) -> Option<(f64, u64)> {
+        self.of("idle")
+            .into_iter()
+            .filter(|g| g.server == server)
+            .filter_map(|g| g.served.map(|s| (s, g.conns)))
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+    }
+}
+
+fn opt(v: Option<f64>, scale: f64, digits: usize) -> String {
+    v.map(|x| format!("{:.*}", digits, x / scale)).unwrap_or_default()
+}
+
+/// Write `summary.csv`: one row per group.
+pub fn write_summary(results: &Results, path: &Path) -> Result<()> {
+    let mut out = String::from(
+        "group,workload,server,model,id,conns,idle_conns,rate,runs,ok,status,rps_median,rps_min,rps_max,\
+         p50_us,p99_us,p999_us,peak_rss_mib,peak_pss_mib,mem_per_conn_kib,cpu_us_per_req,ctx_per_req,\
+         server_cpu_util,starved,errors,error_rate,conns_held,peak_threads,peak_procs,connect_p99_us,\
+         achieved_rate,client_bound,foreign_cpu_max\n",
+    );
+    const MIB: f64 = 1024.0 * 1024.0;
+    for g in &results.groups {
+        let status = g.status.replace(['"', '\n'], " ");
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{},{},{},{},{},\"{}\",{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            g.group,
+            g.workload,
+            g.server,
+            g.model,
+            g.id,
+            g.conns,
+            g.idle_conns,
+            g.rate.map(|r| format!("{r:.0}")).unwrap_or_default(),
+            g.runs,
+            g.ok,
+            status,
+            opt(g.rps, 1.0, 1),
+            opt(g.rps_min, 1.0, 1),
+            opt(g.rps_max, 1.0, 1),
+            opt(g.p50_us, 1.0, 1),
+            opt(g.p99_us, 1.0, 1),
+            opt(g.p999_us, 1.0, 1),
+            opt(g.peak_rss, MIB, 2),
+            opt(g.peak_pss, MIB, 2),
+            opt(g.mem_per_conn, 1024.0, 2),
+            opt(g.cpu_us_per_req, 1.0, 2),
+            opt(g.ctx_per_req, 1.0, 3),
+            opt(g.server_cpu_util, 1.0, 3),
+            opt(g.starved, 1.0, 0),
+            opt(g.errors, 1.0, 0),
+            opt(g.error_rate, 1.0, 4),
+            opt(g.conns_held, 1.0, 0),
+            opt(g.peak_threads, 1.0, 0),
+            opt(g.peak_procs, 1.0, 0),
+            opt(g.connect_p99_us, 1.0, 1),
+            opt(g.achieved_rate, 1.0, 1),
+            g.client_bound,
+            opt(g.foreign_cpu, 1.0, 3)
+        );
+    }
+    std::fs::write(path, out).map_err(BenchError::io("write", path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_and_slopes() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(vec![]), None);
+        let s = slope(&[(1000.0, 1e6 + 8e6), (5000.0, 1e6 + 40e6), (10_000.0, 1e6 + 80e6)]).unwrap_or(0.0);
+        assert!((s - 8000.0).abs() < 1e-6);
+        assert_eq!(slope(&[(1.0, 2.0)]), None);
+        assert_eq!(slope(&[(1.0, 2.0), (1.0, 3.0)]), None);
+    }
+}

@@ -1,0 +1,190 @@
+//! The documents' claims and figures, as data, with the file each comes from.
+//! The verdicts are computed in [`crate::verdicts`]; this module only says what
+//! was claimed and where.
+
+/// The five source documents (in `shared/seeds/`).
+pub const DOC_000: &str = "000_21e48ed792ebbae1.txt";
+pub const DOC_001: &str = "001_57233637127164a3.txt";
+pub const DOC_002: &str = "002_5fd0a71908cd23de.txt";
+pub const DOC_003: &str = "003_cdbf77a354ded1f2.txt";
+pub const DOC_004: &str = "004_1e920840dd615eda.txt";
+
+/// One claim: id, where it is made, what it says (in our words).
+#[derive(Clone, Copy, Debug)]
+pub struct Claim {
+    pub id: &'static str,
+    /// `file §section`, one or more.
+    pub source: &'static str,
+    pub statement: &'static str,
+}
+
+/// Every claim the report checks, in report order.
+pub const CLAIMS: [Claim; 18] = [
+    Claim {
+        id: "T1",
+        source: "000_21e48ed792ebbae1.txt §并发模型 (不同并发模型对比)",
+        statement: "Model comparison: single thread ~1,000 QPS / 50 MB; multi-thread (3 processes x 4 threads, Gunicorn) ~10,000 QPS / 200 MB; async coroutines (asyncio) ~20,000 QPS / 100 MB; Go goroutines ~50,000+ QPS / 150 MB.",
+    },
+    Claim {
+        id: "T2",
+        source: "003_cdbf77a354ded1f2.txt §3.1 (传统方案的局限性)",
+        statement: "Connection ceilings: one thread per connection ~100 (very high memory and CPU); thread pool ~1,000 (high); event driven 10,000+ (low).",
+    },
+    Claim {
+        id: "T3",
+        source: "003_cdbf77a354ded1f2.txt §3.3 (处理能力对比)",
+        statement: "Concurrent connections: Apache + threads ~1,000; Nginx + epoll ~10,000; Node.js event loop ~10,000; Go goroutines ~100,000; Rust async/await ~1,000,000.",
+    },
+    Claim {
+        id: "T4",
+        source: "002_5fd0a71908cd23de.txt §2.5; 003_cdbf77a354ded1f2.txt §4.1",
+        statement: "select is capped at 1024 descriptors and O(n); poll is unlimited and O(n); epoll is unlimited and O(1) in the number of watched descriptors.",
+    },
+    Claim {
+        id: "T5",
+        source: "003_cdbf77a354ded1f2.txt §6.2 (参数调优效果对比)",
+        statement: "Tuning takes max concurrent connections from 1,024 to 100,000, latency from 100 ms to 10 ms, throughput from 1,000/s to 50,000/s, CPU from 80% to 30%.",
+    },
+    Claim {
+        id: "C1",
+        source: "003_cdbf77a354ded1f2.txt §3.1",
+        statement: "Each thread or process costs 1-8 MB of stack; 10,000 threads need 10 GB+ and the system collapses.",
+    },
+    Claim {
+        id: "C2",
+        source: "001_57233637127164a3.txt 性能篇_下 §二.2",
+        statement: "C10K with default buffers needs (16 + 87 + 20) KB x 10,000 = 1.23 GB of memory.",
+    },
+    Claim {
+        id: "C3",
+        source: "001_57233637127164a3.txt §四.3.2; 004_1e920840dd615eda.txt §5.6",
+        statement: "A single reactor is the bottleneck when handlers compute (or block): while one callback runs, no other connection is served.",
+    },
+    Claim {
+        id: "C4",
+        source: "001_57233637127164a3.txt §四.4.2",
+        statement: "A single reactor that also accepts has a low connection success rate under a burst of connects; a main reactor that only accepts fixes it.",
+    },
+    Claim {
+        id: "C5",
+        source: "001_57233637127164a3.txt §四.2.3",
+        statement: "A fixed thread pool suits short connections; with long-lived connections some connections are not served in time.",
+    },
+    Claim {
+        id: "C6",
+        source: "004_1e920840dd615eda.txt §5.8",
+        statement: "Handing each request to a thread pool is contended and bounces caches: reactors in threads (M9) beat reactor + pool (M8) for cheap handlers.",
+    },
+    Claim {
+        id: "C7",
+        source: "000_21e48ed792ebbae1.txt §并发模型",
+        statement: "With 3 ready connections each needing 1 s of blocking work, a single thread takes 3 s and a 4-worker pool takes 1 s.",
+    },
+    Claim {
+        id: "C8",
+        source: "004_1e920840dd615eda.txt §5.1",
+        statement: "The iterative server is not concurrent: while one client is connected, no other is served.",
+    },
+    Claim {
+        id: "C9",
+        source: "000_21e48ed792ebbae1.txt §长连接; 003_cdbf77a354ded1f2.txt §5.2",
+        statement: "Keep-alive avoids a handshake per request and is much faster than a connection per request.",
+    },
+    Claim {
+        id: "C10",
+        source: "004_1e920840dd615eda.txt §5.4",
+        statement: "Thundering herd: with epoll on a shared listener one new connection can wake every worker; a modern blocking accept wakes one.",
+    },
+    Claim {
+        id: "C11",
+        source: "004_1e920840dd615eda.txt §5.6",
+        statement: "A Redis-style single reactor performs very well for IO-bound work.",
+    },
+    Claim {
+        id: "C12",
+        source: "003_cdbf77a354ded1f2.txt §3.3, §4.1",
+        statement: "epoll's cost does not grow with the number of idle connections (O(1)); poll's and select's does (O(n)).",
+    },
+    Claim {
+        id: "C13",
+        source: "000_21e48ed792ebbae1.txt; 003_cdbf77a354ded1f2.txt §5.1",
+        statement: "sendfile (zero copy) cuts copies from 4 to 2 and lowers CPU for large transfers.",
+    },
+];
+
+/// The documents' figure for a model, shown beside our measurement in the main table.
+#[derive(Clone, Copy, Debug)]
+pub struct SeedFigure {
+    /// Server key (base configuration) it is compared with.
+    pub server: &'static str,
+    /// Which table.
+    pub table: &'static str,
+    /// The documents' row, in our words, and the figure.
+    pub text: &'static str,
+    pub source: &'static str,
+}
+
+/// The documents' figures that map onto a model of ours.
+pub const SEED_FIGURES: [SeedFigure; 9] = [
+    SeedFigure { server: "iterative", table: "T1", text: "single thread: ~1,000 QPS, 50 MB", source: DOC_000 },
+    SeedFigure { server: "prefork", table: "T1", text: "3 proc x 4 threads: ~10,000 QPS, 200 MB", source: DOC_000 },
+    SeedFigure { server: "reactor", table: "T1", text: "asyncio: ~20,000 QPS, 100 MB", source: DOC_000 },
+    SeedFigure { server: "tokio", table: "T1", text: "goroutines: ~50,000+ QPS, 150 MB", source: DOC_000 },
+    SeedFigure { server: "thread", table: "T2", text: "~100 connections", source: DOC_003 },
+    SeedFigure { server: "pool", table: "T2", text: "~1,000 connections", source: DOC_003 },
+    SeedFigure {
+        server: "reactor",
+        table: "T2/T3",
+        text: "event driven 10,000+; Node.js ~10,000 connections",
+        source: DOC_003,
+    },
+    SeedFigure { server: "reuseport", table: "T3", text: "Nginx + epoll ~10,000 connections", source: DOC_003 },
+    SeedFigure {
+        server: "tokio",
+        table: "T3",
+        text: "Go ~100,000; Rust async ~1,000,000 connections",
+        source: DOC_003,
+    },
+];
+
+/// The documents' figures for `server`, joined for a table cell.
+pub fn seed_text(server: &str) -> String {
+    SEED_FIGURES
+        .iter()
+        .filter(|f| f.server == server)
+        .map(|f| format!("{}: {}", f.table, f.text))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Figures used by the verdicts.
+pub mod figures {
+    /// C2: (16 + 87 + 20) KB per connection.
+    pub const C2_PER_CONN_BYTES: f64 = (16.0 + 87.0 + 20.0) * 1024.0;
+    /// C1: the smallest per-thread stack the documents name, bytes.
+    pub const C1_STACK_MIN_BYTES: f64 = 1024.0 * 1024.0;
+    /// T4: select's descriptor cap.
+    pub const FD_SETSIZE: u64 = 1024;
+    /// C7: the documents' times, seconds.
+    pub const C7_SINGLE_S: f64 = 3.0;
+    pub const C7_POOL_S: f64 = 1.0;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_claim_once_and_sourced() {
+        let mut ids: Vec<&str> = CLAIMS.iter().map(|c| c.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 18);
+        let docs = [DOC_000, DOC_001, DOC_002, DOC_003, DOC_004];
+        for c in CLAIMS {
+            assert!(docs.iter().any(|d| c.source.contains(d)), "{} names its document", c.id);
+        }
+        assert!(seed_text("reactor").contains("asyncio"));
+        assert_eq!(seed_text("fork"), "");
+    }
+}

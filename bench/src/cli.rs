@@ -1,0 +1,221 @@
+//! `c10k bench` and `c10k report`: arguments, validated once, and the two entry points.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::error::{BenchError, Result};
+use crate::matrix::{self, Profile, Sizing};
+use crate::runner::RunCtx;
+use crate::{env, report, results, session, signals};
+
+/// Arguments of `c10k bench`.
+#[derive(clap::Args, Debug, Clone)]
+#[command(after_help = "Runs `c10k serve` and `c10k load` as separate processes for every cell of the \
+    matrix, writes DIR/env.json, DIR/cells/*.json, DIR/summary.csv, DIR/plots/*.svg and the report.\n\
+    Ctrl-C stops cleanly and keeps the finished cells; `--resume` continues such a run.")]
+pub struct BenchArgs {
+    /// How much to run: quick (~2 min), standard (~20 min), full.
+    #[arg(long, value_enum, default_value_t = Profile::Standard)]
+    pub profile: Profile,
+    /// Results folder [default: results/<date>-<host>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Where to write the report [default: DIR/REPORT.md].
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// The `c10k` binary that serves and loads [default: this executable].
+    #[arg(long, value_name = "PATH")]
+    pub bin: Option<PathBuf>,
+    /// CPUs of the server, e.g. `0` or `0-3` [default: the first half of the allowed CPUs].
+    #[arg(long, value_name = "LIST")]
+    pub server_cpus: Option<String>,
+    /// CPUs of the load generator [default: the second half].
+    #[arg(long, value_name = "LIST")]
+    pub client_cpus: Option<String>,
+    /// Load generator threads [default: one per client CPU].
+    #[arg(long, value_name = "N")]
+    pub client_threads: Option<usize>,
+    /// Run only these server configurations (keys, comma-separated: `reactor,thread,reactor-poll`).
+    #[arg(long, value_delimiter = ',', value_name = "KEYS")]
+    pub only: Vec<String>,
+    /// Run only these workloads (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub workloads: Vec<String>,
+    /// Keep the cells already in DIR and run only the missing ones.
+    #[arg(long)]
+    pub resume: bool,
+    /// Print the plan and its time estimate, run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Arguments of `c10k report`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ReportArgs {
+    /// The results folder to read.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Where to write the report [default: DIR/REPORT.md] (`--report` is accepted too).
+    #[arg(long, short, alias = "report", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// Parse `0-3,6` into `[0, 1, 2, 3, 6]`.
+pub fn parse_cpus(list: &str) -> Result<Vec<usize>> {
+    let bad = || BenchError::Args(format!("bad CPU list {list:?} (expected e.g. 0 or 0-3,6)"));
+    let mut cpus = Vec::new();
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?),
+            None => {
+                let a: usize = part.parse().map_err(|_| bad())?;
+                (a, a)
+            }
+        };
+        if b < a {
+            return Err(bad());
+        }
+        cpus.extend(a..=b);
+    }
+    cpus.sort_unstable();
+    cpus.dedup();
+    if cpus.is_empty() {
+        return Err(bad());
+    }
+    Ok(cpus)
+}
+
+/// Server and client CPU sets: given, or the allowed CPUs split in halves.
+pub fn sizing(allowed: &[usize], server: Option<&str>, client: Option<&str>) -> Result<Sizing> {
+    let half = allowed.len() / 2;
+    let default_server = if allowed.len() >= 2 { allowed[..half].to_vec() } else { allowed.to_vec() };
+    let default_client = if allowed.len() >= 2 { allowed[half..].to_vec() } else { allowed.to_vec() };
+    let server_cpus = server.map(parse_cpus).transpose()?.unwrap_or(default_server);
+    let client_cpus = client.map(parse_cpus).transpose()?.unwrap_or(default_client);
+    if server_cpus.is_empty() || client_cpus.is_empty() {
+        return Err(BenchError::Args("no CPU to run on".into()));
+    }
+    Ok(Sizing { server_cpus, client_cpus })
+}
+
+fn pin_self(cpus: &[usize]) -> Result<()> {
+    let mut set = nix::sched::CpuSet::new();
+    for &c in cpus {
+        set.set(c).map_err(|source| BenchError::Sys { what: "cpu set", source })?;
+    }
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+        .map_err(|source| BenchError::Sys { what: "pin the runner", source })
+}
+
+/// `c10k bench`.
+pub fn run_bench(args: BenchArgs) -> Result<ExitCode> {
+    let allowed = env::allowed_cpus();
+    let sizing = sizing(&allowed, args.server_cpus.as_deref(), args.client_cpus.as_deref())?;
+    let client_threads = args.client_threads.unwrap_or(sizing.client_cpus.len()).max(1);
+    let mut cells = matrix::plan(args.profile, &sizing, &args.only, client_threads);
+    if !args.workloads.is_empty() {
+        cells.retain(|c| args.workloads.contains(&c.workload));
+    }
+    if cells.is_empty() {
+        return Err(BenchError::Args("the plan is empty (check --only and --workloads)".into()));
+    }
+    let estimate = matrix::estimate(&cells);
+    eprintln!(
+        "c10k bench: profile {}, {} cells, estimated {}; server on CPUs {:?}, load generator on CPUs {:?}",
+        args.profile.name(),
+        cells.len(),
+        humantime::format_duration(std::time::Duration::from_secs(estimate as u64)),
+        sizing.server_cpus,
+        sizing.client_cpus
+    );
+    if args.dry_run {
+        for c in &cells {
+            println!(
+                "{:<56} ~{:>4.1}s  serve {}  |  load {}",
+                c.id,
+                c.estimate_s,
+                c.server_args.join(" "),
+                c.load_args.join(" ")
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let bin = match args.bin {
+        Some(b) => b,
+        None => std::env::current_exe().map_err(BenchError::io("locate", "current executable"))?,
+    };
+    if !bin.is_file() {
+        return Err(BenchError::Args(format!("--bin {} is not a file", bin.display())));
+    }
+    let out = args.out.unwrap_or_else(|| default_out(Path::new("results")));
+    std::fs::create_dir_all(out.join("cells")).map_err(BenchError::io("create", &out))?;
+    signals::install()?;
+    // The runner (and its monitor thread) shares the client's CPUs, never the server's.
+    pin_self(&sizing.client_cpus)?;
+    let mut info = env::collect(Path::new("."), &bin);
+    info.profile = Some(args.profile);
+    info.server_cpus = sizing.server_cpus.clone();
+    info.client_cpus = sizing.client_cpus.clone();
+    info.runner_cpus = sizing.client_cpus.clone();
+    info.client_threads = client_threads;
+    info.planned_cells = cells.len();
+    info.planned_s = estimate;
+    let env_path = out.join("env.json");
+    results::write_json(&env_path, &info, "env.json")?;
+    let ctx = RunCtx::new(bin, sizing.server_cpus.clone(), sizing.client_cpus.clone(), out.clone());
+    let stats = session::run(&ctx, &cells, &out, args.resume)?;
+    info.finished_unix_ms = Some(crate::unix_ms());
+    info.interrupted = stats.interrupted;
+    results::write_json(&env_path, &info, "env.json")?;
+    eprintln!(
+        "c10k bench: {} cells in {} ({} ok, {} failed or cannot run, {} skipped){}",
+        stats.done,
+        humantime::format_duration(std::time::Duration::from_secs(stats.elapsed.as_secs())),
+        stats.ok,
+        stats.failed,
+        stats.skipped,
+        if stats.interrupted { "; interrupted, finished cells kept" } else { "" }
+    );
+    let report_path = args.report.unwrap_or_else(|| out.join("REPORT.md"));
+    if stats.done > 0 || args.resume {
+        report::generate(&out, &report_path)?;
+        eprintln!("c10k bench: wrote {} and {}", out.display(), report_path.display());
+    }
+    Ok(if stats.interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS })
+}
+
+/// `results/<date>-<host>`.
+pub fn default_out(root: &Path) -> PathBuf {
+    root.join(format!("{}-{}", crate::date(crate::unix_ms()), crate::hostname()))
+}
+
+/// `c10k report`.
+pub fn run_report(args: ReportArgs) -> Result<ExitCode> {
+    let output = args.output.unwrap_or_else(|| args.dir.join("REPORT.md"));
+    report::generate(&args.dir, &output)?;
+    eprintln!("c10k report: wrote {}", output.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpus("0").ok(), Some(vec![0]));
+        assert_eq!(parse_cpus("0-2,5,1").ok(), Some(vec![0, 1, 2, 5]));
+        assert!(parse_cpus("3-1").is_err());
+        assert!(parse_cpus("x").is_err());
+    }
+
+    #[test]
+    fn default_split_is_halves() {
+        let s = sizing(&[0, 1], None, None).expect("sizing");
+        assert_eq!((s.server_cpus, s.client_cpus), (vec![0], vec![1]));
+        let s = sizing(&[0, 1, 2, 3], None, Some("3")).expect("sizing");
+        assert_eq!((s.server_cpus, s.client_cpus), (vec![0, 1], vec![3]));
+        let s = sizing(&[0], None, None).expect("one cpu");
+        assert_eq!((s.server_cpus, s.client_cpus), (vec![0], vec![0]));
+    }
+}

@@ -1,0 +1,212 @@
+//! Pure functions from raw observations to the figures the report uses: the
+//! load generator's report to a [`LoadSummary`], and monitor samples plus that
+//! summary to [`Derived`] (peak memory, memory per connection, CPU and context
+//! switches per request).
+
+use loadgen::report::Report;
+
+use crate::monitor::Sample;
+use crate::results::{Derived, LoadSummary};
+
+/// Reduce the load generator's report to the figures the bench reads.
+/// `raw` is the same report as JSON, for fields newer than this crate's `loadgen`.
+pub fn summarise(r: &Report, raw: &serde_json::Value) -> LoadSummary {
+    let lat = &r.latency.corrected;
+    let e = &r.errors;
+    let window_start = raw
+        .get("window_start_unix_ms")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(r.started_unix_ms + (r.config.warmup_s * 1000.0) as u64);
+    LoadSummary {
+        requests: r.totals.requests,
+        requests_per_sec: r.totals.requests_per_sec,
+        window_s: r.totals.duration_s,
+        p50_us: lat.p50_us,
+        p90_us: lat.p90_us,
+        p99_us: lat.p99_us,
+        p999_us: lat.p999_us,
+        max_us: lat.max_us,
+        mean_us: lat.mean_us,
+        p99_uncorrected_us: r.latency.uncorrected.p99_us,
+        connect_p99_us: r.latency.connect.p99_us,
+        connect_max_us: r.latency.connect.max_us,
+        connect_count: r.latency.connect.count,
+        spectrum: lat.percentiles.iter().map(|p| (p.percentile, p.value_us)).collect(),
+        errors: e.total,
+        error_rate: e.rate,
+        errors_by_kind: e.details.iter().map(|d| (d.kind.clone(), d.count)).collect(),
+        starved: r.connections.starved,
+        established: r.connections.established,
+        all_established_s: r.connections.all_established_s,
+        peak_open: r.connections.peak_open,
+        open_at_end: r.connections.open_at_end,
+        reconnects: r.connections.reconnects,
+        target_rate: r.open_loop.as_ref().map(|o| o.target_rate),
+        achieved_rate: r.open_loop.as_ref().map(|o| o.achieved_rate),
+        timeline: r.timeline.iter().map(|t| (t.second, t.answers, t.p99_us, t.open_conns)).collect(),
+        client_utilisation: r.client.utilisation,
+        client_cpu_s: r.client.cpu_user_s + r.client.cpu_sys_s,
+        client_bound: r.client_bound,
+        client_bound_reasons: r.client_bound_reasons.clone(),
+        window_start_unix_ms: window_start,
+    }
+}
+
+/// Value of a cumulative counter at time `t` (ms), interpolated between samples.
+fn at(samples: &[Sample], t: u64, f: impl Fn(&Sample) -> u64) -> Option<f64> {
+    let first = samples.first()?;
+    let last = samples.last()?;
+    if t <= first.unix_ms {
+        return Some(f(first) as f64);
+    }
+    if t >= last.unix_ms {
+        return Some(f(last) as f64);
+    }
+    let i = samples.iter().position(|s| s.unix_ms >= t)?;
+    let (a, b) = (&samples[i - 1], &samples[i]);
+    let span = (b.unix_ms - a.unix_ms).max(1) as f64;
+    let frac = (t - a.unix_ms) as f64 / span;
+    Some(f(a) as f64 + (f(b) as f64 - f(a) as f64) * frac)
+}
+
+/// Derive the per-cell figures. `baseline` is a full sample taken before the
+/// load started; `server_cpus` is the server's CPU set.
+pub fn derive(
+    samples: &[Sample],
+    baseline: Option<&Sample>,
+    load: Option<&LoadSummary>,
+    server_cpus: &[usize],
+) -> Derived {
+    let mut d = Derived { samples: samples.len(), ..Derived::default() };
+    let mut gaps: Vec<u64> = samples.windows(2).map(|w| w[1].unix_ms.saturating_sub(w[0].unix_ms)).collect();
+    gaps.sort_unstable();
+    d.sample_interval_ms = gaps.get(gaps.len() / 2).copied().unwrap_or(0) as f64;
+    let peak = |f: &dyn Fn(&Sample) -> Option<u64>| samples.iter().filter_map(f).max();
+    d.peak_rss_bytes = peak(&|s| Some(s.rss_bytes)).unwrap_or(0);
+    d.peak_pss_bytes = peak(&|s| s.pss_bytes);
+    d.peak_pss_anon_bytes = peak(&|s| s.pss_anon_bytes);
+    d.peak_vsz_bytes = peak(&|s| Some(s.vsz_bytes)).unwrap_or(0);
+    d.peak_threads = peak(&|s| Some(s.threads)).unwrap_or(0);
+    d.peak_procs = peak(&|s| Some(s.procs)).unwrap_or(0);
+    d.peak_fds = peak(&|s| s.fds).unwrap_or(0);
+    d.peak_tcp_mem_bytes = peak(&|s| Some(s.tcp_mem_bytes)).unwrap_or(0);
+    let base = baseline.or(samples.first());
+    d.baseline_rss_bytes = base.map_or(0, |b| b.rss_bytes);
+    // Connections held: distinct sockets over the baseline (the listener, inherited
+    // by every forked child, counts once); descriptors when sockets were not read.
+    d.conns_held = match (peak(&|s| s.sockets), base.and_then(|b| b.sockets)) {
+        (Some(p), Some(b)) => p.saturating_sub(b),
+        _ => d.peak_fds.saturating_sub(base.and_then(|b| b.fds).unwrap_or(0)),
+    };
+    // Anonymous PSS when known: the binary's file pages are shared with the load
+    // generator (same executable), which would make plain PSS drop as it starts.
+    let (peak_mem, base_mem) = match (d.peak_pss_anon_bytes, base.and_then(|b| b.pss_anon_bytes)) {
+        (Some(p), Some(b)) => (p, b),
+        _ => (d.peak_rss_bytes, d.baseline_rss_bytes),
+    };
+    if d.conns_held > 0 {
+        let held = d.conns_held as f64;
+        d.mem_per_conn_bytes = Some(peak_mem.saturating_sub(base_mem) as f64 / held);
+        let tcp = d.peak_tcp_mem_bytes.saturating_sub(base.map_or(0, |b| b.tcp_mem_bytes));
+        let slab = peak(&|s| Some(s.slab_unreclaimable_bytes))
+            .unwrap_or(0)
+            .saturating_sub(base.map_or(0, |b| b.slab_unreclaimable_bytes));
+        d.kernel_per_conn_bytes = Some((tcp + slab) as f64 / held);
+    }
+    let Some(load) = load else { return d };
+    d.client_bound = load.client_bound;
+    let start = load.window_start_unix_ms;
+    let end = start + (load.window_s * 1000.0) as u64;
+    let covered = samples.first().is_some_and(|s| s.unix_ms <= start + 200)
+        && samples.last().is_some_and(|s| s.unix_ms + 200 >= end);
+    if !covered || load.window_s <= 0.0 {
+        return d;
+    }
+    let cpu = |s: &Sample| s.cpu_user_us + s.cpu_sys_us;
+    if let (Some(a), Some(b)) = (at(samples, start, cpu), at(samples, end, cpu)) {
+        let used = (b - a).max(0.0);
+        let capacity = load.window_s * 1e6 * server_cpus.len().max(1) as f64;
+        d.server_cpu_util = Some(used / capacity);
+        if load.requests > 0 {
+            d.cpu_us_per_req = Some(used / load.requests as f64);
+        }
+        // Busy time of the server's CPUs that was not the server's: other processes.
+        let busy = |s: &Sample| server_cpus.iter().map(|&c| s.cpu_busy_us.get(c).copied().unwrap_or(0)).sum::<u64>();
+        if samples.iter().all(|s| !s.cpu_busy_us.is_empty()) {
+            if let (Some(a), Some(b)) = (at(samples, start, busy), at(samples, end, busy)) {
+                d.foreign_cpu_util = Some(((b - a) - used).max(0.0) / capacity);
+            }
+        }
+    }
+    // Context switches: between the first and last full samples inside the window,
+    // per request answered in that span (at the window's mean rate).
+    let inside: Vec<&Sample> =
+        samples.iter().filter(|s| s.ctx_switches.is_some() && s.unix_ms >= start && s.unix_ms <= end).collect();
+    if let (Some(a), Some(b)) = (inside.first(), inside.last()) {
+        let span_s = (b.unix_ms - a.unix_ms) as f64 / 1000.0;
+        let ctx = |s: &Sample| s.ctx_switches.unwrap_or(0);
+        let reqs = load.requests_per_sec * span_s;
+        if span_s > 0.2 && reqs > 0.0 {
+            d.ctx_per_req = Some(ctx(b).saturating_sub(ctx(a)) as f64 / reqs);
+        }
+    }
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(ms: u64, cpu: u64, rss: u64, fds: u64) -> Sample {
+        Sample {
+            unix_ms: ms,
+            cpu_user_us: cpu,
+            rss_bytes: rss,
+            fds: Some(fds),
+            ctx_switches: Some(cpu / 10),
+            // CPU 0 is busy 1.25x the server's own use: a quarter of its time is someone else's.
+            cpu_busy_us: vec![cpu + cpu / 4],
+            ..Sample::default()
+        }
+    }
+
+    #[test]
+    fn cpu_per_request_over_the_window_only() {
+        // 1 s of CPU per second of wall time; window 1000..3000 ms; 20,000 requests.
+        let samples: Vec<Sample> = (0..=40).map(|i| s(i * 100, i * 100_000, 1 << 20, 10 + i)).collect();
+        let load = LoadSummary {
+            requests: 20_000,
+            requests_per_sec: 10_000.0,
+            window_s: 2.0,
+            window_start_unix_ms: 1_000,
+            ..LoadSummary::default()
+        };
+        let d = derive(&samples, Some(&s(0, 0, 1 << 20, 10)), Some(&load), &[0]);
+        let cpu = d.cpu_us_per_req.expect("covered window");
+        assert!((cpu - 100.0).abs() < 1.0, "2 s of CPU over 20,000 requests = 100 us, got {cpu}");
+        assert!((d.server_cpu_util.unwrap_or(0.0) - 1.0).abs() < 0.01);
+        assert!((d.ctx_per_req.unwrap_or(0.0) - 10.0).abs() < 0.1);
+        assert!((d.foreign_cpu_util.unwrap_or(0.0) - 0.25).abs() < 0.01, "{:?}", d.foreign_cpu_util);
+        assert_eq!(d.conns_held, 40);
+        assert_eq!(d.peak_fds, 50);
+    }
+
+    #[test]
+    fn memory_per_connection_uses_pss_when_known() {
+        let mut a = s(0, 0, 10_000_000, 5);
+        a.pss_anon_bytes = Some(4_000_000);
+        let mut b = s(100, 0, 30_000_000, 1_005);
+        b.pss_anon_bytes = Some(14_000_000);
+        let d = derive(&[a.clone(), b], Some(&a), None, &[0]);
+        assert_eq!(d.mem_per_conn_bytes, Some(10_000.0));
+        assert_eq!(d.peak_rss_bytes, 30_000_000);
+    }
+
+    #[test]
+    fn uncovered_window_gives_no_rates() {
+        let samples = vec![s(5_000, 0, 1, 1), s(5_100, 10, 1, 1)];
+        let load = LoadSummary { requests: 10, window_s: 2.0, window_start_unix_ms: 1_000, ..LoadSummary::default() };
+        let d = derive(&samples, None, Some(&load), &[0]);
+        assert!(d.cpu_us_per_req.is_none());
+    }
+}

@@ -1,0 +1,452 @@
+//! The benchmark matrix as data: server configurations, workloads, profiles,
+//! and the planned list of cells in the order they run.
+//!
+//! A *cell* is one (server configuration, workload, connection count,
+//! repetition): one `c10k serve` process and one `c10k load` process. Every
+//! claim experiment is a workload here (`block-3x1s` for C7, `burst` for C4,
+//! `idle-active` for C12/T4, `herd` for C10, `fd-limit` for T5), so the report
+//! reads all evidence from cell files the same way.
+
+use serde::{Deserialize, Serialize};
+use servers::Model;
+
+pub use crate::workloads::{Workload, WORKLOADS};
+
+/// How much of the matrix to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// About 2 minutes: every model, HTTP keep-alive at 100 and 1,000 connections, once.
+    Quick,
+    /// About 20 minutes on 2 cores: the main comparison 3 times, every claim experiment.
+    Standard,
+    /// Everything: every workload at every connection count, longer windows.
+    Full,
+}
+
+impl Profile {
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Quick => "quick",
+            Profile::Standard => "standard",
+            Profile::Full => "full",
+        }
+    }
+
+    /// Warm-up and measured window of an ordinary cell, seconds.
+    pub fn timing(self) -> (f64, f64) {
+        match self {
+            Profile::Quick => (0.5, 2.0),
+            Profile::Standard => (0.5, 2.0),
+            Profile::Full => (1.0, 5.0),
+        }
+    }
+}
+
+/// A server configuration under test: a model plus the knobs that make a variant.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServerSpec {
+    /// Unique label used in file names, tables and plots (`reactor`, `reactor-poll`).
+    pub key: String,
+    /// `c10k serve --model` name.
+    pub model: String,
+    /// The model's id in the documents (`M5`).
+    pub id: String,
+    /// Arguments after `--model NAME --proto P --addr A` (knobs of this variant).
+    pub args: Vec<String>,
+    /// RLIMIT_NOFILE (soft and hard) imposed on the server before exec; `None` leaves the inherited one.
+    #[serde(default)]
+    pub nofile: Option<u64>,
+}
+
+impl ServerSpec {
+    /// The model with the knobs the main comparison uses, sized to the server's CPU share.
+    pub fn base(model: Model, server_cpus: usize) -> ServerSpec {
+        let n = server_cpus.max(1).to_string();
+        let args: Vec<String> = match model {
+            Model::MultiReactor | Model::MultiReactorPool | Model::Tokio | Model::Uring => vec!["--threads".into(), n],
+            Model::Reuseport => vec!["--procs".into(), n],
+            // The documents' Gunicorn example (T1): 3 processes x 4 threads, each blocking in accept.
+            Model::Prefork => ["--procs", "3", "--threads-per-proc", "4"].map(String::from).to_vec(),
+            _ => Vec::new(),
+        };
+        ServerSpec { key: model.name().into(), model: model.name().into(), id: model.id().into(), args, nofile: None }
+    }
+
+    /// A variant of `base` with more (or other) knobs and its own key.
+    pub fn variant(model: Model, key: &str, args: &[&str]) -> ServerSpec {
+        ServerSpec {
+            key: key.into(),
+            model: model.name().into(),
+            id: model.id().into(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            nofile: None,
+        }
+    }
+
+    /// The configurations of the main comparison: every model, in `Model::ALL` order.
+    pub fn all_base(server_cpus: usize) -> Vec<ServerSpec> {
+        Model::ALL.iter().map(|&m| ServerSpec::base(m, server_cpus)).collect()
+    }
+
+    /// A named variant used by a claim experiment (see [`variants`]).
+    pub fn named(key: &str, server_cpus: usize) -> Option<ServerSpec> {
+        if let Some(m) = Model::ALL.iter().find(|m| m.name() == key) {
+            return Some(ServerSpec::base(*m, server_cpus));
+        }
+        variants(server_cpus).into_iter().find(|s| s.key == key)
+    }
+}
+
+/// The variants the claim experiments use, beyond the base configurations.
+pub fn variants(server_cpus: usize) -> Vec<ServerSpec> {
+    let n = server_cpus.max(1).to_string();
+    let mut nofile = ServerSpec::variant(Model::Reactor, "reactor-nofile1024", &[]);
+    nofile.nofile = Some(1024);
+    vec![
+        ServerSpec::variant(Model::Reactor, "reactor-poll", &["--backend", "poll"]),
+        ServerSpec::variant(Model::Reactor, "reactor-select", &["--backend", "select"]),
+        ServerSpec::variant(Model::Reactor, "reactor-level", &["--trigger", "level"]),
+        ServerSpec::variant(Model::Pool, "pool-4", &["--workers", "4"]),
+        ServerSpec::variant(Model::ReactorPool, "reactor-pool-4", &["--workers", "4"]),
+        ServerSpec::variant(Model::Reuseport, "reuseport-4", &["--procs", "4"]),
+        ServerSpec::variant(Model::Reuseport, "reuseport-shared-4", &["--procs", "4", "--shared-listener"]),
+        ServerSpec::variant(Model::Prefork, "prefork-4", &["--procs", "4", "--threads-per-proc", "1"]),
+        ServerSpec::variant(Model::MultiReactor, "multi-reactor", &["--threads", &n]),
+        nofile,
+    ]
+}
+
+/// One cell: everything needed to run it and to read its result back.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    /// `workload/server/cN[/iM][/rR]/repK`, unique in a run; also the file name.
+    pub id: String,
+    /// Cells differing only in `rep` share a group; medians are taken per group.
+    pub group: String,
+    pub workload: String,
+    pub server: ServerSpec,
+    /// `http` or `echo`.
+    pub proto: String,
+    /// Active connections (`--conns`).
+    pub conns: u64,
+    /// Connections opened and held without requests (`--idle-conns`).
+    pub idle_conns: u64,
+    /// Open loop: requests per second over all connections; `None` = closed loop.
+    pub rate: Option<f64>,
+    /// Repetition, from 1.
+    pub rep: u32,
+    pub warmup_s: f64,
+    /// Measured window; `None` when `--requests` bounds the run.
+    pub duration_s: Option<f64>,
+    /// Per-request timeout handed to the load generator.
+    pub timeout_s: f64,
+    /// The whole cell is abandoned after this long.
+    pub time_limit_s: f64,
+    /// What the planner expects the cell to take, seconds (for the ETA).
+    pub estimate_s: f64,
+    /// Arguments of `c10k serve` after `serve` (the address is `127.0.0.1:0`).
+    pub server_args: Vec<String>,
+    /// Arguments of `c10k load` after `load`, without `--addr` and `--json`.
+    pub load_args: Vec<String>,
+    /// Sweep cells: skipped once a lower rate of the same server missed the bound.
+    pub sweep: bool,
+}
+
+/// CPU sets and thread counts a plan is built for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sizing {
+    pub server_cpus: Vec<usize>,
+    pub client_cpus: Vec<usize>,
+}
+
+/// One block of a profile: a workload over some servers at some sizes.
+struct Block {
+    workload: &'static str,
+    servers: Vec<ServerSpec>,
+    /// (active connections, idle connections, open-loop rate).
+    points: Vec<(u64, u64, Option<f64>)>,
+    reps: u32,
+}
+
+fn closed(conns: &[u64]) -> Vec<(u64, u64, Option<f64>)> {
+    conns.iter().map(|&c| (c, 0, None)).collect()
+}
+
+/// The rates of the fixed-rate sweep, requests per second (denser where the knees were seen).
+pub const SWEEP_RATES: [f64; 7] = [1_000.0, 3_000.0, 10_000.0, 20_000.0, 30_000.0, 50_000.0, 80_000.0];
+/// Connections of the sweep and of the idle-active experiment's active part.
+pub const SWEEP_CONNS: u64 = 100;
+/// The latency bound that defines the knee of the sweep, microseconds (p99).
+pub const KNEE_P99_US: f64 = 10_000.0;
+/// Idle workload: connections held (one request per connection per second).
+pub const IDLE_LADDER: [u64; 4] = [1_000, 5_000, 10_000, 19_000];
+
+fn blocks(profile: Profile, cpus: usize) -> Vec<Block> {
+    let all = ServerSpec::all_base(cpus);
+    let pick = |keys: &[&str]| -> Vec<ServerSpec> { keys.iter().filter_map(|k| ServerSpec::named(k, cpus)).collect() };
+    let idle = |ladder: &[u64]| ladder.iter().map(|&n| (n, 0, Some(n as f64))).collect::<Vec<_>>();
+    let sweep = |rates: &[f64]| rates.iter().map(|&r| (SWEEP_CONNS, 0, Some(r))).collect::<Vec<_>>();
+    let idle_active =
+        |idle: &[u64]| idle.iter().map(|&m| (10, m, Some(2_000.0))).collect::<Vec<(u64, u64, Option<f64>)>>();
+    let backends = pick(&["reactor", "reactor-level", "reactor-poll", "reactor-select"]);
+    let herd = pick(&["reuseport-4", "reuseport-shared-4", "prefork-4"]);
+    let c7 = pick(&["iterative", "reactor", "pool-4", "reactor-pool-4"]);
+    let burst = pick(&["reactor", "multi-reactor", "reuseport", "tokio"]);
+    let fd = pick(&["reactor", "reactor-nofile1024"]);
+    let soak = pick(&["reactor", "thread"]);
+    // Models whose concurrency is fixed (one connection, 3 x 4 threads, 64 workers)
+    // serve 1, 12 or 64 of 1,000 idle connections; more connections only wait out the
+    // time limit, so they run once at 10,000 and the idle ladder stops at 1,000 for them.
+    let fixed_keys = ["iterative", "prefork", "pool"];
+    let fixed = pick(&fixed_keys);
+    let scalable: Vec<ServerSpec> = all.iter().filter(|s| !fixed_keys.contains(&s.key.as_str())).cloned().collect();
+    let b =
+        |workload, servers: &Vec<ServerSpec>, points, reps| Block { workload, servers: servers.clone(), points, reps };
+    match profile {
+        Profile::Quick => vec![b("http-keepalive", &all, closed(&[100, 1_000]), 1)],
+        Profile::Standard => vec![
+            b("http-keepalive", &all, closed(&[100, 1_000]), 3),
+            b("http-keepalive", &scalable, closed(&[10_000]), 3),
+            b("http-keepalive", &fixed, closed(&[10_000]), 1),
+            b("http-keepalive", &all, closed(&[1]), 1),
+            b("echo", &all, closed(&[100]), 1),
+            b("http-short", &all, closed(&[100]), 1),
+            b("cpu", &all, closed(&[100]), 1),
+            b("block", &all, closed(&[100]), 1),
+            b("idle", &all, idle(&IDLE_LADDER[..1]), 1),
+            b("idle", &scalable, idle(&IDLE_LADDER[1..]), 1),
+            b("sweep", &all, sweep(&SWEEP_RATES), 1),
+            b("idle-active", &backends, idle_active(&[0, 1_000, 10_000]), 1),
+            b("block-3x1s", &c7, closed(&[3]), 1),
+            b("burst", &burst, closed(&[10_000]), 1),
+            b("herd", &herd, closed(&[20]), 1),
+            b("fd-limit", &fd, closed(&[2_000]), 1),
+            b("soak", &soak, closed(&[1_000]), 1),
+        ],
+        Profile::Full => {
+            let mut every = all.clone();
+            every.extend(pick(&["reactor-level", "reactor-poll", "reactor-select"]));
+            vec![
+                b("http-keepalive", &every, closed(&[1, 10, 100, 1_000, 10_000]), 3),
+                b("echo", &all, closed(&[1, 10, 100, 1_000, 10_000]), 3),
+                b("http-short", &all, closed(&[10, 100, 1_000]), 3),
+                b("cpu", &all, closed(&[10, 100, 1_000]), 3),
+                b("block", &all, closed(&[10, 100, 1_000]), 3),
+                b("idle", &all, idle(&IDLE_LADDER), 1),
+                b("sweep", &all, sweep(&SWEEP_RATES), 1),
+                b("idle-active", &backends, idle_active(&[0, 1_000, 5_000, 10_000]), 3),
+                b("block-3x1s", &c7, closed(&[3]), 3),
+                b("burst", &burst, closed(&[10_000]), 3),
+                b("herd", &herd, closed(&[20]), 3),
+                b("fd-limit", &fd, closed(&[2_000]), 1),
+                b("soak", &all, closed(&[1_000]), 1),
+            ]
+        }
+    }
+}
+
+/// Build the ordered list of cells of `profile`, restricted to `only` server keys when
+/// given. Order: repetition-major; within a repetition each (workload, size) point runs
+/// every server in a rotated order so that drift does not favour one model; sweep
+/// points run in ascending rate so that the knee can stop a server's sweep early.
+pub fn plan(profile: Profile, sizing: &Sizing, only: &[String], client_threads: usize) -> Vec<Cell> {
+    let (warmup, duration) = profile.timing();
+    let blocks = blocks(profile, sizing.server_cpus.len());
+    let max_reps = blocks.iter().map(|b| b.reps).max().unwrap_or(1);
+    let mut cells = Vec::new();
+    let mut rotation = 0usize;
+    for rep in 1..=max_reps {
+        for block in blocks.iter().filter(|b| b.reps >= rep) {
+            let Some(workload) = WORKLOADS.iter().find(|w| w.name == block.workload) else { continue };
+            let servers: Vec<&ServerSpec> =
+                block.servers.iter().filter(|s| only.is_empty() || only.contains(&s.key)).collect();
+            if servers.is_empty() {
+                continue;
+            }
+            for &(conns, idle, rate) in &block.points {
+                rotation += 1;
+                for i in 0..servers.len() {
+                    let server = servers[(i + rotation) % servers.len()];
+                    let spec = CellSpec { workload, server, conns, idle, rate, rep, warmup, duration, client_threads };
+                    cells.push(spec.build());
+                }
+            }
+        }
+    }
+    cells
+}
+
+struct CellSpec<'a> {
+    workload: &'a Workload,
+    server: &'a ServerSpec,
+    conns: u64,
+    idle: u64,
+    rate: Option<f64>,
+    rep: u32,
+    warmup: f64,
+    duration: f64,
+    client_threads: usize,
+}
+
+impl CellSpec<'_> {
+    fn build(&self) -> Cell {
+        let w = self.workload;
+        let mut group = format!("{}/{}/c{}", w.name, self.server.key, self.conns);
+        if self.idle > 0 {
+            group.push_str(&format!("/i{}", self.idle));
+        }
+        if let Some(rate) = self.rate {
+            group.push_str(&format!("/r{rate:.0}"));
+        }
+        // Thousands of connections take a while to open (and a thread or process each
+        // to start): the warm-up grows with them so that the window measures the
+        // steady state, not the ramp.
+        let all = (self.conns + self.idle) as f64;
+        let warmup = w.warmup_s.unwrap_or(self.warmup.max(0.5 + all / 5_000.0));
+        let duration = if w.by_requests.is_some() { None } else { Some(w.duration_s.unwrap_or(self.duration)) };
+        let mut server_args: Vec<String> = ["--model", &self.server.model, "--proto", w.proto, "--addr", "127.0.0.1:0"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        server_args.extend(self.server.args.iter().cloned());
+        server_args.extend(w.server_args.iter().map(|s| s.to_string()));
+        let mut load_args: Vec<String> = vec![
+            "--proto".into(),
+            w.proto.into(),
+            "--conns".into(),
+            self.conns.to_string(),
+            "--warmup".into(),
+            secs(warmup),
+            "--timeout".into(),
+            secs(w.timeout_s),
+            "--threads".into(),
+            self.client_threads.max(1).to_string(),
+            "--max-error-rate".into(),
+            "1".into(),
+        ];
+        match (duration, w.by_requests) {
+            (Some(d), _) => load_args.extend(["--duration".into(), secs(d)]),
+            (None, Some(n)) => load_args.extend(["--requests".into(), n.to_string()]),
+            (None, None) => {}
+        }
+        if let Some(rate) = self.rate {
+            load_args.extend(["--rate".into(), format!("{rate:.0}")]);
+        }
+        if self.idle > 0 {
+            load_args.extend(["--idle-conns".into(), self.idle.to_string()]);
+        }
+        load_args.extend(w.load_args.iter().map(|s| s.to_string()));
+        // Connecting 10,000 sockets and waiting out the last timeouts both take time.
+        let connect = all / 10_000.0;
+        let measured = duration.unwrap_or(w.timeout_s);
+        let estimate = 0.6 + connect + warmup + measured;
+        Cell {
+            id: format!("{group}/rep{}", self.rep),
+            group,
+            workload: w.name.into(),
+            server: self.server.clone(),
+            proto: w.proto.into(),
+            conns: self.conns,
+            idle_conns: self.idle,
+            rate: self.rate,
+            rep: self.rep,
+            warmup_s: warmup,
+            duration_s: duration,
+            timeout_s: w.timeout_s,
+            // The load generator ends by itself at warm-up + window + one request timeout
+            // (draining); the margin covers process start and a slow connect phase. A
+            // cell past it is stuck, and stuck cells must not eat the budget.
+            time_limit_s: 6.0 + 2.0 * connect + warmup + measured + w.timeout_s,
+            estimate_s: estimate,
+            server_args,
+            load_args,
+            sweep: w.name == "sweep",
+        }
+    }
+}
+
+/// `1.5` -> `"1500ms"`: a duration the load generator's humantime parser takes.
+fn secs(s: f64) -> String {
+    format!("{}ms", (s * 1000.0).round() as u64)
+}
+
+/// Sum of the planned cells' estimates, seconds.
+pub fn estimate(cells: &[Cell]) -> f64 {
+    cells.iter().map(|c| c.estimate_s).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sizing() -> Sizing {
+        Sizing { server_cpus: vec![0], client_cpus: vec![1] }
+    }
+
+    #[test]
+    fn quick_runs_every_model_at_100_and_1000() {
+        let cells = plan(Profile::Quick, &sizing(), &[], 1);
+        assert_eq!(cells.len(), Model::ALL.len() * 2);
+        for m in Model::ALL {
+            assert!(cells.iter().any(|c| c.server.model == m.name() && c.conns == 100));
+            assert!(cells.iter().any(|c| c.server.model == m.name() && c.conns == 1_000));
+        }
+        assert!(estimate(&cells) < 150.0, "quick should fit in about two minutes");
+    }
+
+    #[test]
+    fn ids_are_unique_and_reps_share_groups() {
+        let cells = plan(Profile::Standard, &sizing(), &[], 1);
+        let mut ids: Vec<_> = cells.iter().map(|c| c.id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), cells.len());
+        let reps = cells.iter().filter(|c| c.group == "http-keepalive/reactor/c100").count();
+        assert_eq!(reps, 3);
+    }
+
+    #[test]
+    fn order_is_interleaved_not_model_major() {
+        let cells = plan(Profile::Standard, &sizing(), &[], 1);
+        let first: Vec<_> = cells.iter().take(Model::ALL.len()).map(|c| c.server.key.clone()).collect();
+        let mut unique = first.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), first.len(), "one point runs every model before the next point");
+        let rep1 = cells.iter().position(|c| c.group == "http-keepalive/reactor/c100").unwrap_or(0);
+        let rep2 = cells.iter().rposition(|c| c.group == "http-keepalive/reactor/c100").unwrap_or(0);
+        assert!(rep2 > rep1 + Model::ALL.len());
+    }
+
+    #[test]
+    fn only_filters_servers_and_args_are_complete() {
+        let only = vec!["reactor".to_string(), "thread".to_string()];
+        let cells = plan(Profile::Quick, &sizing(), &only, 1);
+        assert_eq!(cells.len(), 4);
+        let c = &cells[0];
+        assert!(c.server_args.windows(2).any(|w| w[0] == "--model"));
+        assert!(c.load_args.windows(2).any(|w| w == ["--duration", "2000ms"]));
+        assert!(!c.load_args.iter().any(|a| a == "--addr" || a == "--json"));
+    }
+
+    #[test]
+    fn sweep_ascends_and_c7_is_bounded_by_requests() {
+        let cells = plan(Profile::Standard, &sizing(), &[], 1);
+        let rates: Vec<f64> =
+            cells.iter().filter(|c| c.sweep && c.server.key == "reactor").filter_map(|c| c.rate).collect();
+        assert!(rates.windows(2).all(|w| w[0] < w[1]));
+        let c7 = cells.iter().find(|c| c.workload == "block-3x1s").expect("C7 cell planned");
+        assert!(c7.duration_s.is_none());
+        assert!(c7.load_args.windows(2).any(|w| w == ["--requests", "3"]));
+        assert!(c7.server_args.windows(2).any(|w| w == ["--block-us", "1000000"]));
+    }
+
+    #[test]
+    fn base_specs_match_cpu_share() {
+        let s = ServerSpec::base(Model::MultiReactor, 3);
+        assert_eq!(s.args, vec!["--threads", "3"]);
+        assert!(ServerSpec::named("reactor-select", 1).is_some());
+        assert_eq!(ServerSpec::named("reactor-nofile1024", 1).and_then(|s| s.nofile), Some(1024));
+    }
+}

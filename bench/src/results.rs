@@ -1,0 +1,247 @@
+//! The results folder and its versioned schema.
+//!
+//! ```text
+//! results/<date>-<host>/
+//!   env.json              the machine, limits, versions, pinning, the plan   (env::EnvInfo)
+//!   cells/<id>.json       one per cell: plan, outcome, load generator report,
+//!                         server stats, monitor samples, derived figures      (CellRecord)
+//!   summary.csv           one row per group (cells differing only in repetition): medians
+//!   plots/*.svg
+//! ```
+//!
+//! Every JSON file has a `schema` field; [`SCHEMA`] changes when a field changes
+//! meaning or disappears, and a reader refuses a schema it does not know.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{BenchError, Result};
+use crate::matrix::Cell;
+use crate::monitor::Sample;
+
+/// Version of the results schema (cell files and env.json).
+pub const SCHEMA: u32 = 1;
+
+/// How a cell ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Ran to the end; the figures are valid (starved connections are a finding, not a failure).
+    Ok,
+    /// The model cannot run here: the server exited before its ready line.
+    CannotRun { reason: String },
+    /// Something went wrong; figures present are partial. `stage`: ready, load, server, limit.
+    Failed { stage: String, reason: String },
+    /// Not run on purpose (a sweep past its knee).
+    Skipped { reason: String },
+}
+
+impl Outcome {
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Outcome::Ok)
+    }
+
+    /// One short phrase for tables.
+    pub fn label(&self) -> String {
+        match self {
+            Outcome::Ok => "ok".into(),
+            Outcome::CannotRun { reason } => format!("cannot run: {reason}"),
+            Outcome::Failed { stage, reason } => format!("failed ({stage}): {reason}"),
+            Outcome::Skipped { reason } => format!("skipped: {reason}"),
+        }
+    }
+}
+
+/// The server's exit `stats {json}` line. Unknown keys are kept in `other`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerStats {
+    pub accepted: u64,
+    pub closed: u64,
+    pub answered: u64,
+    pub protocol_errors: u64,
+    pub spawn_failures: u64,
+    pub accept_backoffs: u64,
+    pub rejected: u64,
+    pub listener_wakeups: u64,
+    pub accept_would_block: u64,
+    #[serde(flatten)]
+    pub other: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// What the server process said and did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerRun {
+    /// The ready line as printed.
+    pub ready_line: Option<String>,
+    pub pid: Option<i32>,
+    /// `nofile=` of the ready line.
+    pub nofile: Option<u64>,
+    /// Milliseconds from spawn to the ready line.
+    pub ready_ms: Option<u64>,
+    pub stats: Option<ServerStats>,
+    /// `exit status 0`, `killed by signal 9`, ...
+    pub exit: String,
+    /// True when SIGTERM was not enough and the group was killed.
+    pub killed: bool,
+    pub stderr_tail: String,
+}
+
+/// The figures of the load generator's report the bench uses (the full report is kept in `load_raw`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoadSummary {
+    pub requests: u64,
+    pub requests_per_sec: f64,
+    pub window_s: f64,
+    pub p50_us: f64,
+    pub p90_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub max_us: f64,
+    pub mean_us: f64,
+    /// Service-time (uncorrected) p99, microseconds.
+    pub p99_uncorrected_us: f64,
+    pub connect_p99_us: f64,
+    pub connect_max_us: f64,
+    pub connect_count: u64,
+    /// `(percentile, microseconds)` of the corrected distribution.
+    pub spectrum: Vec<(f64, f64)>,
+    pub errors: u64,
+    pub error_rate: f64,
+    /// `(kind, count)` for every kind that occurred.
+    pub errors_by_kind: Vec<(String, u64)>,
+    pub starved: u64,
+    pub established: u64,
+    pub all_established_s: Option<f64>,
+    pub peak_open: u64,
+    pub open_at_end: u64,
+    pub reconnects: u64,
+    /// Open loop: target and achieved rates.
+    pub target_rate: Option<f64>,
+    pub achieved_rate: Option<f64>,
+    /// `(second, answers, p99 us, open connections)`.
+    pub timeline: Vec<(u32, u64, f64, u64)>,
+    pub client_utilisation: f64,
+    pub client_cpu_s: f64,
+    pub client_bound: bool,
+    pub client_bound_reasons: Vec<String>,
+    /// Start of the measured window, ms since the epoch (estimated when the report lacks it).
+    pub window_start_unix_ms: u64,
+}
+
+/// Figures derived from the monitor samples and the load report.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Derived {
+    pub baseline_rss_bytes: u64,
+    pub peak_rss_bytes: u64,
+    pub peak_pss_bytes: Option<u64>,
+    /// Peak of the anonymous part of PSS (what grows with connections).
+    pub peak_pss_anon_bytes: Option<u64>,
+    pub peak_vsz_bytes: u64,
+    pub peak_threads: u64,
+    pub peak_procs: u64,
+    pub peak_fds: u64,
+    pub peak_tcp_mem_bytes: u64,
+    /// `(peak memory - baseline) / connections held`, bytes; anonymous PSS when known, else RSS.
+    pub mem_per_conn_bytes: Option<f64>,
+    /// `(TCP buffer memory + unreclaimable slab, peak - baseline) / connections held`: kernel
+    /// memory per connection, both ends of the loopback connection, machine-wide (noisy).
+    pub kernel_per_conn_bytes: Option<f64>,
+    /// Server CPU (user + system) over the measured window per answered request, microseconds.
+    pub cpu_us_per_req: Option<f64>,
+    /// Server CPU over the window as a fraction of its CPU set (1.0 = all its CPUs busy).
+    pub server_cpu_util: Option<f64>,
+    /// Context switches (voluntary + involuntary) over the window per request.
+    pub ctx_per_req: Option<f64>,
+    /// Busy time of the server's CPUs spent on *other* processes over the window, as a
+    /// fraction of their capacity: a noisy neighbour (0 on a quiet machine).
+    #[serde(default)]
+    pub foreign_cpu_util: Option<f64>,
+    /// Connections the server held at the peak (distinct sockets over baseline).
+    pub conns_held: u64,
+    /// The load generator was (or may have been) the bottleneck.
+    pub client_bound: bool,
+    /// Samples taken, and their median spacing in ms.
+    pub samples: usize,
+    pub sample_interval_ms: f64,
+}
+
+/// Everything known about one cell: the file `cells/<id>.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CellRecord {
+    pub schema: u32,
+    pub cell: Cell,
+    pub outcome: Outcome,
+    pub server_cpus: Vec<usize>,
+    pub client_cpus: Vec<usize>,
+    pub started_unix_ms: u64,
+    pub wall_s: f64,
+    pub server: ServerRun,
+    pub load: Option<LoadSummary>,
+    /// Exit status of `c10k load`, and the tail of its stderr.
+    pub load_exit: Option<String>,
+    pub load_stderr_tail: String,
+    /// The load generator's full JSON report (`loadgen::report::Report`), as written.
+    pub load_raw: Option<serde_json::Value>,
+    pub samples: Vec<Sample>,
+    pub derived: Derived,
+}
+
+impl CellRecord {
+    /// Ok and with a load report.
+    pub fn valid(&self) -> Option<&LoadSummary> {
+        if self.outcome.is_ok() {
+            self.load.as_ref()
+        } else {
+            None
+        }
+    }
+}
+
+/// File name of a cell: its id with `/` replaced.
+pub fn cell_file(dir: &Path, id: &str) -> PathBuf {
+    dir.join("cells").join(format!("{}.json", id.replace('/', "__")))
+}
+
+/// Write `value` as pretty JSON to `path`, atomically (temp file + rename).
+pub fn write_json<T: Serialize>(path: &Path, value: &T, what: &'static str) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(BenchError::io("create", parent))?;
+    }
+    let text = serde_json::to_string_pretty(value).map_err(|source| BenchError::Serialise { what, source })?;
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, text).map_err(BenchError::io("write", &tmp))?;
+    std::fs::rename(&tmp, path).map_err(BenchError::io("rename", path))
+}
+
+/// Read a JSON file whose top level has a `schema` field equal to [`SCHEMA`].
+pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(BenchError::io("read", path))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| BenchError::Parse { path: path.into(), reason: e.to_string() })?;
+    let schema = value.get("schema").and_then(|v| v.as_u64());
+    if schema != Some(u64::from(SCHEMA)) {
+        return Err(BenchError::Parse {
+            path: path.into(),
+            reason: format!("schema {schema:?}, this c10k reads schema {SCHEMA}"),
+        });
+    }
+    serde_json::from_value(value).map_err(|e| BenchError::Parse { path: path.into(), reason: e.to_string() })
+}
+
+/// Every cell record of a results folder, in file-name order.
+pub fn read_cells(dir: &Path) -> Result<Vec<CellRecord>> {
+    let cells_dir = dir.join("cells");
+    let entries = std::fs::read_dir(&cells_dir).map_err(BenchError::io("read folder", &cells_dir))?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    let records = paths.iter().map(|p| read_json::<CellRecord>(p)).collect::<Result<Vec<_>>>()?;
+    if records.is_empty() {
+        return Err(BenchError::Empty(dir.into()));
+    }
+    Ok(records)
+}

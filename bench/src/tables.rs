@@ -1,0 +1,221 @@
+//! The Markdown tables of the report: the main model comparison, the knee of
+//! the sweep, and one table per workload. Every cell of every table comes from
+//! [`Results`].
+
+use std::fmt::Write as _;
+
+use servers::Model;
+
+use crate::aggregate::{Group, Results};
+use crate::claims::seed_text;
+use crate::matrix::KNEE_P99_US;
+use crate::verdicts::{bytes, lat, n};
+
+/// Server keys in a stable order: the models in `Model::ALL` order, then variants as first seen.
+pub fn ordered_servers(r: &Results, workload: &str) -> Vec<String> {
+    let seen = r.servers(workload);
+    let mut keys: Vec<String> = Model::ALL.iter().map(|m| m.name().to_string()).filter(|k| seen.contains(k)).collect();
+    let rest: Vec<String> = seen.into_iter().filter(|k| !keys.contains(k)).collect();
+    keys.extend(rest);
+    keys
+}
+
+fn cell(v: Option<String>) -> String {
+    v.unwrap_or_else(|| "–".into())
+}
+
+fn ok_group<'a>(r: &'a Results, w: &str, s: &str, c: u64) -> Option<&'a Group> {
+    r.find(w, s, c).filter(|g| g.ok > 0)
+}
+
+/// What a group shows when it has no figure: its status, shortened.
+fn status_note(r: &Results, w: &str, s: &str, c: u64) -> String {
+    match r.find(w, s, c) {
+        Some(g) if g.ok == 0 => short(&g.status),
+        _ => "–".into(),
+    }
+}
+
+fn short(s: &str) -> String {
+    let s = s.replace('|', "/");
+    if s.chars().count() > 60 {
+        format!("{}…", s.chars().take(60).collect::<String>())
+    } else {
+        s
+    }
+}
+
+/// ` — N starved` when connections got no answer at all.
+fn starved(g: &Group) -> String {
+    match g.starved {
+        Some(x) if x > 0.0 => format!(" — {} starved", n(x)),
+        _ => String::new(),
+    }
+}
+
+/// The main table: one row per model of the main comparison.
+pub fn main_table(r: &Results) -> String {
+    let mut out = String::from(
+        "| id | model | req/s, 100 conns (min–max) | req/s, 10,000 conns | p50 / p99 / p99.9, 100 conns | p99, 10,000 conns | \
+         peak memory | memory / conn | CPU / req | conns served (idle) | the documents say |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for s in ordered_servers(r, "http-keepalive") {
+        let any = r.of("http-keepalive").into_iter().find(|g| g.server == s).cloned().unwrap_or_default();
+        let g100 = ok_group(r, "http-keepalive", &s, 100);
+        let g10k = ok_group(r, "http-keepalive", &s, 10_000);
+        let rps100 = g100.and_then(|g| {
+            let m = g.rps?;
+            Some(match (g.rps_min, g.rps_max) {
+                (Some(lo), Some(hi)) if g.ok > 1 => format!("{} ({}–{}){}", n(m), n(lo), n(hi), starved(g)),
+                _ => format!("{}{}", n(m), starved(g)),
+            })
+        });
+        let lat100 = g100.and_then(|g| Some(format!("{} / {} / {}", lat(g.p50_us?), lat(g.p99_us?), lat(g.p999_us?))));
+        let peak = r
+            .of("http-keepalive")
+            .into_iter()
+            .filter(|g| g.server == s && g.ok > 0)
+            .max_by_key(|g| g.conns)
+            .and_then(|g| Some(format!("{} @{}", bytes(g.peak_pss.or(g.peak_rss)?), n(g.conns as f64))));
+        let per_conn = r.idle_slope(&s).map(|(b, _)| bytes(b.max(0.0)));
+        let cpu = g100.and_then(|g| g.cpu_us_per_req).map(|v| format!("{v:.1} us"));
+        let held = r.served_max(&s).map(|(served, at)| format!("{} of {}", n(served), n(at as f64)));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            any.id,
+            s,
+            rps100.unwrap_or_else(|| status_note(r, "http-keepalive", &s, 100)),
+            g10k.and_then(|g| Some(format!("{}{}", n(g.rps?), starved(g)))).unwrap_or_else(|| status_note(
+                r,
+                "http-keepalive",
+                &s,
+                10_000
+            )),
+            cell(lat100),
+            cell(g10k.and_then(|g| g.p99_us).map(lat)),
+            cell(peak),
+            cell(per_conn),
+            cell(cpu),
+            cell(held),
+            cell(Some(seed_text(&s)).filter(|t| !t.is_empty()))
+        );
+    }
+    out
+}
+
+/// The knee of each server's sweep: the highest offered rate whose p99 stayed under the bound.
+pub fn knee_table(r: &Results) -> String {
+    let servers = ordered_servers(r, "sweep");
+    if servers.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "| model | knee: highest rate with p99 < {} | p99 there | first rate past the knee | its p99 / achieved |\n|---|---|---|---|---|\n",
+        lat(KNEE_P99_US)
+    );
+    for s in servers {
+        let mut pts: Vec<&Group> = r.of("sweep").into_iter().filter(|g| g.server == s && g.rate.is_some()).collect();
+        pts.sort_by(|a, b| a.rate.unwrap_or(0.0).total_cmp(&b.rate.unwrap_or(0.0)));
+        let under = |g: &&Group| {
+            g.ok > 0
+                && g.p99_us.is_some_and(|p| p <= KNEE_P99_US)
+                && g.achieved_rate.or(g.rps).unwrap_or(0.0) >= 0.9 * g.rate.unwrap_or(0.0)
+        };
+        let (knee, past) = knee_of(&pts, under);
+        let _ = writeln!(
+            out,
+            "| {s} | {} | {} | {} | {} |",
+            knee.and_then(|g| g.rate)
+                .map(|v| format!("{} req/s", n(v)))
+                .unwrap_or_else(|| "below the lowest rate".into()),
+            cell(knee.and_then(|g| g.p99_us).map(lat)),
+            cell(past.and_then(|g| g.rate).map(|v| format!("{} req/s", n(v)))),
+            cell(past.map(|g| {
+                if g.ok == 0 {
+                    short(&g.status)
+                } else {
+                    format!(
+                        "{} / {}",
+                        g.p99_us.map(lat).unwrap_or_default(),
+                        n(g.achieved_rate.or(g.rps).unwrap_or(0.0))
+                    )
+                }
+            }))
+        );
+    }
+    out
+}
+
+/// The knee (last rate under the bound before two consecutive misses) and the
+/// first miss after it. A single miss followed by a pass is taken as noise.
+fn knee_of<'a>(pts: &[&'a Group], under: impl Fn(&&'a Group) -> bool) -> (Option<&'a Group>, Option<&'a Group>) {
+    let run: Vec<&Group> = pts.iter().copied().filter(|g| !g.status.starts_with("skipped")).collect();
+    let mut knee = None;
+    for (i, g) in run.iter().enumerate() {
+        if under(g) {
+            knee = Some(*g);
+        } else if run.get(i + 1).is_none_or(|next| !under(next)) {
+            return (knee, Some(*g));
+        }
+    }
+    (knee, None)
+}
+
+/// Label of a group's size point: `1,000`, `10 + 1,000 idle`, `5,000/s`.
+fn point(g: &Group) -> String {
+    let mut p = n(g.conns as f64);
+    if g.idle_conns > 0 {
+        p = format!("{p} + {} idle", n(g.idle_conns as f64));
+    }
+    if let Some(rate) = g.rate {
+        p = format!("{p} @ {}/s", n(rate));
+    }
+    p
+}
+
+/// One table per workload: servers by size points, `req/s · p99` in each cell.
+pub fn workload_table(r: &Results, workload: &str) -> String {
+    let groups = r.of(workload);
+    let mut points: Vec<(u64, u64, i64, String)> = Vec::new();
+    for g in &groups {
+        let key = (g.conns, g.idle_conns, g.rate.unwrap_or(0.0) as i64, point(g));
+        if !points.contains(&key) {
+            points.push(key);
+        }
+    }
+    points.sort();
+    let mut out = format!(
+        "| model | {} |\n|---|{}\n",
+        points.iter().map(|p| p.3.clone()).collect::<Vec<_>>().join(" | "),
+        "---|".repeat(points.len())
+    );
+    for s in ordered_servers(r, workload) {
+        let cells: Vec<String> = points
+            .iter()
+            .map(|p| {
+                let g = groups.iter().find(|g| {
+                    g.server == s && g.conns == p.0 && g.idle_conns == p.1 && g.rate.unwrap_or(0.0) as i64 == p.2
+                });
+                match g {
+                    None => "–".into(),
+                    Some(g) if g.ok == 0 => short(&g.status),
+                    Some(g) => {
+                        let mut c =
+                            format!("{} · p99 {}", n(g.rps.unwrap_or(0.0)), g.p99_us.map(lat).unwrap_or_default());
+                        if g.starved.unwrap_or(0.0) > 0.0 {
+                            c.push_str(&format!(" · {} starved", n(g.starved.unwrap_or(0.0))));
+                        }
+                        if g.client_bound {
+                            c.push_str(" · client-bound");
+                        }
+                        c
+                    }
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "| {s} | {} |", cells.join(" | "));
+    }
+    out
+}

@@ -1,0 +1,115 @@
+//! The workloads, as data: what the server is asked to do per request, what the
+//! load generator does, and which claim each one serves.
+
+/// One workload. Sizes (connections, rates) come from the profile's blocks.
+#[derive(Clone, Copy, Debug)]
+pub struct Workload {
+    pub name: &'static str,
+    /// One sentence for the README and the report.
+    pub about: &'static str,
+    /// `http` or `echo`.
+    pub proto: &'static str,
+    /// Extra `c10k serve` arguments (simulated work).
+    pub server_args: &'static [&'static str],
+    /// Extra `c10k load` arguments.
+    pub load_args: &'static [&'static str],
+    /// Per-request timeout, seconds: how long a starved connection is waited for.
+    pub timeout_s: f64,
+    /// Warm-up override (e.g. 0 when the experiment counts from the first request).
+    pub warmup_s: Option<f64>,
+    /// Bound the run by this many requests instead of a duration.
+    pub by_requests: Option<u64>,
+    /// Measured window override, seconds (else the profile's).
+    pub duration_s: Option<f64>,
+    /// The claims whose evidence this workload provides.
+    pub claims: &'static [&'static str],
+}
+
+const fn w(name: &'static str, about: &'static str) -> Workload {
+    Workload {
+        name,
+        about,
+        proto: "http",
+        server_args: &[],
+        load_args: &[],
+        timeout_s: 2.0,
+        warmup_s: None,
+        by_requests: None,
+        duration_s: None,
+        claims: &[],
+    }
+}
+
+/// Every workload the profiles may use.
+pub const WORKLOADS: [Workload; 13] = [
+    Workload {
+        claims: &["T1", "T2", "T3", "C5", "C6", "C8", "C11"],
+        ..w(
+            "http-keepalive",
+            "HTTP/1.1 keep-alive, closed loop: each connection sends its next GET when the answer arrives",
+        )
+    },
+    Workload { proto: "echo", load_args: &["--msg-size", "64"], ..w("echo", "64-byte echo messages, closed loop") },
+    Workload {
+        load_args: &["--reqs-per-conn", "1"],
+        claims: &["C9"],
+        ..w("http-short", "a new connection per request (`--reqs-per-conn 1`), closed loop")
+    },
+    Workload {
+        server_args: &["--cpu-us", "100"],
+        claims: &["C3", "C6"],
+        ..w("cpu", "HTTP keep-alive, 100 us of CPU spun per request in the handler")
+    },
+    Workload {
+        server_args: &["--block-us", "1000"],
+        claims: &["C3"],
+        ..w("block", "HTTP keep-alive, a 1 ms blocking sleep per request in the handler")
+    },
+    Workload {
+        timeout_s: 5.0,
+        claims: &["C1", "C2", "T2", "T3"],
+        ..w("idle", "N connections held, each sending one request per second (open loop, rate = N/s)")
+    },
+    Workload {
+        timeout_s: 2.0,
+        claims: &["T1"],
+        ..w("sweep", "open loop at a fixed total rate over 100 connections, one cell per rate, to find the knee")
+    },
+    Workload {
+        timeout_s: 2.0,
+        claims: &["C12", "T4"],
+        ..w("idle-active", "10 active connections at 2,000 requests/s (open loop) beside M idle connections")
+    },
+    Workload {
+        server_args: &["--block-us", "1000000"],
+        load_args: &["--reqs-per-conn", "1"],
+        timeout_s: 10.0,
+        warmup_s: Some(0.0),
+        by_requests: Some(3),
+        claims: &["C7"],
+        ..w("block-3x1s", "3 connections, one request each that blocks 1 s in the handler; the run ends at 3 answers")
+    },
+    Workload {
+        load_args: &["--connect-timeout", "1s", "--connect-window", "10000"],
+        claims: &["C4"],
+        ..w("burst", "10,000 connects at once (1 s connect timeout), then keep-alive requests on all of them")
+    },
+    Workload {
+        load_args: &["--reqs-per-conn", "1"],
+        claims: &["C10"],
+        ..w("herd", "a new connection per request against 4 processes sharing one listener or SO_REUSEPORT")
+    },
+    Workload {
+        claims: &["T5"],
+        ..w("fd-limit", "2,000 keep-alive connections against a server with RLIMIT_NOFILE 1024 and with the default")
+    },
+    Workload {
+        duration_s: Some(10.0),
+        ..w("soak", "HTTP keep-alive at 1,000 connections for 10 s, for the per-second timeline")
+    },
+];
+
+/// The workload named `name`.
+pub fn find(name: &str) -> Option<&'static Workload> {
+    WORKLOADS.iter().find(|w| w.name == name)
+}

@@ -1,0 +1,161 @@
+//! The report from a fixture results folder: tables, every verdict, plots,
+//! summary.csv. The folder (`tests/fixtures/results/`) is synthetic, with numbers
+//! chosen so that each verdict's outcome is known (see `fixture/mod.rs`).
+
+mod common;
+mod fixture;
+
+use std::path::{Path, PathBuf};
+
+use bench::aggregate::Results;
+use bench::verdicts::{self, Status};
+
+fn fixture_dir() -> PathBuf {
+    common::fixtures().join("results")
+}
+
+/// Copy the fixture folder (env.json, cells/) to a temp folder: the report writes beside it.
+fn copy_fixture(name: &str) -> PathBuf {
+    let dir = common::tmp(name);
+    std::fs::create_dir_all(dir.join("cells")).expect("cells dir");
+    std::fs::copy(fixture_dir().join("env.json"), dir.join("env.json")).expect("copy env");
+    for e in std::fs::read_dir(fixture_dir().join("cells")).expect("fixture cells") {
+        let p = e.expect("entry").path();
+        std::fs::copy(&p, dir.join("cells").join(p.file_name().expect("name"))).expect("copy cell");
+    }
+    dir
+}
+
+#[test]
+#[ignore = "writes tests/fixtures/results; run after a schema change"]
+fn regenerate_fixture() {
+    let dir = fixture_dir();
+    let _ = std::fs::remove_dir_all(&dir);
+    for s in fixture::cells() {
+        let rec = s.record();
+        bench::results::write_json(&bench::results::cell_file(&dir, &rec.cell.id), &rec, "cell").expect("write cell");
+    }
+    bench::results::write_json(&dir.join("env.json"), &fixture::env(), "env").expect("write env");
+}
+
+#[test]
+fn every_verdict_on_the_fixture() {
+    let r = Results::load(&fixture_dir()).expect("fixture reads back");
+    let got: Vec<(&str, Status)> = verdicts::all(&r).iter().map(|v| (v.id, v.status)).collect();
+    let want = [
+        ("T1", Status::Nuance),
+        ("T2", Status::Nuance),
+        ("T3", Status::Nuance),
+        ("T4", Status::Holds),
+        ("T5", Status::Nuance),
+        ("C1", Status::DoesNotHold),
+        ("C2", Status::DoesNotHold),
+        ("C3", Status::Holds),
+        ("C4", Status::DoesNotHold),
+        ("C5", Status::Holds),
+        ("C6", Status::Holds),
+        ("C7", Status::Holds),
+        ("C8", Status::Holds),
+        ("C9", Status::Holds),
+        ("C10", Status::Holds),
+        ("C11", Status::Holds),
+        ("C12", Status::Holds),
+        ("C13", Status::NotMeasured),
+    ];
+    assert_eq!(got, want);
+    for v in verdicts::all(&r) {
+        assert!(!v.why.is_empty(), "{} explains itself", v.id);
+        assert!(v.status == Status::NotMeasured || !v.evidence.is_empty(), "{} has evidence", v.id);
+    }
+}
+
+#[test]
+fn verdicts_flip_with_the_numbers() {
+    // C7 no longer holds when the pool takes as long as the single thread.
+    let mut cells = fixture::cells();
+    for c in cells.iter_mut().filter(|c| c.w == "block-3x1s" && c.s.contains("pool")) {
+        c.window = 3.0;
+    }
+    let r = Results::new(None, cells.iter().map(|c| c.record()).collect());
+    assert_eq!(verdicts::prose::c7(&r).status, Status::Nuance);
+    // Nothing run at all: every claim is "not measured", with a reason.
+    let empty = Results::new(None, vec![fixture::s("echo", "reactor", "reactor", "M5", 1, 1.0).record()]);
+    for v in verdicts::all(&empty) {
+        assert_eq!(v.status, Status::NotMeasured, "{}", v.id);
+        assert!(!v.why.is_empty());
+    }
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn report_tables_plots_and_summary_from_the_fixture() {
+    let dir = copy_fixture("report");
+    let out = dir.join("docs").join("REPORT.md");
+    bench::report::generate(&dir, &out).expect("report");
+    let md = read(&out);
+    // 1. Environment before any number, 2. main table, 3. claims, 4. plots, 5. caveats.
+    let order = [
+        "## 1. Environment",
+        "## 2. The models compared",
+        "## 3. The documents' claims",
+        "## 4. Plots",
+        "## 5. Caveats",
+    ];
+    let pos: Vec<usize> = order.iter().map(|h| md.find(h).unwrap_or_else(|| panic!("missing {h}"))).collect();
+    assert!(pos.windows(2).all(|w| w[0] < w[1]), "sections in order");
+    assert!(md.contains("Synthetic CPU"));
+    assert!(md.contains("| M5 | reactor | 50,000 (49,000–51,000) | 39,200 |"), "main table row with spread:\n{md}");
+    assert!(md.contains("T1: asyncio: ~20,000 QPS, 100 MB"), "seed figure beside ours");
+    assert!(md.contains("`uring` (http-keepalive): io_uring is not permitted here"), "cannot-run listed");
+    assert!(md.contains("| reactor | 20,000 req/s |"), "knee of the sweep");
+    for c in bench::claims::CLAIMS {
+        assert!(md.contains(&format!("### {}\n", c.id)), "claim {} has a section", c.id);
+    }
+    assert!(md.contains("**Verdict: not measured.** No server model serves files"));
+    assert!(
+        md.contains("8 group(s) had a repetition during which other processes took more than 10%"),
+        "noisy cells flagged"
+    );
+    // Plots exist, are SVG, and are linked relative to the report.
+    let plots: Vec<String> = std::fs::read_dir(dir.join("plots"))
+        .expect("plots")
+        .map(|e| e.expect("e").file_name().to_string_lossy().into_owned())
+        .collect();
+    for want in [
+        "throughput-http-keepalive.svg",
+        "p99-http-keepalive.svg",
+        "memory-per-connection.svg",
+        "idle-memory.svg",
+        "spectrum-c10000.svg",
+        "timeline.svg",
+        "sweep-throughput.svg",
+        "sweep-p99.svg",
+        "idle-active.svg",
+    ] {
+        assert!(plots.iter().any(|p| p == want), "plot {want} written: {plots:?}");
+        assert!(md.contains(&format!("](../plots/{want})")), "plot {want} embedded");
+        let svg = read(&dir.join("plots").join(want));
+        assert!(svg.starts_with("<svg") && svg.contains("</svg>"));
+    }
+    // summary.csv: a header and one row per group.
+    let csv = read(&dir.join("summary.csv"));
+    let r = Results::load(&dir).expect("reads back");
+    assert_eq!(csv.lines().count(), r.groups.len() + 1);
+    assert!(csv.lines().next().is_some_and(|h| h.starts_with("group,workload,server")));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn report_command_rebuilds_without_running() {
+    let dir = copy_fixture("report-cli");
+    let args = bench::cli::ReportArgs { dir: dir.clone(), output: None };
+    let code = bench::cli::run_report(args).expect("report");
+    assert_eq!(code, std::process::ExitCode::SUCCESS);
+    assert!(dir.join("REPORT.md").exists());
+    let bad = bench::cli::run_report(bench::cli::ReportArgs { dir: dir.join("nope"), output: None });
+    assert!(bad.is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,42 @@
+//! A whole run against the fake `c10k`: files per cell, resume, the sweep's
+//! early stop, and Ctrl-C (in its own test binary: the stop flag is process-wide).
+
+mod common;
+
+use bench::results::{self, CellRecord, Outcome};
+use bench::session;
+
+#[test]
+fn run_writes_a_file_per_cell_and_resume_skips_them() {
+    let dir = common::tmp("session");
+    let ctx = common::ctx(common::fake(&dir, 0.3), &dir);
+    let cells = vec![common::cell("ok"), common::cell("fail")];
+    let stats = session::run(&ctx, &cells, &dir, false).expect("run");
+    assert_eq!((stats.done, stats.ok, stats.failed, stats.interrupted), (2, 1, 1, false));
+    let recs = results::read_cells(&dir).expect("read back");
+    assert_eq!(recs.len(), 2);
+    let again = session::run(&ctx, &cells, &dir, true).expect("resume");
+    assert_eq!(again.done, 0, "both cells were already there");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_sweep_stops_at_its_knee() {
+    let dir = common::tmp("sweep");
+    let ctx = common::ctx(common::fake(&dir, 0.2), &dir);
+    // The fixture's p99 (about 12.6 ms) is over the 10 ms bound: the first two rates
+    // are past the knee and the third one is skipped.
+    let mut cells = Vec::new();
+    for rate in [1_000.0, 2_000.0, 5_000.0] {
+        let mut c = common::cell("ok");
+        c.sweep = true;
+        c.rate = Some(rate);
+        c.id = format!("sweep/ok/c100/r{rate}/rep1");
+        cells.push(c);
+    }
+    let stats = session::run(&ctx, &cells, &dir, false).expect("run");
+    assert_eq!((stats.ok, stats.skipped), (2, 1));
+    let second: CellRecord = results::read_json(&results::cell_file(&dir, &cells[2].id)).expect("skipped record");
+    assert!(matches!(second.outcome, Outcome::Skipped { .. }));
+    let _ = std::fs::remove_dir_all(&dir);
+}
