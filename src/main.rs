@@ -21,6 +21,8 @@ enum Command {
     Bench(bench::cli::BenchArgs),
     /// Regenerate plots and REPORT.md from a results folder, without re-running.
     Report(bench::cli::ReportArgs),
+    /// The sendfile probe (claim C13): read+write against sendfile, CPU per GiB.
+    Probe(bench::cli::ProbeArgs),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
         Command::Load(args) => loadgen::cli::run(args).map_err(anyhow::Error::from),
         Command::Bench(args) => bench::cli::run_bench(args).map_err(anyhow::Error::from),
         Command::Report(args) => bench::cli::run_report(args).map_err(anyhow::Error::from),
+        Command::Probe(args) => bench::cli::run_probe(args).map_err(anyhow::Error::from),
     };
     match outcome {
         Ok(code) => code,

@@ -148,6 +148,8 @@ pub struct Results {
     pub env: Option<EnvInfo>,
     pub records: Vec<CellRecord>,
     pub groups: Vec<Group>,
+    /// The sendfile probe (`probes/sendfile.json`), when the run made one.
+    pub sendfile: Option<crate::probe::SendfileProbe>,
 }
 
 impl Results {
@@ -162,7 +164,7 @@ impl Results {
             by.entry(r.cell.group.clone()).or_default().push(r);
         }
         let groups = order.iter().filter_map(|g| by.get(g)).map(|rs| group_of(rs)).collect();
-        Results { env, records, groups }
+        Results { env, records, groups, sendfile: None }
     }
 
     /// Read `dir` (cells and, if present, env.json).
@@ -170,7 +172,7 @@ impl Results {
         let records = results::read_cells(dir)?;
         let env_path = dir.join("env.json");
         let env = if env_path.exists() { Some(results::read_json::<EnvInfo>(&env_path)?) } else { None };
-        Ok(Results::new(env, records))
+        Ok(Results { sendfile: crate::probe::load(dir)?, ..Results::new(env, records) })
     }
 
     /// The group of `workload` x `server` at `conns` (any idle count and rate).

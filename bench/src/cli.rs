@@ -5,8 +5,14 @@ use std::process::ExitCode;
 
 use crate::error::{BenchError, Result};
 use crate::matrix::{self, Profile, Sizing};
+use crate::probe::{self, ProbeConfig};
 use crate::runner::RunCtx;
 use crate::{env, report, results, session, signals};
+
+/// The `--workloads` name of the sendfile probe (C13), which is not a cell.
+pub const PROBE_WORKLOAD: &str = "sendfile";
+/// Estimated seconds of the sendfile probe with its default configuration.
+const PROBE_ESTIMATE_S: f64 = 15.0;
 
 /// Arguments of `c10k bench`.
 #[derive(clap::Args, Debug, Clone)]
@@ -38,7 +44,7 @@ pub struct BenchArgs {
     /// Run only these server configurations (keys, comma-separated: `reactor,thread,reactor-poll`).
     #[arg(long, value_delimiter = ',', value_name = "KEYS")]
     pub only: Vec<String>,
-    /// Run only these workloads (comma-separated).
+    /// Run only these workloads (comma-separated; `sendfile` is the C13 probe).
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     pub workloads: Vec<String>,
     /// Keep the cells already in DIR and run only the missing ones.
@@ -47,6 +53,37 @@ pub struct BenchArgs {
     /// Print the plan and its time estimate, run nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// Arguments of `c10k probe` (the sendfile probe of claim C13).
+#[derive(clap::Args, Debug, Clone)]
+#[command(after_help = "Sends a file over loopback TCP with read+write and with sendfile, runs alternating, \
+    and prints the sending thread's CPU time per GiB for each. `c10k bench` (standard, full) runs it too.")]
+pub struct ProbeArgs {
+    /// Size of the file, MiB.
+    #[arg(long, default_value_t = 128, value_name = "MIB")]
+    pub size_mib: u64,
+    /// Times the file is sent per run, on one connection.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub sends: u32,
+    /// Runs per method.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub runs: u32,
+    /// User buffer of read+write, KiB.
+    #[arg(long, default_value_t = 64, value_name = "KIB")]
+    pub buffer_kib: usize,
+    /// CPU of the sending thread [default: the first of the server half, as in `c10k bench`].
+    #[arg(long, value_name = "CPU")]
+    pub sender_cpu: Option<usize>,
+    /// CPU of the receiving thread [default: the first of the client half].
+    #[arg(long, value_name = "CPU")]
+    pub receiver_cpu: Option<usize>,
+    /// Folder of the temporary file [default: the system's temporary folder].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Also write the result as JSON (the schema of `probes/sendfile.json`).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
 }
 
 /// Arguments of `c10k report`.
@@ -116,14 +153,18 @@ pub fn run_bench(args: BenchArgs) -> Result<ExitCode> {
     if !args.workloads.is_empty() {
         cells.retain(|c| args.workloads.contains(&c.workload));
     }
-    if cells.is_empty() {
+    let with_probe = args.profile != Profile::Quick
+        && args.only.is_empty()
+        && (args.workloads.is_empty() || args.workloads.iter().any(|w| w == PROBE_WORKLOAD));
+    if cells.is_empty() && !with_probe {
         return Err(BenchError::Args("the plan is empty (check --only and --workloads)".into()));
     }
-    let estimate = matrix::estimate(&cells);
+    let estimate = matrix::estimate(&cells) + if with_probe { PROBE_ESTIMATE_S } else { 0.0 };
     eprintln!(
-        "c10k bench: profile {}, {} cells, estimated {}; server on CPUs {:?}, load generator on CPUs {:?}",
+        "c10k bench: profile {}, {} cells{}, estimated {}; server on CPUs {:?}, load generator on CPUs {:?}",
         args.profile.name(),
         cells.len(),
+        if with_probe { " and the sendfile probe" } else { "" },
         humantime::format_duration(std::time::Duration::from_secs(estimate as u64)),
         sizing.server_cpus,
         sizing.client_cpus
@@ -164,6 +205,20 @@ pub fn run_bench(args: BenchArgs) -> Result<ExitCode> {
     results::write_json(&env_path, &info, "env.json")?;
     let ctx = RunCtx::new(bin, sizing.server_cpus.clone(), sizing.client_cpus.clone(), out.clone());
     let stats = session::run(&ctx, &cells, &out, args.resume)?;
+    let probed = with_probe && !stats.interrupted && !(args.resume && probe::path(&out).exists());
+    if probed {
+        let config = ProbeConfig {
+            sender_cpu: sizing.server_cpus.first().copied(),
+            receiver_cpu: sizing.client_cpus.first().copied(),
+            ..ProbeConfig::default()
+        };
+        eprintln!("c10k bench: sendfile probe ({} MiB x {} per run)", config.file_bytes >> 20, config.sends_per_run);
+        let result = probe::run(&config, |r| eprintln!("  {}", probe_line(r)));
+        if let Some(e) = &result.error {
+            eprintln!("c10k bench: the sendfile probe failed (recorded): {e}");
+        }
+        probe::save(&out, &result)?;
+    }
     info.finished_unix_ms = Some(crate::unix_ms());
     info.interrupted = stats.interrupted;
     results::write_json(&env_path, &info, "env.json")?;
@@ -177,11 +232,54 @@ pub fn run_bench(args: BenchArgs) -> Result<ExitCode> {
         if stats.interrupted { "; interrupted, finished cells kept" } else { "" }
     );
     let report_path = args.report.unwrap_or_else(|| out.join("REPORT.md"));
-    if stats.done > 0 || args.resume {
+    if stats.done > 0 || args.resume || probed {
         report::generate(&out, &report_path)?;
         eprintln!("c10k bench: wrote {} and {}", out.display(), report_path.display());
     }
     Ok(if stats.interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS })
+}
+
+fn probe_line(r: &probe::ProbeRun) -> String {
+    format!(
+        "{:<10} {:>6.0} ms CPU per GiB, {:>5.2} GiB/s ({:.2} s)",
+        r.method,
+        r.cpu_ms_per_gib(),
+        r.gib_per_s(),
+        r.wall_s
+    )
+}
+
+/// `c10k probe`.
+pub fn run_probe(args: ProbeArgs) -> Result<ExitCode> {
+    let allowed = env::allowed_cpus();
+    let halves = sizing(&allowed, None, None)?;
+    let config = ProbeConfig {
+        file_bytes: args.size_mib << 20,
+        sends_per_run: args.sends,
+        runs: args.runs,
+        buffer_bytes: args.buffer_kib << 10,
+        sender_cpu: args.sender_cpu.or(halves.server_cpus.first().copied()),
+        receiver_cpu: args.receiver_cpu.or(halves.client_cpus.first().copied()),
+        dir: args.dir.unwrap_or_else(std::env::temp_dir),
+    };
+    let result = probe::run(&config, |r| println!("{}", probe_line(r)));
+    if let Some(path) = &args.json {
+        results::write_json(path, &result, "probe JSON")?;
+    }
+    if let Some(e) = &result.error {
+        return Err(BenchError::Args(format!("sendfile probe: {e}")));
+    }
+    let summary = result.summary();
+    for s in &summary {
+        println!(
+            "median {:<10} {:>6.0} ms CPU per GiB, {:>5.2} GiB/s ({} runs)",
+            s.method, s.cpu_ms_per_gib, s.gib_per_s, s.runs
+        );
+    }
+    if let [rw, sf] = summary.as_slice() {
+        println!("sendfile / read+write CPU per GiB: {:.2}", sf.cpu_ms_per_gib / rw.cpu_ms_per_gib.max(1e-9));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `results/<date>-<host>`.

@@ -18,6 +18,7 @@
 //! - [`signals`]: the Ctrl-C flag.
 //! - [`digest`]: pure functions from raw observations to derived figures.
 //! - [`env`]: `env.json`, the machine as measured.
+//! - [`probe`]: the sendfile probe (C13), the one experiment that is not a cell.
 //! - [`results`]: the versioned results schema, reading and writing it.
 //! - [`aggregate`]: groups of repetitions, medians, `summary.csv`.
 //! - [`claims`]: the documents' figures and claims as data, with their source files.
@@ -38,6 +39,7 @@ pub mod error;
 pub mod matrix;
 pub mod monitor;
 pub mod plots;
+pub mod probe;
 pub mod report;
 pub mod results;
 pub mod runner;

@@ -179,6 +179,8 @@ pub const SWEEP_RATES: [f64; 7] = [1_000.0, 3_000.0, 10_000.0, 20_000.0, 30_000.
 pub const SWEEP_CONNS: u64 = 100;
 /// The latency bound that defines the knee of the sweep, microseconds (p99).
 pub const KNEE_P99_US: f64 = 10_000.0;
+/// Idle-active workload: connections in all (100 active, the rest idle).
+pub const IDLE_ACTIVE_TOTALS: [u64; 4] = [100, 1_000, 5_000, 10_000];
 /// Idle workload: connections held (one request per connection per second).
 pub const IDLE_LADDER: [u64; 4] = [1_000, 5_000, 10_000, 19_000];
 
@@ -187,8 +189,10 @@ fn blocks(profile: Profile, cpus: usize) -> Vec<Block> {
     let pick = |keys: &[&str]| -> Vec<ServerSpec> { keys.iter().filter_map(|k| ServerSpec::named(k, cpus)).collect() };
     let idle = |ladder: &[u64]| ladder.iter().map(|&n| (n, 0, Some(n as f64))).collect::<Vec<_>>();
     let sweep = |rates: &[f64]| rates.iter().map(|&r| (SWEEP_CONNS, 0, Some(r))).collect::<Vec<_>>();
-    let idle_active =
-        |idle: &[u64]| idle.iter().map(|&m| (10, m, Some(2_000.0))).collect::<Vec<(u64, u64, Option<f64>)>>();
+    // N connections in all, SWEEP_CONNS of them active (closed loop), the rest idle.
+    let idle_active = |total: &[u64]| {
+        total.iter().map(|&n| (SWEEP_CONNS, n - SWEEP_CONNS, None)).collect::<Vec<(u64, u64, Option<f64>)>>()
+    };
     let backends = pick(&["reactor", "reactor-level", "reactor-poll", "reactor-select"]);
     let herd = pick(&["reuseport-4", "reuseport-shared-4", "prefork-4"]);
     let c7 = pick(&["iterative", "reactor", "pool-4", "reactor-pool-4"]);
@@ -217,7 +221,7 @@ fn blocks(profile: Profile, cpus: usize) -> Vec<Block> {
             b("idle", &all, idle(&IDLE_LADDER[..1]), 1),
             b("idle", &scalable, idle(&IDLE_LADDER[1..]), 1),
             b("sweep", &all, sweep(&SWEEP_RATES), 1),
-            b("idle-active", &backends, idle_active(&[0, 1_000, 10_000]), 1),
+            b("idle-active", &backends, idle_active(&IDLE_ACTIVE_TOTALS), 1),
             b("block-3x1s", &c7, closed(&[3]), 1),
             b("burst", &burst, closed(&[10_000]), 1),
             b("herd", &herd, closed(&[20]), 1),
@@ -235,7 +239,7 @@ fn blocks(profile: Profile, cpus: usize) -> Vec<Block> {
                 b("block", &all, closed(&[10, 100, 1_000]), 3),
                 b("idle", &all, idle(&IDLE_LADDER), 1),
                 b("sweep", &all, sweep(&SWEEP_RATES), 1),
-                b("idle-active", &backends, idle_active(&[0, 1_000, 5_000, 10_000]), 3),
+                b("idle-active", &backends, idle_active(&IDLE_ACTIVE_TOTALS), 3),
                 b("block-3x1s", &c7, closed(&[3]), 3),
                 b("burst", &burst, closed(&[10_000]), 3),
                 b("herd", &herd, closed(&[20]), 3),

@@ -260,6 +260,9 @@ fn full_part(s: &mut Sample, procs: &[procfs::process::Process], page: u64) {
         fds += socket_inodes(p.pid(), &mut sockets);
         if procs.len() > 1 {
             let (pss, anon) = pss(p.pid());
+            if pss.is_none() && !std::path::Path::new(&format!("/proc/{}", p.pid())).exists() {
+                continue; // exited since the tree was listed: it holds no memory now
+            }
             pss_sum = pss_sum.zip(pss).map(|(a, b)| a + b);
             anon_sum = anon_sum.zip(anon).map(|(a, b)| a + b);
         } else {

@@ -224,8 +224,8 @@ pub fn t4(r: &Results) -> Verdict {
         "T4",
         status,
         evidence,
-        "Cost is server CPU per request at a fixed 2,000 requests/s on 10 active connections, as idle connections are \
-         added. O(n) is read as at least 1.5x more CPU per request from the smallest to the largest idle count; O(1) \
+        "Cost is server CPU per request with 100 active connections (closed loop) as idle connections are added, \
+         N = 100, 1,000, 5,000 and 10,000 in all. O(n) is read as at least 1.5x more CPU per request from the smallest to the largest idle count; O(1) \
          as at most 1.25x. The select cap is read from the cell with more idle connections than FD_SETSIZE.",
     )
 }
