@@ -4,6 +4,9 @@ RELEASE_BIN := target/release/c10k
 HOST := $(shell hostname -s 2>/dev/null || echo host)
 DATE := $(shell date +%Y-%m-%d)
 OUT ?= results/$(DATE)-$(HOST)
+CMP ?= results/compare-wrk-$(DATE)-$(HOST)
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 
 .PHONY: all build release test lint fmt bench bench-quick bench-full report interop compare-wrk clean
 
@@ -46,9 +49,13 @@ report: release
 interop: release
 	scripts/interop.sh $(RELEASE_BIN)
 
-## c10k load against wrk, both driving nginx (needs wrk and nginx-light).
+## c10k load against wrk (both driving nginx), the reactor against nginx (both under wrk),
+## and 30,000 connections over two load processes; outputs saved in $(CMP) (needs wrk and nginx-light).
 compare-wrk: release
-	C10K_BIN=$(RELEASE_BIN) scripts/compare-wrk.sh
+	mkdir -p $(CMP)
+	C10K_BIN=$(RELEASE_BIN) REPS=5 OUT_DIR=$(CMP)/raw-load scripts/compare-wrk.sh | tee $(CMP)/load-vs-wrk.txt
+	C10K_BIN=$(RELEASE_BIN) REPS=5 OUT_DIR=$(CMP)/raw-reactor scripts/compare-wrk.sh reactor | tee $(CMP)/reactor-vs-nginx.txt
+	C10K_BIN=$(RELEASE_BIN) OUT_DIR=$(CMP)/raw-many scripts/compare-wrk.sh many | tee $(CMP)/many.txt
 
 clean:
 	$(CARGO) clean

@@ -12,6 +12,9 @@
 #   scripts/compare-wrk.sh                      # defaults below
 #   C10K_BIN=target/loadgen-dev/release/c10k REPS=5 CONNS="100 10000" scripts/compare-wrk.sh
 #
+#   scripts/compare-wrk.sh reactor              # wrk (1 thread, CLIENT_CPU) against nginx and against
+#                                               # `c10k serve --model reactor`, both on SERVER_CPU
+#
 #   scripts/compare-wrk.sh many                 # c10k alone: MANY_CONNS (30,000) connections
 #                                               # over MANY_PROCS (2) processes against nginx
 #                                               # with MANY_WORKERS (2) workers (reuseport)
@@ -98,6 +101,53 @@ for _ in $(seq 1 50); do
     (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
     sleep 0.1
 done
+
+if [ "$MODE" = reactor ]; then
+    "$C10K" serve --model reactor --addr 127.0.0.1:0 >"$OUT_DIR/reactor.out" 2>&1 &
+    REACTOR_PID=$!
+    taskset -pc "$SERVER_CPU" "$REACTOR_PID" >/dev/null
+    trap 'kill "$REACTOR_PID" 2>/dev/null || true; wait "$REACTOR_PID" 2>/dev/null || true; cleanup' EXIT INT TERM
+    RPORT=""
+    for _ in $(seq 1 50); do
+        RPORT=$(sed -n 's/^listening 127.0.0.1:\([0-9]*\) .*/\1/p' "$OUT_DIR/reactor.out")
+        [ -n "$RPORT" ] && break
+        sleep 0.1
+    done
+    [ -n "$RPORT" ] || { echo "compare-wrk: the reactor did not start: $(cat "$OUT_DIR/reactor.out")" >&2; exit 2; }
+    echo "# reactor vs nginx: wrk -t1 on CPU $CLIENT_CPU; nginx $(nginx -v 2>&1 | sed 's/.*\///') (1 worker) and" \
+        "c10k reactor both on CPU $SERVER_CPU; ${DURATION}s per run, $REPS reps"
+    echo "# $(uname -r), $(nproc) cores, load average: $(cut -d' ' -f1-3 /proc/loadavg); raw outputs in $OUT_DIR"
+    printf '%-8s %-4s %12s %12s %7s\n' conns rep nginx_rps reactor_rps ratio
+    : >"$OUT_DIR/reactor-rows.txt"
+    for rep in $(seq 1 "$REPS"); do
+        for conns in $CONNS; do
+            n="$OUT_DIR/wrk-nginx-$conns-$rep.txt"
+            r="$OUT_DIR/wrk-reactor-$conns-$rep.txt"
+            taskset -c "$CLIENT_CPU" wrk -t1 -c"$conns" -d"${DURATION}s" "http://127.0.0.1:$PORT/" >"$n" 2>&1 || true
+            sleep 1
+            taskset -c "$CLIENT_CPU" wrk -t1 -c"$conns" -d"${DURATION}s" "http://127.0.0.1:$RPORT/" >"$r" 2>&1 || true
+            sleep 1
+            nr=$(awk '/^Requests\/sec:/ { print $2 }' "$n")
+            rr=$(awk '/^Requests\/sec:/ { print $2 }' "$r")
+            errs=$(cat "$n" "$r" | grep -E "Socket errors|Non-2xx" | tr '\n' ' ' || true)
+            printf '%-8s %-4s %12s %12s %7s %s\n' "$conns" "$rep" "${nr:-fail}" "${rr:-fail}" \
+                "$(awk -v a="${rr:-0}" -v b="${nr:-0}" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "nan" }')" "$errs"
+            echo "$conns ${nr:-0} ${rr:-0}" >>"$OUT_DIR/reactor-rows.txt"
+        done
+    done
+    echo
+    echo "# medians"
+    printf '%-8s %12s %12s %7s\n' conns nginx_rps reactor_rps ratio
+    for conns in $CONNS; do
+        med() { awk -v n="$conns" -v k="$1" '$1 == n { print $k }' "$OUT_DIR/reactor-rows.txt" | sort -g |
+            awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+        nm=$(med 2)
+        rm_=$(med 3)
+        printf '%-8s %12s %12s %7s\n' "$conns" "$nm" "$rm_" \
+            "$(awk -v a="$rm_" -v b="$nm" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "nan" }')"
+    done
+    exit 0
+fi
 
 if [ "$MODE" = many ]; then
     echo "# many: nginx $(nginx -v 2>&1 | sed 's/.*\///'), $WORKERS workers (reuseport); $(uname -r), $(nproc) cores," \

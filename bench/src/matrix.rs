@@ -160,6 +160,19 @@ pub struct Sizing {
     pub client_cpus: Vec<usize>,
 }
 
+/// Models that serve a fixed number of connections at once (one, procs x threads,
+/// workers).
+pub const FIXED_CONCURRENCY: [&str; 3] = ["iterative", "prefork", "pool"];
+
+/// Load arguments for a fixed-concurrency model with more connections than a
+/// listen backlog holds (4,096 here). Such a server accepts the backlog's worth
+/// plus the ones it serves; the SYNs of the rest are dropped and retried for the
+/// whole connect timeout, 1,024 connects at a time, so the ramp alone would
+/// outlast the cell. All connects at once with a 1 s timeout end the ramp in
+/// about a second; the connections that never got in are counted as starved.
+pub const FIXED_AT_SCALE: &[&str] = &["--connect-timeout", "1s", "--connect-window", "10000"];
+const FIXED_AT_SCALE_FROM: f64 = 4_000.0;
+
 /// One block of a profile: a workload over some servers at some sizes.
 struct Block {
     workload: &'static str,
@@ -179,6 +192,9 @@ pub const SWEEP_RATES: [f64; 7] = [1_000.0, 3_000.0, 10_000.0, 20_000.0, 30_000.
 pub const SWEEP_CONNS: u64 = 100;
 /// The latency bound that defines the knee of the sweep, microseconds (p99).
 pub const KNEE_P99_US: f64 = 10_000.0;
+/// Herd workload: new connections per second (open loop), slow enough that the
+/// workers sleep between them, which is when a herd can wake them all.
+pub const HERD_RATE: f64 = 2_000.0;
 /// Idle-active workload: connections in all (100 active, the rest idle).
 pub const IDLE_ACTIVE_TOTALS: [u64; 4] = [100, 1_000, 5_000, 10_000];
 /// Idle workload: connections held (one request per connection per second).
@@ -202,7 +218,7 @@ fn blocks(profile: Profile, cpus: usize) -> Vec<Block> {
     // Models whose concurrency is fixed (one connection, 3 x 4 threads, 64 workers)
     // serve 1, 12 or 64 of 1,000 idle connections; more connections only wait out the
     // time limit, so they run once at 10,000 and the idle ladder stops at 1,000 for them.
-    let fixed_keys = ["iterative", "prefork", "pool"];
+    let fixed_keys = FIXED_CONCURRENCY;
     let fixed = pick(&fixed_keys);
     let scalable: Vec<ServerSpec> = all.iter().filter(|s| !fixed_keys.contains(&s.key.as_str())).cloned().collect();
     let b =
@@ -221,10 +237,10 @@ fn blocks(profile: Profile, cpus: usize) -> Vec<Block> {
             b("idle", &all, idle(&IDLE_LADDER[..1]), 1),
             b("idle", &scalable, idle(&IDLE_LADDER[1..]), 1),
             b("sweep", &all, sweep(&SWEEP_RATES), 1),
-            b("idle-active", &backends, idle_active(&IDLE_ACTIVE_TOTALS), 1),
+            b("idle-active", &backends, idle_active(&IDLE_ACTIVE_TOTALS), 3),
             b("block-3x1s", &c7, closed(&[3]), 1),
             b("burst", &burst, closed(&[10_000]), 1),
-            b("herd", &herd, closed(&[20]), 1),
+            b("herd", &herd, vec![(20, 0, Some(HERD_RATE))], 1),
             b("fd-limit", &fd, closed(&[2_000]), 1),
             b("soak", &soak, closed(&[1_000]), 1),
         ],
@@ -242,7 +258,7 @@ fn blocks(profile: Profile, cpus: usize) -> Vec<Block> {
                 b("idle-active", &backends, idle_active(&IDLE_ACTIVE_TOTALS), 3),
                 b("block-3x1s", &c7, closed(&[3]), 3),
                 b("burst", &burst, closed(&[10_000]), 3),
-                b("herd", &herd, closed(&[20]), 3),
+                b("herd", &herd, vec![(20, 0, Some(HERD_RATE))], 3),
                 b("fd-limit", &fd, closed(&[2_000]), 1),
                 b("soak", &all, closed(&[1_000]), 1),
             ]
@@ -341,6 +357,12 @@ impl CellSpec<'_> {
             load_args.extend(["--idle-conns".into(), self.idle.to_string()]);
         }
         load_args.extend(w.load_args.iter().map(|s| s.to_string()));
+        if FIXED_CONCURRENCY.contains(&self.server.model.as_str())
+            && all > FIXED_AT_SCALE_FROM
+            && w.load_args.is_empty()
+        {
+            load_args.extend(FIXED_AT_SCALE.iter().map(|s| s.to_string()));
+        }
         // Connecting 10,000 sockets and waiting out the last timeouts both take time.
         let connect = all / 10_000.0;
         let measured = duration.unwrap_or(w.timeout_s);

@@ -97,7 +97,7 @@ pub const WORKLOADS: [Workload; 13] = [
     Workload {
         load_args: &["--reqs-per-conn", "1"],
         claims: &["C10"],
-        ..w("herd", "a new connection per request against 4 processes sharing one listener or SO_REUSEPORT")
+        ..w("herd", "2,000 new connections per second (open loop, one request each) against 4 processes sharing one listener, on SO_REUSEPORT, or blocking in accept")
     },
     Workload {
         claims: &["T5"],
