@@ -30,6 +30,8 @@ CONNS=${CONNS:-"100 10000"}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 OUT_DIR=${OUT_DIR:-$(mktemp -d /tmp/compare-wrk.XXXXXX)}
+mkdir -p "$OUT_DIR"
+OUT_DIR=$(cd "$OUT_DIR" && pwd) # nginx -p needs an absolute prefix
 MODE=${1:-compare}
 MANY_CONNS=${MANY_CONNS:-30000}
 MANY_PROCS=${MANY_PROCS:-2}
@@ -97,10 +99,18 @@ cleanup() {
     wait "$NGINX_PID" 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
+UP=""
 for _ in $(seq 1 50); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+        UP=1
+        break
+    fi
     sleep 0.1
 done
+if [ -z "$UP" ]; then
+    echo "compare-wrk: nginx did not start on port $PORT (see $NGINX_DIR/logs/error.log)" >&2
+    exit 2
+fi
 
 if [ "$MODE" = reactor ]; then
     "$C10K" serve --model reactor --addr 127.0.0.1:0 >"$OUT_DIR/reactor.out" 2>&1 &

@@ -109,7 +109,12 @@ pub fn collect(repo: &Path, binary: &Path) -> EnvInfo {
         .unwrap_or_default();
     let (soft, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap_or((0, 0));
     let uname = nix::sys::utsname::uname().ok();
-    let status = run("git", &["status", "--porcelain", "--untracked-files=no"], Some(repo));
+    // Uncommitted changes to the code; results and the report are outputs, not code.
+    let status = run(
+        "git",
+        &["status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results", ":(exclude)REPORT.md"],
+        Some(repo),
+    );
     EnvInfo {
         schema: crate::results::SCHEMA,
         hostname: crate::hostname(),
