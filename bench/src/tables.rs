@@ -148,19 +148,12 @@ pub fn knee_table(r: &Results) -> String {
     out
 }
 
-/// The knee (last rate under the bound before two consecutive misses) and the
-/// first miss after it. A single miss followed by a pass is taken as noise.
+/// The knee (the highest rate under the bound) and the rate after it. Misses
+/// below the knee are latency spikes at a rate the server then kept up with at
+/// higher rates, not its limit.
 fn knee_of<'a>(pts: &[&'a Group], under: impl Fn(&&'a Group) -> bool) -> (Option<&'a Group>, Option<&'a Group>) {
-    let run: Vec<&Group> = pts.iter().copied().filter(|g| !g.status.starts_with("skipped")).collect();
-    let mut knee = None;
-    for (i, g) in run.iter().enumerate() {
-        if under(g) {
-            knee = Some(*g);
-        } else if run.get(i + 1).is_none_or(|next| !under(next)) {
-            return (knee, Some(*g));
-        }
-    }
-    (knee, None)
+    let Some(i) = pts.iter().rposition(&under) else { return (None, pts.first().copied()) };
+    (Some(pts[i]), pts.get(i + 1).copied())
 }
 
 /// Label of a group's size point: `1,000`, `10 + 1,000 idle`, `5,000/s`.
@@ -218,4 +211,24 @@ pub fn workload_table(r: &Results, workload: &str) -> String {
         let _ = writeln!(out, "| {s} | {} |", cells.join(" | "));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_knee_is_the_highest_rate_under_the_bound() {
+        let g = |rate: f64, p99: f64| Group { rate: Some(rate), p99_us: Some(p99), ..Group::default() };
+        // A latency spike at 1,000/s, then the server keeps up until 30,000/s.
+        let pts = [g(1_000.0, 14_000.0), g(3_000.0, 2_000.0), g(10_000.0, 3_000.0), g(30_000.0, 25_000.0)];
+        let refs: Vec<&Group> = pts.iter().collect();
+        let under = |x: &&Group| x.p99_us.is_some_and(|p| p <= KNEE_P99_US);
+        let (knee, past) = knee_of(&refs, under);
+        assert_eq!(knee.and_then(|k| k.rate), Some(10_000.0));
+        assert_eq!(past.and_then(|p| p.rate), Some(30_000.0));
+        let (none, first) = knee_of(&refs[..1], under);
+        assert!(none.is_none());
+        assert_eq!(first.and_then(|p| p.rate), Some(1_000.0));
+    }
 }

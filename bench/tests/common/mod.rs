@@ -25,9 +25,11 @@ pub fn fixtures() -> PathBuf {
 ///
 /// Server behaviours (`--model`): `fail` exits 3 before the ready line; `hang`
 /// never prints it; `stubborn` ignores SIGTERM; `forky` forks two children;
-/// `die` exits 0.3 s after the ready line; anything else behaves.
+/// `die` exits 0.3 s after the ready line; anything else behaves. Its `load`
+/// with `--rate` reports an open loop that fell short of 80,000 offered requests/s.
 pub fn fake(dir: &Path, load_secs: f64) -> PathBuf {
     let report = fixtures().join("load-report.json");
+    let saturated = fixtures().join("load-report-saturated.json");
     let script = format!(
         r#"#!/bin/bash
 cmd=$1; shift
@@ -48,14 +50,16 @@ if [ "$cmd" = serve ]; then
 fi
 if [ "$cmd" = load ]; then
   json=""
-  while [ $# -gt 0 ]; do case $1 in --json) json=$2; shift;; esac; shift; done
+  report="{report}"
+  while [ $# -gt 0 ]; do case $1 in --json) json=$2; shift;; --rate) report="{saturated}"; shift;; esac; shift; done
   sleep {load_secs}
-  cp "{report}" "$json"
+  cp "$report" "$json"
   exit 0
 fi
 exit 2
 "#,
-        report = report.display()
+        report = report.display(),
+        saturated = saturated.display()
     );
     let path = dir.join("fake-c10k");
     std::fs::write(&path, script).expect("write fake");
