@@ -112,7 +112,7 @@ pub fn knee_table(r: &Results) -> String {
         return String::new();
     }
     let mut out = format!(
-        "| model | knee: highest rate with p99 < {} | p99 there | first rate past the knee | its p99 / achieved |\n|---|---|---|---|---|\n",
+        "| model | knee: highest rate with p99 < {} | p99 there | first rate past the knee | its p99 / achieved | client lateness p99 there |\n|---|---|---|---|---|---|\n",
         lat(KNEE_P99_US)
     );
     for s in servers {
@@ -126,7 +126,7 @@ pub fn knee_table(r: &Results) -> String {
         let (knee, past) = knee_of(&pts, under);
         let _ = writeln!(
             out,
-            "| {s} | {} | {} | {} | {} |",
+            "| {s} | {} | {} | {} | {} | {} |",
             knee.and_then(|g| g.rate)
                 .map(|v| format!("{} req/s", n(v)))
                 .unwrap_or_else(|| "below the lowest rate".into()),
@@ -142,10 +142,22 @@ pub fn knee_table(r: &Results) -> String {
                         n(g.achieved_rate.or(g.rps).unwrap_or(0.0))
                     )
                 }
-            }))
+            })),
+            cell(past.and_then(|g| dispatch_lag_p99(r, g)).map(lat))
         );
     }
     out
+}
+
+/// The load generator's own lateness in a group (median over repetitions of the
+/// p99 dispatch lag: how late requests on free connections left the client).
+fn dispatch_lag_p99(r: &Results, g: &Group) -> Option<f64> {
+    let lags: Vec<f64> = r
+        .records_of(&g.group)
+        .iter()
+        .filter_map(|rec| rec.load_raw.as_ref()?.pointer("/open_loop/dispatch_lag/p99_us")?.as_f64())
+        .collect();
+    crate::aggregate::median(lags)
 }
 
 /// The knee (the highest rate under the bound) and the rate after it. Misses
