@@ -35,7 +35,11 @@ fn quick_run_of_two_models_then_report() {
         let load = r.load.as_ref().expect("load report");
         assert!(load.requests > 0, "{} answered requests", r.cell.id);
         assert_eq!(load.starved, 0, "{}: both models serve every connection", r.cell.id);
-        assert!(r.server.stats.as_ref().is_some_and(|s| s.accepted >= r.cell.conns), "{}: stats line", r.cell.id);
+        assert!(
+            r.server.stats.as_ref().is_some_and(|s| s.counters.accepted >= r.cell.conns),
+            "{}: stats line",
+            r.cell.id
+        );
         assert!(!r.samples.is_empty() && r.derived.peak_rss_bytes > 0, "{}: monitor samples", r.cell.id);
         let pid = r.server.pid.expect("server pid");
         assert!(!proc_alive(pid), "{}: server {pid} still running", r.cell.id);

@@ -91,8 +91,8 @@ fn group_of(records: &[&CellRecord]) -> Group {
     let m =
         |f: &dyn Fn(&CellRecord, &LoadSummary) -> Option<f64>| median(ok.iter().filter_map(|(r, l)| f(r, l)).collect());
     let rps: Vec<f64> = ok.iter().map(|(_, l)| l.requests_per_sec).collect();
-    let stat = |f: &dyn Fn(&crate::results::ServerStats) -> u64| {
-        median(ok.iter().filter_map(|(r, _)| r.server.stats.as_ref().map(|s| f(s) as f64)).collect())
+    let stat = |f: &dyn Fn(&servers::StatsSnapshot) -> u64| {
+        median(ok.iter().filter_map(|(r, _)| r.server.stats.as_ref().map(|s| f(&s.counters) as f64)).collect())
     };
     Group {
         group: c.group.clone(),

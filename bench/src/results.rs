@@ -53,19 +53,12 @@ impl Outcome {
     }
 }
 
-/// The server's exit `stats {json}` line. Unknown keys are kept in `other`.
+/// The server's exit `stats {json}` line: the servers' own counters, and any key
+/// they do not know (a newer or older server) kept in `other`. Stored flat, as printed.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
 pub struct ServerStats {
-    pub accepted: u64,
-    pub closed: u64,
-    pub answered: u64,
-    pub protocol_errors: u64,
-    pub spawn_failures: u64,
-    pub accept_backoffs: u64,
-    pub rejected: u64,
-    pub listener_wakeups: u64,
-    pub accept_would_block: u64,
+    #[serde(flatten)]
+    pub counters: servers::StatsSnapshot,
     #[serde(flatten)]
     pub other: std::collections::BTreeMap<String, serde_json::Value>,
 }

@@ -341,7 +341,7 @@ mod tests {
     #[test]
     fn stats_line_parses_and_keeps_unknown_keys() {
         let s = parse_stats(r#"stats {"accepted":3,"answered":9,"new_counter":1}"#).expect("stats");
-        assert_eq!((s.accepted, s.answered, s.closed), (3, 9, 0));
+        assert_eq!((s.counters.accepted, s.counters.answered, s.counters.closed), (3, 9, 0));
         assert!(s.other.contains_key("new_counter"));
         assert!(parse_stats("stats {").is_none());
     }

@@ -13,8 +13,9 @@ fn a_good_cell_records_stats_load_and_samples() {
     let rec = run_cell(&ctx, &common::cell("forky")).expect("not interrupted");
     assert_eq!(rec.outcome, Outcome::Ok, "{rec:?}");
     let stats = rec.server.stats.as_ref().expect("stats line parsed");
-    assert_eq!((stats.accepted, stats.listener_wakeups), (5, 7));
+    assert_eq!((stats.counters.accepted, stats.counters.listener_wakeups), (5, 7));
     assert!(stats.other.contains_key("future_counter"));
+    assert_eq!(stats.other.len(), 1, "known counters are not repeated in `other`: {:?}", stats.other);
     let load = rec.load.as_ref().expect("load summary");
     assert!(load.requests > 0 && load.p99_us > 0.0);
     assert!(rec.load_raw.is_some());

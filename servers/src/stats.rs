@@ -28,6 +28,7 @@ pub struct Stats {
 
 /// A copy of the counters, printed as the `stats {json}` line at exit.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct StatsSnapshot {
     /// Connections accepted.
     pub accepted: u64,
