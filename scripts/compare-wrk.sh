@@ -112,6 +112,16 @@ if [ -z "$UP" ]; then
     exit 2
 fi
 
+rps() { awk '/^Requests\/sec:/ { print $2 }' "$1"; }
+requests() { awk '/ requests in / { print $1 }' "$1" | head -1; }
+# CPU seconds (user + sys) from the `time -f` line appended to an output file.
+cpu() { awk '/^cpu / { print $2 + $3 }' "$1"; }
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "nan" }'; }
+# "426.77ms" / "1.32s" / "318.94us" -> seconds
+to_seconds() { awk -v t="$1" 'BEGIN { v = t + 0; if (t ~ /us$/) v /= 1e6; else if (t ~ /ms$/) v /= 1e3; print v }'; }
+per_request_us() { awk -v c="$1" -v n="$2" 'BEGIN { if (n > 0 && c != "") printf "%.2f", c * 1e6 / n; else print "nan" }'; }
+
 if [ "$MODE" = reactor ]; then
     "$C10K" serve --model reactor --addr 127.0.0.1:0 >"$OUT_DIR/reactor.out" 2>&1 &
     REACTOR_PID=$!
@@ -137,11 +147,11 @@ if [ "$MODE" = reactor ]; then
             sleep 1
             taskset -c "$CLIENT_CPU" wrk -t1 -c"$conns" -d"${DURATION}s" "http://127.0.0.1:$RPORT/" >"$r" 2>&1 || true
             sleep 1
-            nr=$(awk '/^Requests\/sec:/ { print $2 }' "$n")
-            rr=$(awk '/^Requests\/sec:/ { print $2 }' "$r")
+            nr=$(rps "$n")
+            rr=$(rps "$r")
             errs=$(cat "$n" "$r" | grep -E "Socket errors|Non-2xx" | tr '\n' ' ' || true)
             printf '%-8s %-4s %12s %12s %7s %s\n' "$conns" "$rep" "${nr:-fail}" "${rr:-fail}" \
-                "$(awk -v a="${rr:-0}" -v b="${nr:-0}" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "nan" }')" "$errs"
+                "$(ratio "${rr:-0}" "${nr:-0}")" "$errs"
             echo "$conns ${nr:-0} ${rr:-0}" >>"$OUT_DIR/reactor-rows.txt"
         done
     done
@@ -149,12 +159,10 @@ if [ "$MODE" = reactor ]; then
     echo "# medians"
     printf '%-8s %12s %12s %7s\n' conns nginx_rps reactor_rps ratio
     for conns in $CONNS; do
-        med() { awk -v n="$conns" -v k="$1" '$1 == n { print $k }' "$OUT_DIR/reactor-rows.txt" | sort -g |
-            awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+        med() { awk -v n="$conns" -v k="$1" '$1 == n { print $k }' "$OUT_DIR/reactor-rows.txt" | median; }
         nm=$(med 2)
         rm_=$(med 3)
-        printf '%-8s %12s %12s %7s\n' "$conns" "$nm" "$rm_" \
-            "$(awk -v a="$rm_" -v b="$nm" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "nan" }')"
+        printf '%-8s %12s %12s %7s\n' "$conns" "$nm" "$rm_" "$(ratio "$rm_" "$nm")"
     done
     exit 0
 fi
@@ -168,15 +176,6 @@ if [ "$MODE" = many ]; then
     exit 0
 fi
 
-rps() { awk '/^Requests\/sec:/ { print $2 }' "$1"; }
-requests() { awk '/ requests in / { print $1 }' "$1" | head -1; }
-# CPU seconds (user + sys) from the `time -f` line appended to an output file.
-cpu() { awk '/^cpu / { print $2 + $3 }' "$1"; }
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "nan" }'; }
-# "426.77ms" / "1.32s" / "318.94us" -> seconds
-to_seconds() { awk -v t="$1" 'BEGIN { v = t + 0; if (t ~ /us$/) v /= 1e6; else if (t ~ /ms$/) v /= 1e3; print v }'; }
-per_request_us() { awk -v c="$1" -v n="$2" 'BEGIN { if (n > 0 && c != "") printf "%.2f", c * 1e6 / n; else print "nan" }'; }
 TIME=$(command -v time 2>/dev/null | grep / || true)
 [ -x /usr/bin/time ] && TIME=/usr/bin/time
 timed() {

@@ -29,7 +29,7 @@ pub struct RunStats {
 /// does not stop a sweep: on a virtual machine an idle CPU's wake-up can spike
 /// the p99 of a low rate, and a server that keeps up with higher rates has not
 /// reached its knee (the report's knee is the highest rate under the bound).
-pub fn past_knee(rec: &CellRecord) -> bool {
+pub fn saturated(rec: &CellRecord) -> bool {
     let Some(load) = rec.valid() else { return true };
     let short = match (load.target_rate, load.achieved_rate) {
         (Some(t), Some(a)) => a < 0.9 * t,
@@ -38,15 +38,15 @@ pub fn past_knee(rec: &CellRecord) -> bool {
     short || load.error_rate > 0.01
 }
 
-/// A server's sweep stops after this many consecutive rates past the knee (one
-/// miss alone may be noise on a shared machine).
+/// A server's sweep stops after this many consecutive saturated rates (one alone
+/// may be noise on a shared machine).
 pub const SWEEP_MISSES: u32 = 2;
 
 fn note_sweep(misses: &mut HashMap<(String, u32), u32>, key: (String, u32), rec: &CellRecord) {
     let m = misses.entry(key).or_insert(0);
     if matches!(rec.outcome, Outcome::Skipped { .. }) {
         *m = SWEEP_MISSES;
-    } else if past_knee(rec) {
+    } else if saturated(rec) {
         *m += 1;
     } else {
         *m = 0;

@@ -87,7 +87,7 @@ impl Ctx {
     pub fn listen(&self) -> Result<TcpListener, ServeError> {
         let addr = self.config.addr;
         let listener = net::listen(addr, false).map_err(|source| ServeError::Listen { addr, source })?;
-        stop::watch_listener(listener.as_raw_fd()).map_err(ServeError::io("watch listener"))?;
+        stop::watch(listener.as_raw_fd()).map_err(ServeError::io("watch listener"))?;
         Ok(listener)
     }
 

@@ -19,21 +19,21 @@ use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
-/// Listeners one process can have shut down on a stop (one per event-loop
-/// thread at most in any model).
-const MAX_LISTENERS: usize = 1024;
-static LISTENERS: [AtomicI32; MAX_LISTENERS] = [const { AtomicI32::new(-1) }; MAX_LISTENERS];
+/// Sockets one process can have shut down on a stop: its listeners (one per
+/// event-loop thread at most in any model) and the iterative server's client.
+const MAX_WATCHED: usize = 1024;
+static WATCHED: [AtomicI32; MAX_WATCHED] = [const { AtomicI32::new(-1) }; MAX_WATCHED];
 
 /// Has a stop been requested?
 pub fn requested() -> bool {
     STOP.load(Ordering::Acquire)
 }
 
-/// Request a stop: set the flag and shut every registered listener down.
+/// Request a stop: set the flag and shut every watched socket down.
 /// Async-signal-safe.
 pub fn request() {
     STOP.store(true, Ordering::Release);
-    for slot in &LISTENERS {
+    for slot in &WATCHED {
         let fd = slot.load(Ordering::Acquire);
         if fd >= 0 {
             // SAFETY: shutdown(2) is async-signal-safe; on a closed or reused fd it
@@ -44,10 +44,10 @@ pub fn request() {
 }
 
 /// Shut `fd` down when a stop is requested (and at once if one already was).
-pub fn watch_listener(fd: RawFd) -> io::Result<()> {
-    let stored = LISTENERS.iter().any(|s| s.compare_exchange(-1, fd, Ordering::AcqRel, Ordering::Acquire).is_ok());
+pub fn watch(fd: RawFd) -> io::Result<()> {
+    let stored = WATCHED.iter().any(|s| s.compare_exchange(-1, fd, Ordering::AcqRel, Ordering::Acquire).is_ok());
     if !stored {
-        return Err(io::Error::other(format!("more than {MAX_LISTENERS} listeners to watch")));
+        return Err(io::Error::other(format!("more than {MAX_WATCHED} sockets to watch")));
     }
     if requested() {
         request();
@@ -56,15 +56,15 @@ pub fn watch_listener(fd: RawFd) -> io::Result<()> {
 }
 
 /// Stop watching `fd` (before it is closed, so a reused number is never shut).
+/// [`watch`] stores it once, in the first free slot, so the scan ends there: the
+/// iterative server calls this once per connection.
 pub fn unwatch(fd: RawFd) {
-    for slot in &LISTENERS {
-        let _ = slot.compare_exchange(fd, -1, Ordering::AcqRel, Ordering::Acquire);
-    }
+    let _ = WATCHED.iter().any(|s| s.compare_exchange(fd, -1, Ordering::AcqRel, Ordering::Acquire).is_ok());
 }
 
-/// Forget every watched listener (a forked child owning other sockets).
-pub fn forget_listeners() {
-    for slot in &LISTENERS {
+/// Forget every watched socket (a forked child owning other sockets).
+pub fn forget_watched() {
+    for slot in &WATCHED {
         slot.store(-1, Ordering::Release);
     }
 }
@@ -94,5 +94,5 @@ pub fn reset_in_child() {
         let _ = unsafe { signal::sigaction(sig, &default) };
     }
     let _ = signal::sigprocmask(signal::SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-    forget_listeners();
+    forget_watched();
 }

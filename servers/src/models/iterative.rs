@@ -18,7 +18,7 @@ pub fn run(ctx: &Ctx) -> Result<(), ServeError> {
         // A stop shuts the current client down too, so a `read` it interrupts
         // (or that starts just after the signal) returns at once.
         let fd = stream.as_raw_fd();
-        let watched = stop::watch_listener(fd).is_ok();
+        let watched = stop::watch(fd).is_ok();
         blocking::serve_borrowed(&mut stream, &ctx.shared);
         if watched {
             stop::unwatch(fd);

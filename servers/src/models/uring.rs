@@ -94,7 +94,7 @@ pub fn run(ctx: &Ctx) -> Result<(), ServeError> {
         listeners.push(net::listen(addr, true).map_err(|e| listen_error(addr, e))?);
     }
     for listener in &listeners {
-        stop::watch_listener(listener.as_raw_fd()).map_err(ServeError::io("watch listener"))?;
+        stop::watch(listener.as_raw_fd()).map_err(ServeError::io("watch listener"))?;
     }
     let shared = ctx.shared;
     thread::scope(|scope| {
