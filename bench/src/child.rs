@@ -35,6 +35,8 @@ pub struct Launch<'a> {
     pub cpus: &'a [usize],
     /// RLIMIT_NOFILE, soft and hard, set before exec.
     pub nofile: Option<u64>,
+    /// `cgroup.procs` files the child joins before exec (see [`crate::cgroup`]).
+    pub cgroup: &'a [std::ffi::CString],
 }
 
 /// Start `launch` in a new process group.
@@ -47,9 +49,11 @@ pub fn spawn(launch: &Launch<'_>) -> std::io::Result<Spawned> {
     }
     let pin = !launch.cpus.is_empty();
     let nofile = launch.nofile;
+    let cgroup: Vec<std::ffi::CString> = launch.cgroup.to_vec();
     // SAFETY: the closure runs in the child between fork and exec; it only makes
-    // system calls (prctl, sched_setaffinity, setrlimit) on values prepared before the
-    // fork, allocates nothing and takes no lock, so it is async-signal-safe.
+    // system calls (prctl, sched_setaffinity, setrlimit, open/write/close) on values
+    // prepared before the fork, allocates nothing and takes no lock, so it is
+    // async-signal-safe.
     unsafe {
         cmd.pre_exec(move || {
             // If the runner dies (even by SIGKILL), the child is killed too: no server
@@ -63,6 +67,19 @@ pub fn spawn(launch: &Launch<'_>) -> std::io::Result<Spawned> {
             if let Some(n) = nofile {
                 nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, n, n)
                     .map_err(std::io::Error::from)?;
+            }
+            // Join the cell's cgroup before exec, so every descendant is born inside it.
+            for path in &cgroup {
+                let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let wrote = libc::write(fd, b"0".as_ptr().cast(), 1);
+                let err = std::io::Error::last_os_error();
+                libc::close(fd);
+                if wrote != 1 {
+                    return Err(err);
+                }
             }
             Ok(())
         });

@@ -201,6 +201,13 @@ pub fn run_bench(args: BenchArgs) -> Result<ExitCode> {
     info.client_threads = client_threads;
     info.planned_cells = cells.len();
     info.planned_s = estimate;
+    let left = crate::cgroup::clean_leftovers();
+    if left > 0 {
+        eprintln!("c10k bench: removed {left} cgroup(s) left by an earlier run that was killed");
+    }
+    let accounting = crate::cgroup::probe();
+    eprintln!("c10k bench: server cost accounted by {}", accounting.label());
+    info.accounting = Some(accounting);
     let env_path = out.join("env.json");
     results::write_json(&env_path, &info, "env.json")?;
     let ctx = RunCtx::new(bin, sizing.server_cpus.clone(), sizing.client_cpus.clone(), out.clone());

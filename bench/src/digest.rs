@@ -92,27 +92,8 @@ pub fn derive(
     d.peak_tcp_mem_bytes = peak(&|s| Some(s.tcp_mem_bytes)).unwrap_or(0);
     let base = baseline.or(samples.first());
     d.baseline_rss_bytes = base.map_or(0, |b| b.rss_bytes);
-    // Connections held: distinct sockets over the baseline (the listener, inherited
-    // by every forked child, counts once); descriptors when sockets were not read.
-    d.conns_held = match (peak(&|s| s.sockets), base.and_then(|b| b.sockets)) {
-        (Some(p), Some(b)) => p.saturating_sub(b),
-        _ => d.peak_fds.saturating_sub(base.and_then(|b| b.fds).unwrap_or(0)),
-    };
-    // Anonymous PSS when known: the binary's file pages are shared with the load
-    // generator (same executable), which would make plain PSS drop as it starts.
-    let (peak_mem, base_mem) = match (d.peak_pss_anon_bytes, base.and_then(|b| b.pss_anon_bytes)) {
-        (Some(p), Some(b)) => (p, b),
-        _ => (d.peak_rss_bytes, d.baseline_rss_bytes),
-    };
-    if d.conns_held > 0 {
-        let held = d.conns_held as f64;
-        d.mem_per_conn_bytes = Some(peak_mem.saturating_sub(base_mem) as f64 / held);
-        let tcp = d.peak_tcp_mem_bytes.saturating_sub(base.map_or(0, |b| b.tcp_mem_bytes));
-        let slab = peak(&|s| Some(s.slab_unreclaimable_bytes))
-            .unwrap_or(0)
-            .saturating_sub(base.map_or(0, |b| b.slab_unreclaimable_bytes));
-        d.kernel_per_conn_bytes = Some((tcp + slab) as f64 / held);
-    }
+    d.peak_cg_mem_bytes = peak(&|s| s.cgroup.map(|c| c.mem_bytes));
+    pair_memory(&mut d, samples, base);
     let Some(load) = load else { return d };
     d.client_bound = load.client_bound;
     let start = load.window_start_unix_ms;
@@ -122,7 +103,14 @@ pub fn derive(
     if !covered || load.window_s <= 0.0 {
         return d;
     }
-    let cpu = |s: &Sample| s.cpu_user_us + s.cpu_sys_us;
+    // The cgroup counts every task that ran in it; /proc sampling misses children that
+    // lived and died between two samples.
+    let from_cgroup = samples.iter().all(|s| s.cgroup.is_some());
+    d.cpu_source = Some(if from_cgroup { "cgroup" } else { "proc" }.into());
+    let cpu = |s: &Sample| match s.cgroup {
+        Some(c) if from_cgroup => c.cpu_user_us + c.cpu_sys_us,
+        _ => s.cpu_user_us + s.cpu_sys_us,
+    };
     if let (Some(a), Some(b)) = (at(samples, start, cpu), at(samples, end, cpu)) {
         let used = (b - a).max(0.0);
         let capacity = load.window_s * 1e6 * server_cpus.len().max(1) as f64;
@@ -151,6 +139,74 @@ pub fn derive(
         }
     }
     d
+}
+
+/// Where a memory figure comes from, most exact first.
+#[derive(Clone, Copy, PartialEq)]
+enum MemSource {
+    /// Anonymous memory of the server's cgroup: every page once, children included.
+    Cgroup,
+    /// Anonymous PSS (several processes) or resident anonymous pages (one).
+    PssAnon,
+    Rss,
+}
+
+fn mem_of(s: &Sample, src: MemSource) -> Option<u64> {
+    match src {
+        MemSource::Cgroup => s.cgroup.map(|c| c.anon_bytes),
+        MemSource::PssAnon => s.pss_anon_bytes,
+        MemSource::Rss => Some(s.rss_bytes),
+    }
+}
+
+/// Connections held by a full sample: distinct sockets (a listener inherited by
+/// every forked child counts once), or descriptors when sockets were not read.
+fn held_of(s: &Sample, sockets: bool) -> Option<u64> {
+    if sockets {
+        s.sockets
+    } else {
+        s.fds
+    }
+}
+
+/// Memory per connection from one moment: the full sample that held the most
+/// connections, and the memory of that same sample, both over the baseline. A
+/// peak of memory and a peak of sockets taken from different samples do not
+/// pair up (a socket count that lags the memory, or the reverse).
+fn pair_memory(d: &mut Derived, samples: &[Sample], base: Option<&Sample>) {
+    let Some(base) = base else { return };
+    let sockets = base.sockets.is_some() && samples.iter().any(|s| s.sockets.is_some());
+    let Some(at) = samples.iter().filter(|s| held_of(s, sockets).is_some()).max_by_key(|s| held_of(s, sockets))
+    else {
+        return;
+    };
+    let held = held_of(at, sockets).unwrap_or(0).saturating_sub(held_of(base, sockets).unwrap_or(0));
+    d.conns_held = held;
+    let src = [MemSource::Cgroup, MemSource::PssAnon, MemSource::Rss]
+        .into_iter()
+        .find(|&m| mem_of(at, m).is_some() && mem_of(base, m).is_some())
+        .unwrap_or(MemSource::Rss);
+    d.mem_source = Some(
+        match src {
+            MemSource::Cgroup => "cgroup anon",
+            MemSource::PssAnon => "anonymous PSS",
+            MemSource::Rss => "RSS",
+        }
+        .into(),
+    );
+    let mem = mem_of(at, src).unwrap_or(0);
+    d.held_mem_bytes = Some(mem);
+    d.held_base_mem_bytes = Some(mem_of(base, src).unwrap_or(0));
+    if held == 0 {
+        return;
+    }
+    let per = |a: u64, b: u64| Some(a.saturating_sub(b) as f64 / held as f64);
+    d.mem_per_conn_bytes = per(mem, mem_of(base, src).unwrap_or(0));
+    let kernel = |s: &Sample| s.tcp_mem_bytes + s.slab_unreclaimable_bytes;
+    d.kernel_per_conn_bytes = per(kernel(at), kernel(base));
+    if let (Some(a), Some(b)) = (at.cgroup.and_then(|c| c.tcp_bytes), base.cgroup.and_then(|c| c.tcp_bytes)) {
+        d.server_tcp_per_conn_bytes = per(a, b);
+    }
 }
 
 #[cfg(test)]
@@ -200,6 +256,53 @@ mod tests {
         let d = derive(&[a.clone(), b], Some(&a), None, &[0]);
         assert_eq!(d.mem_per_conn_bytes, Some(10_000.0));
         assert_eq!(d.peak_rss_bytes, 30_000_000);
+    }
+
+    /// A socket count that lags the memory (a light sample saw more memory than any
+    /// full sample's connections explain): memory and connections come from one sample.
+    #[test]
+    fn memory_per_connection_pairs_one_sample() {
+        let full = |ms, sockets, mem: u64| Sample {
+            unix_ms: ms,
+            sockets: Some(sockets),
+            fds: Some(sockets),
+            pss_anon_bytes: Some(mem),
+            ..Sample::default()
+        };
+        let base = full(0, 1, 1_000_000);
+        let mut light = Sample { unix_ms: 300, pss_anon_bytes: Some(1_001_000_000), ..Sample::default() };
+        light.fds = None;
+        let samples = [base.clone(), full(100, 3_001, 301_000_000), full(200, 6_620, 662_900_000), light];
+        let d = derive(&samples, Some(&base), None, &[0]);
+        assert_eq!(d.conns_held, 6_619);
+        assert_eq!(d.mem_per_conn_bytes, Some(100_000.0), "661.9 MB over 6,619 connections of the same sample");
+        assert_eq!(d.held_mem_bytes, Some(662_900_000));
+    }
+
+    #[test]
+    fn cgroup_counters_win_when_every_sample_has_them() {
+        let cg = |cpu_us, anon| Some(crate::cgroup::CgSample { cpu_user_us: cpu_us, anon_bytes: anon, ..Default::default() });
+        // /proc sees 0 CPU (the children that did the work died between samples); the cgroup saw 2 s.
+        let samples: Vec<Sample> = (0..=40)
+            .map(|i| Sample {
+                unix_ms: i * 100,
+                sockets: Some(1 + i),
+                cgroup: cg(i * 100_000, 1_000_000 + i * 10_000),
+                ..Sample::default()
+            })
+            .collect();
+        let load = LoadSummary {
+            requests: 20_000,
+            requests_per_sec: 10_000.0,
+            window_s: 2.0,
+            window_start_unix_ms: 1_000,
+            ..LoadSummary::default()
+        };
+        let d = derive(&samples, Some(&samples[0]), Some(&load), &[0]);
+        assert_eq!(d.cpu_source.as_deref(), Some("cgroup"));
+        assert!((d.cpu_us_per_req.unwrap_or(0.0) - 100.0).abs() < 1.0);
+        assert_eq!(d.mem_source.as_deref(), Some("cgroup anon"));
+        assert_eq!(d.mem_per_conn_bytes, Some(10_000.0));
     }
 
     #[test]

@@ -57,6 +57,10 @@ pub struct EnvInfo {
     pub interrupted: bool,
     /// The command line of the run.
     pub command: Vec<String>,
+    /// How each server's CPU and memory were accounted: a cgroup per server, or
+    /// `/proc` sampling (with why no cgroup could be made).
+    #[serde(default)]
+    pub accounting: Option<crate::cgroup::Accounting>,
 }
 
 fn read(path: &str) -> String {

@@ -29,6 +29,7 @@
 //! - [`cli`]: the two subcommands.
 
 pub mod aggregate;
+pub mod cgroup;
 pub mod charts;
 pub mod child;
 pub mod claims;

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::cgroup::{CgSample, Cgroup};
+
 /// Nominal interval between samples.
 pub const INTERVAL: Duration = Duration::from_millis(100);
 /// Most time between two full samples (descriptors, PSS, context switches).
@@ -80,6 +82,10 @@ pub struct Sample {
     pub ctx_involuntary: Option<u64>,
     /// How long taking this sample took, microseconds.
     pub cost_us: u64,
+    /// The server's cgroup at this moment, when it has one: CPU of every task that
+    /// ever ran in it (children that exited included), memory and TCP buffers.
+    #[serde(default)]
+    pub cgroup: Option<CgSample>,
 }
 
 /// A running monitor; [`Monitor::stop`] returns its samples.
@@ -91,7 +97,9 @@ pub struct Monitor {
 impl Monitor {
     /// Start sampling the tree rooted at `root`; take full samples at each of
     /// `marks` (ms since the epoch) besides the periodic ones.
-    pub fn start(root: i32, mut marks: Vec<u64>) -> Monitor {
+    /// With `cgroup`, the tree is the group's members (exact, no race with `fork`) and
+    /// every sample also reads the group's counters.
+    pub fn start(root: i32, mut marks: Vec<u64>, cgroup: Option<Arc<Cgroup>>) -> Monitor {
         marks.sort_unstable();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
@@ -112,11 +120,12 @@ impl Monitor {
                         marks.next();
                         full = true;
                     }
-                    let tree = tree_of(root);
+                    let tree = members(root, cgroup.as_deref());
                     if tree.is_empty() {
                         break;
                     }
                     let mut s = sample(&tree, full);
+                    s.cgroup = cgroup.as_ref().and_then(|g| g.sample());
                     if full {
                         last_full = Some((start, start.elapsed()));
                     }
@@ -150,13 +159,14 @@ impl Drop for Monitor {
 }
 
 /// Take a single full sample of `root`'s tree now (for a baseline), `None` if it is gone.
-pub fn sample_now(root: i32) -> Option<Sample> {
+pub fn sample_now(root: i32, cgroup: Option<&Cgroup>) -> Option<Sample> {
     let start = Instant::now();
-    let tree = tree_of(root);
+    let tree = members(root, cgroup);
     if tree.is_empty() {
         return None;
     }
     let mut s = sample(&tree, true);
+    s.cgroup = cgroup.and_then(|g| g.sample());
     s.cost_us = start.elapsed().as_micros() as u64;
     Some(s)
 }
@@ -169,6 +179,21 @@ fn sleep_unless(flag: &AtomicBool, wait: Duration) {
             break;
         }
         std::thread::sleep(left.min(Duration::from_millis(20)));
+    }
+}
+
+/// The server's processes: its cgroup's members when it has one, else the tree
+/// found from parent links. Empty once the root is gone.
+fn members(root: i32, cgroup: Option<&Cgroup>) -> Vec<i32> {
+    match cgroup {
+        Some(g) if procfs::process::Process::new(root).is_ok() => {
+            let mut pids = g.pids();
+            // The root first, as in a tree walk.
+            pids.sort_by_key(|p| (*p != root, *p));
+            pids
+        }
+        Some(_) => Vec::new(),
+        None => tree_of(root),
     }
 }
 
@@ -352,14 +377,14 @@ mod tests {
         let me = std::process::id() as i32;
         let tree = tree_of(me);
         assert!(tree.contains(&(child.id() as i32)), "the child is in the tree");
-        let s = sample_now(me).expect("sample");
+        let s = sample_now(me, None).expect("sample");
         assert!(s.procs >= 2 && s.threads >= 2 && s.rss_bytes > 0 && s.fds > Some(0));
         assert!(s.pss_anon_bytes.is_some() && s.pss_bytes.is_some(), "two processes: PSS read");
         assert!(s.ctx_switches.is_some_and(|c| c > 0) && s.ctx_voluntary.is_some());
         let _ = child.kill();
         let _ = child.wait();
         let mark = crate::unix_ms() + 150;
-        let m = Monitor::start(me, vec![mark]);
+        let m = Monitor::start(me, vec![mark], None);
         std::thread::sleep(Duration::from_millis(400));
         let (samples, last) = m.stop();
         assert!(samples.len() >= 3 && last.contains(&me));
@@ -375,6 +400,6 @@ mod tests {
 
     #[test]
     fn gone_root_gives_no_sample() {
-        assert!(sample_now(i32::MAX - 1).is_none());
+        assert!(sample_now(i32::MAX - 1, None).is_none());
     }
 }

@@ -79,6 +79,23 @@ pub struct ServerRun {
     /// True when SIGTERM was not enough and the group was killed.
     pub killed: bool,
     pub stderr_tail: String,
+    /// How the server's cost was accounted in this cell (cgroup or `/proc`, and why).
+    #[serde(default)]
+    pub accounting: Option<crate::cgroup::Accounting>,
+    /// After the load: the server's CPU by its cgroup and by `/proc`, at one moment.
+    #[serde(default)]
+    pub cpu_check: Option<CpuCheck>,
+}
+
+/// The server's whole CPU since it started, counted two independent ways.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CpuCheck {
+    /// `cpuacct` / `cpu.stat` of its cgroup, microseconds.
+    pub cgroup_us: u64,
+    /// Sum over live members of `utime + stime + cutime + cstime`, microseconds.
+    pub proc_us: u64,
+    /// Processes in the group at that moment.
+    pub members: u64,
 }
 
 /// The figures of the load generator's report the bench uses (the full report is kept in `load_raw`).
@@ -136,9 +153,10 @@ pub struct Derived {
     pub peak_procs: u64,
     pub peak_fds: u64,
     pub peak_tcp_mem_bytes: u64,
-    /// `(peak memory - baseline) / connections held`, bytes; anonymous PSS when known, else RSS.
+    /// `(memory - baseline) / connections held`, bytes, both from the sample that held the
+    /// most connections (`mem_source` says which memory).
     pub mem_per_conn_bytes: Option<f64>,
-    /// `(TCP buffer memory + unreclaimable slab, peak - baseline) / connections held`: kernel
+    /// `(TCP buffer memory + unreclaimable slab, that sample - baseline) / connections held`: kernel
     /// memory per connection, both ends of the loopback connection, machine-wide (noisy).
     pub kernel_per_conn_bytes: Option<f64>,
     /// Server CPU (user + system) over the measured window per answered request, microseconds.
@@ -155,6 +173,23 @@ pub struct Derived {
     pub conns_held: u64,
     /// The load generator was (or may have been) the bottleneck.
     pub client_bound: bool,
+    /// `cgroup` or `proc`: where the CPU figures come from (see [`crate::cgroup`]).
+    #[serde(default)]
+    pub cpu_source: Option<String>,
+    /// Where the memory per connection comes from (`cgroup anon`, `anonymous PSS`, `RSS`).
+    #[serde(default)]
+    pub mem_source: Option<String>,
+    /// Memory (of `mem_source`) in the sample that held `conns_held`, and in the baseline.
+    #[serde(default)]
+    pub held_mem_bytes: Option<u64>,
+    #[serde(default)]
+    pub held_base_mem_bytes: Option<u64>,
+    /// The server's own TCP buffer memory per connection (its cgroup), same sample.
+    #[serde(default)]
+    pub server_tcp_per_conn_bytes: Option<f64>,
+    /// Highest memory charged to the server's cgroup in a sample.
+    #[serde(default)]
+    pub peak_cg_mem_bytes: Option<u64>,
     /// Samples taken, and their median spacing in ms.
     pub samples: usize,
     pub sample_interval_ms: f64,

@@ -7,11 +7,15 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
+use crate::cgroup::{self, Accounting, Cgroup};
 use crate::child::{self, Launch, Spawned};
 use crate::digest;
 use crate::matrix::Cell;
 use crate::monitor::{self, Monitor};
-use crate::results::{CellRecord, Derived, LoadSummary, Outcome, ServerRun, ServerStats, SCHEMA};
+use crate::cgroup::CgSample;
+use crate::results::{CellRecord, CpuCheck, Derived, LoadSummary, Outcome, ServerRun, ServerStats, SCHEMA};
 use crate::signals;
 
 /// How long a server may take to print its ready line.
@@ -32,12 +36,22 @@ pub struct RunCtx {
     pub ready_timeout: Duration,
     /// Between SIGTERM and SIGKILL ([`STOP_GRACE`]).
     pub stop_grace: Duration,
+    /// Start each server in a cgroup of its own ([`crate::cgroup`]); else `/proc` sampling only.
+    pub cgroups: bool,
 }
 
 impl RunCtx {
     /// A context with the default timeouts.
     pub fn new(bin: PathBuf, server_cpus: Vec<usize>, client_cpus: Vec<usize>, scratch: PathBuf) -> RunCtx {
-        RunCtx { bin, server_cpus, client_cpus, scratch, ready_timeout: READY_TIMEOUT, stop_grace: STOP_GRACE }
+        RunCtx {
+            bin,
+            server_cpus,
+            client_cpus,
+            scratch,
+            ready_timeout: READY_TIMEOUT,
+            stop_grace: STOP_GRACE,
+            cgroups: matches!(cgroup::probe(), cgroup::Accounting::Cgroup { .. }),
+        }
     }
 }
 
@@ -93,7 +107,24 @@ pub fn run_cell(ctx: &RunCtx, cell: &Cell) -> Option<CellRecord> {
     };
     let mut args = vec!["serve".to_string()];
     args.extend(cell.server_args.iter().cloned());
-    let launch = Launch { bin: &ctx.bin, args, cpus: &ctx.server_cpus, nofile: cell.server.nofile };
+    // The cgroup is removed when `group` (and the monitor's handle) drop: at every return below.
+    let group = if ctx.cgroups {
+        match Cgroup::create() {
+            Ok(g) => {
+                rec.server.accounting = Some(Accounting::Cgroup { version: g.version() });
+                Some(Arc::new(g))
+            }
+            Err(reason) => {
+                rec.server.accounting = Some(Accounting::Proc { reason });
+                None
+            }
+        }
+    } else {
+        rec.server.accounting = Some(Accounting::Proc { reason: "cgroups not used in this run".into() });
+        None
+    };
+    let join = group.as_ref().map(|g| g.join_paths().to_vec()).unwrap_or_default();
+    let launch = Launch { bin: &ctx.bin, args, cpus: &ctx.server_cpus, nofile: cell.server.nofile, cgroup: &join };
     let mut server = match child::spawn(&launch) {
         Ok(s) => s,
         Err(e) => {
@@ -128,7 +159,7 @@ pub fn run_cell(ctx: &RunCtx, cell: &Cell) -> Option<CellRecord> {
     rec.server.pid = ready.1.pid.or(Some(server.pid()));
     rec.server.nofile = ready.1.nofile;
     let root = server.pid();
-    let baseline = monitor::sample_now(root);
+    let baseline = monitor::sample_now(root, group.as_deref());
     // Full samples just inside both ends of the load generator's measured window.
     let now = crate::unix_ms();
     let window_start = now + (cell.warmup_s * 1000.0) as u64 + 100;
@@ -136,10 +167,13 @@ pub fn run_cell(ctx: &RunCtx, cell: &Cell) -> Option<CellRecord> {
     if let Some(d) = cell.duration_s {
         marks.push(window_start + ((d * 1000.0) as u64).saturating_sub(250));
     }
-    let monitor = Monitor::start(root, marks);
+    let monitor = Monitor::start(root, marks, group.clone());
     let load = run_load(ctx, cell, &ready.1.addr, &mut server);
     let (mut samples, tree) = monitor.stop();
-    samples.extend(monitor::sample_now(root));
+    samples.extend(monitor::sample_now(root, group.as_deref()));
+    if let Some(g) = &group {
+        rec.server.cpu_check = cpu_check(g);
+    }
     let (status, killed) = server.stop(ctx.stop_grace, &tree);
     let server_exit = child::describe(status);
     let (lines, tail) = server.finish();
@@ -160,6 +194,22 @@ pub fn run_cell(ctx: &RunCtx, cell: &Cell) -> Option<CellRecord> {
     rec.samples = samples;
     rec.wall_s = started.elapsed().as_secs_f64();
     Some(rec)
+}
+
+/// The server's CPU counted two independent ways at one moment: its cgroup, and
+/// `/proc` (every live member's `utime + stime`, plus `cutime + cstime`: the
+/// children each one has reaped). They agree when the server reaps its children.
+fn cpu_check(g: &Cgroup) -> Option<CpuCheck> {
+    let tick_us = 1_000_000 / procfs::ticks_per_second().max(1);
+    let before = g.sample()?;
+    let mut proc_us = 0;
+    for pid in g.pids() {
+        let Ok(stat) = procfs::process::Process::new(pid).and_then(|p| p.stat()) else { continue };
+        proc_us += (stat.utime + stat.stime + stat.cutime.max(0) as u64 + stat.cstime.max(0) as u64) * tick_us;
+    }
+    let after = g.sample()?;
+    let cg = |s: CgSample| s.cpu_user_us + s.cpu_sys_us;
+    Some(CpuCheck { cgroup_us: (cg(before) + cg(after)) / 2, proc_us, members: g.pids().len() as u64 })
 }
 
 fn first_line(tail: &str, exit: &str) -> String {
@@ -222,7 +272,7 @@ fn run_load(ctx: &RunCtx, cell: &Cell, addr: &str, server: &mut Spawned) -> Opti
     let mut args = vec!["load".to_string(), "--addr".into(), addr.into()];
     args.extend(cell.load_args.iter().cloned());
     args.extend(["--json".into(), json.display().to_string()]);
-    let launch = Launch { bin: &ctx.bin, args, cpus: &ctx.client_cpus, nofile: None };
+    let launch = Launch { bin: &ctx.bin, args, cpus: &ctx.client_cpus, nofile: None, cgroup: &[] };
     let mut load = match child::spawn(&launch) {
         Ok(l) => l,
         Err(e) => {
