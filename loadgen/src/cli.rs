@@ -11,6 +11,7 @@ use proto::Proto;
 use crate::config::Config;
 use crate::error::LoadError;
 use crate::run::{install_stop_handler, run_config, Outcome};
+use crate::schedule::{Arrivals, DEFAULT_SEED};
 
 /// Drive a server with many connections and record latency.
 #[derive(clap::Args, Clone, Debug)]
@@ -50,6 +51,13 @@ pub struct LoadArgs {
     /// from each request's scheduled time (coordinated-omission corrected).
     #[arg(long, short = 'R')]
     pub rate: Option<f64>,
+    /// Open loop: `uniform` (fixed gaps, wrk2) or `poisson` (exponential gaps
+    /// from a seeded generator, what open-loop studies assume).
+    #[arg(long, value_enum, default_value_t = Arrivals::Uniform)]
+    pub arrivals: Arrivals,
+    /// Poisson arrivals: seed of the generators, recorded in the report [default: 1].
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Close and reopen each connection after this many answers (1 = a connection per request).
     #[arg(long)]
     pub reqs_per_conn: Option<u64>,
@@ -173,6 +181,8 @@ pub fn config_from_args(args: &LoadArgs) -> Result<Config, LoadError> {
     check(args.pipeline >= 1 && args.pipeline <= 1024, "--pipeline must be between 1 and 1024")?;
     check(args.rate.is_none_or(|r| r.is_finite() && r > 0.0), "--rate must be a positive number")?;
     check(args.connect_rate.is_none_or(|r| r.is_finite() && r > 0.0), "--connect-rate must be a positive number")?;
+    check(args.rate.is_some() || args.arrivals == Arrivals::Uniform, "--arrivals poisson needs --rate")?;
+    check(args.seed.is_none() || args.arrivals == Arrivals::Poisson, "--seed needs --arrivals poisson")?;
     check(args.requests != Some(0), "--requests must be at least 1")?;
     check(args.reqs_per_conn != Some(0), "--reqs-per-conn must be at least 1")?;
     check(!args.timeout.is_zero() && !args.connect_timeout.is_zero(), "timeouts must be positive")?;
@@ -213,6 +223,8 @@ pub fn config_from_args(args: &LoadArgs) -> Result<Config, LoadError> {
         msg_size: args.msg_size,
         source_ips,
         max_error_rate: args.max_error_rate,
+        arrivals: args.arrivals,
+        seed: args.seed.unwrap_or(DEFAULT_SEED),
     })
 }
 

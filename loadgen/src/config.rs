@@ -8,7 +8,7 @@ use proto::Proto;
 use serde::{Deserialize, Serialize};
 
 use crate::report::{LoopMode, RunConfig};
-use crate::schedule::Schedule;
+use crate::schedule::{Arrivals, Schedule, DEFAULT_SEED};
 
 /// See the module documentation. Durations and counts are final: defaults are
 /// filled in and every value was checked.
@@ -49,6 +49,16 @@ pub struct Config {
     /// Source addresses, used round-robin by connection index.
     pub source_ips: Vec<IpAddr>,
     pub max_error_rate: f64,
+    /// Open loop: how requests are spaced.
+    #[serde(default)]
+    pub arrivals: Arrivals,
+    /// Seed of the Poisson arrivals.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+}
+
+fn default_seed() -> u64 {
+    DEFAULT_SEED
 }
 
 /// The connections one process or thread drives: global indices `first..first + count`.
@@ -84,7 +94,7 @@ impl Config {
     }
 
     pub fn schedule(&self) -> Schedule {
-        Schedule::new(self.rate, self.conns)
+        Schedule::new(self.rate, self.conns, self.arrivals, self.seed)
     }
 
     /// Connection slots over all processes: the active ones and the idle ones.
@@ -115,8 +125,8 @@ impl Config {
         }
     }
 
-    /// The first due time of slot `global`'s schedule.
-    pub fn first_due(&self, schedule: &Schedule, epoch: u64, global: u64) -> u64 {
+    /// The first due time of slot `global`'s schedule and its generator's state.
+    pub fn first_due(&self, schedule: &Schedule, epoch: u64, global: u64) -> (u64, u64) {
         schedule.first_due(epoch, self.active_rank(global).unwrap_or(0))
     }
 
@@ -158,6 +168,8 @@ impl Config {
             msg_size: self.request_bytes().len() as u64,
             source_ips: self.source_ips.iter().map(ToString::to_string).collect(),
             max_error_rate: self.max_error_rate,
+            arrivals: self.rate.map(|_| self.arrivals),
+            seed: (self.rate.is_some() && self.arrivals == Arrivals::Poisson).then_some(self.seed),
         }
     }
 }

@@ -195,6 +195,8 @@ pub struct Conn {
     pub budget: u64,
     /// Next due time of the open-loop schedule.
     pub due: u64,
+    /// State of the slot's Poisson generator (unused with uniform arrivals).
+    pub rng: u64,
     /// Deadline of this slot's armed timer, 0 if none.
     pub timer_at: u64,
     /// Connecting: when connect was called. Open and unconfirmed: when established.
@@ -220,7 +222,7 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(global: u64, proto: Proto, pipeline: u32, budget: u64, due: u64) -> Self {
+    pub fn new(global: u64, proto: Proto, pipeline: u32, budget: u64, (due, rng): (u64, u64)) -> Self {
         Conn {
             global,
             state: State::Idle,
@@ -233,6 +235,7 @@ impl Conn {
             answered: 0,
             budget,
             due,
+            rng,
             timer_at: 0,
             phase_at: 0,
             closed_at: 0,

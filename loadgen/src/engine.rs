@@ -4,9 +4,9 @@
 //! connection may send. Per iteration: fire due timers (open-loop sends,
 //! retries), start connects the window allows, housekeeping (timeouts, the
 //! timeline, progress), then wait in epoll. Timers are a binary heap driven by
-//! one `timerfd` (nanosecond deadlines, unlike epoll's milliseconds), so an
-//! open-loop send is late by microseconds, not by up to a millisecond (dense
-//! sends share a wakeup, see `TIMER_SLACK`).
+//! one `timerfd` (nanosecond deadlines, unlike epoll's milliseconds). In open loop
+//! the timer fires `SPIN_NS` before the deadline and the thread spins the
+//! rest, so a send is late by microseconds, not by a CPU wake-up.
 //!
 //! No allocation per request: the request bytes (repeated `pipeline` times) are
 //! shared by the thread's connections, answers are read into one 16 KiB buffer,
@@ -31,7 +31,7 @@ use crate::env::ThreadCpu;
 use crate::error::LoadError;
 pub use crate::plan::{Live, Plan};
 use crate::recorder::{ErrorKind, Recorder};
-use crate::schedule::{Next, Schedule};
+use crate::schedule::Next;
 
 /// The timerfd's token; connections use their index.
 const TIMER: Token = Token(usize::MAX);
@@ -44,13 +44,20 @@ const MIN_SWEEP: u64 = 10 * MS;
 const MAX_SWEEP: u64 = 100 * MS;
 /// While waiting for the gate, look at it this often.
 const GATE_POLL: u64 = 5 * MS;
-/// When a thread's open-loop sends are closer together than twice this, its
-/// timer fires this long after the earliest deadline, so that sends due within
-/// the span share one wakeup: a sleep and wakeup costs more CPU than a request
-/// (about 20 µs on a VM), and above 10,000 sends per second per thread the
-/// wakeups would dominate. Those sends are late by up to this, which the
-/// dispatch lag shows. Sparser sends get no slack.
-const TIMER_SLACK: u64 = 50_000;
+/// Open loop: the thread sleeps until this long before its next deadline and
+/// then spins (polling epoll without blocking), so a send goes out within
+/// microseconds of its due time instead of after a CPU wake-up (tens of
+/// microseconds to milliseconds on an idle VM). Closed loop never spins.
+const SPIN_NS: u64 = 100_000;
+/// Set this thread's timer slack to the minimum (1 ns) so that its sleeps end
+/// when asked, not up to 50 us later (the default slack).
+fn min_timer_slack() {
+    // SAFETY: PR_SET_TIMERSLACK takes an integer argument and only changes the
+    // calling thread's timer slack; no memory is passed to the kernel.
+    let rc = unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
+    // Failing leaves the default 50 us slack, which the spin covers; nothing to report.
+    let _ = rc;
+}
 
 /// One thread's loop. See the module documentation.
 pub struct Engine<'p> {
@@ -58,8 +65,8 @@ pub struct Engine<'p> {
     pub(crate) poll: Poll,
     pub(crate) timerfd: TimerFd,
     pub(crate) armed: u64,
-    /// See [`TIMER_SLACK`].
-    pub(crate) timer_slack: u64,
+    /// How long before a deadline the thread stops sleeping: [`SPIN_NS`] in open loop, else 0.
+    pub(crate) spin_ns: u64,
     pub(crate) conns: Vec<Conn>,
     pub(crate) timers: BinaryHeap<Reverse<(u64, u32)>>,
     /// Slots waiting to connect, in order.
@@ -117,16 +124,13 @@ impl<'p> Engine<'p> {
         let of_process = share.count as f64 / plan.slots.max(1) as f64;
         let connect_cap = ((f64::from(c.connect_window) * of_process).ceil() as u32).max(1);
         let per_thread = share.count as f64 / c.slots() as f64;
-        let timer_slack = match plan.schedule {
-            Schedule::Open { interval_ns, .. } if interval_ns / share.count.max(1) < 2 * TIMER_SLACK => TIMER_SLACK,
-            _ => 0,
-        };
+        let spin_ns = if plan.schedule.is_open() { SPIN_NS } else { 0 };
         Ok(Engine {
             plan,
             poll,
             timerfd,
             armed: 0,
-            timer_slack,
+            spin_ns,
             queue: (0..conns.len() as u32).collect(),
             conns,
             timers: BinaryHeap::new(),
@@ -162,6 +166,9 @@ impl<'p> Engine<'p> {
         if wait > 0 {
             std::thread::sleep(Duration::from_nanos(wait));
         }
+        if self.spin_ns > 0 {
+            min_timer_slack();
+        }
         let mut events = Events::with_capacity(1024);
         loop {
             let now = now_ns();
@@ -175,10 +182,11 @@ impl<'p> Engine<'p> {
                 break;
             }
             let deadline = self.next_deadline(now);
-            let timeout = if deadline <= now {
+            // Within `spin_ns` of the deadline: poll without blocking (spin).
+            let timeout = if deadline <= now + self.spin_ns {
                 Some(Duration::ZERO)
             } else {
-                self.arm(deadline + self.timer_slack)?;
+                self.arm(deadline - self.spin_ns)?;
                 None
             };
             match self.poll.poll(&mut events, timeout) {
@@ -430,7 +438,7 @@ impl<'p> Engine<'p> {
         let mut issued = false;
         while c.pending.len() < pipeline && c.on_socket < per_socket && c.budget > 0 && now < window_end {
             let was_free = c.pending.is_empty();
-            let scheduled = match self.plan.schedule.next(&mut c.due, now) {
+            let scheduled = match self.plan.schedule.next(&mut c.due, &mut c.rng, now) {
                 Next::Send { scheduled } => scheduled,
                 Next::At(at) => {
                     if c.timer_at == 0 || c.timer_at > at {

@@ -405,7 +405,7 @@ impl Engine<'_> {
         counts.max_thread_util = if t1 > t0 { (used.user_ns + used.sys_ns) as f64 / (t1 - t0) as f64 } else { 0.0 };
         counts.window_ns = if self.loaded { self.window_end.min(now).saturating_sub(self.window_start) } else { 0 };
         let (schedule, start, end) = (self.plan.schedule, self.window_start, self.window_end);
-        counts.unsent = self.conns.iter().map(|c| schedule.remaining(c.due, start, end).min(c.budget)).sum();
+        counts.unsent = self.conns.iter().map(|c| schedule.remaining(c.due, c.rng, start, end).min(c.budget)).sum();
         let config = &self.plan.config;
         counts.starved =
             self.conns.iter().filter(|c| c.answered == 0 && config.request_budget(c.global) > 0).count() as u64;

@@ -128,6 +128,12 @@ pub struct RunConfig {
     pub source_ips: Vec<String>,
     /// Largest error rate (errors / (answers + errors)) that still passes.
     pub max_error_rate: f64,
+    /// Open loop: how requests were spaced (`uniform` or `poisson`); `None` in closed loop.
+    #[serde(default)]
+    pub arrivals: Option<crate::schedule::Arrivals>,
+    /// Poisson arrivals: the generators' seed (`--seed`, default 1); `None` otherwise.
+    #[serde(default)]
+    pub seed: Option<u64>,
 }
 
 /// The machine the load generator ran on.

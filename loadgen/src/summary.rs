@@ -122,7 +122,12 @@ pub fn render(r: &Report) -> String {
     if let Some(ol) = &r.open_loop {
         let _ = writeln!(
             out,
-            "  Open loop: target {:.0} req/s, achieved {:.0} req/s, schedule lag p99 {}, dispatch lag p99 {}",
+            "  Open loop ({}): target {:.0} req/s, achieved {:.0} req/s, schedule lag p99 {}, dispatch lag p99 {}",
+            match (r.config.arrivals, r.config.seed) {
+                (Some(crate::schedule::Arrivals::Poisson), Some(seed)) => format!("poisson arrivals, seed {seed}"),
+                (Some(crate::schedule::Arrivals::Poisson), None) => "poisson arrivals".to_string(),
+                _ => "uniform arrivals".to_string(),
+            },
             ol.target_rate,
             ol.achieved_rate,
             latency(ol.schedule_lag.p99_us),
