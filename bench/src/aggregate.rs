@@ -34,6 +34,8 @@ pub struct Group {
     pub peak_pss: Option<f64>,
     pub mem_per_conn: Option<f64>,
     pub cpu_us_per_req: Option<f64>,
+    /// The load generator's CPU per request: why a cell is client-bound.
+    pub client_cpu_us_per_req: Option<f64>,
     pub ctx_per_req: Option<f64>,
     pub server_cpu_util: Option<f64>,
     pub starved: Option<f64>,
@@ -45,6 +47,8 @@ pub struct Group {
     /// Failed connect attempts (refused, timed out, other).
     pub connect_errors: Option<f64>,
     pub kernel_per_conn: Option<f64>,
+    /// The server's own TCP buffer memory per connection (its cgroup).
+    pub server_tcp_per_conn: Option<f64>,
     pub conns_held: Option<f64>,
     pub peak_threads: Option<f64>,
     pub peak_procs: Option<f64>,
@@ -116,6 +120,9 @@ fn group_of(records: &[&CellRecord]) -> Group {
         peak_pss: m(&|r, _| r.derived.peak_pss_bytes.map(|v| v as f64)),
         mem_per_conn: m(&|r, _| r.derived.mem_per_conn_bytes),
         cpu_us_per_req: m(&|r, _| r.derived.cpu_us_per_req),
+        client_cpu_us_per_req: m(&|_, l| {
+            (l.requests > 0 && l.client_cpu_s > 0.0).then(|| l.client_cpu_s * 1e6 / l.requests as f64)
+        }),
         ctx_per_req: m(&|r, _| r.derived.ctx_per_req),
         server_cpu_util: m(&|r, _| r.derived.server_cpu_util),
         starved: m(&|_, l| Some(l.starved as f64)),
@@ -127,6 +134,7 @@ fn group_of(records: &[&CellRecord]) -> Group {
             Some(l.errors_by_kind.iter().filter(|(k, _)| k.starts_with("connect")).map(|(_, n)| *n as f64).sum())
         }),
         kernel_per_conn: m(&|r, _| r.derived.kernel_per_conn_bytes),
+        server_tcp_per_conn: m(&|r, _| r.derived.server_tcp_per_conn_bytes),
         conns_held: m(&|r, _| Some(r.derived.conns_held as f64)),
         peak_threads: m(&|r, _| Some(r.derived.peak_threads as f64)),
         peak_procs: m(&|r, _| Some(r.derived.peak_procs as f64)),
@@ -206,17 +214,23 @@ impl Results {
         self.records.iter().filter(|r| r.cell.group == group).collect()
     }
 
-    /// Memory per connection of `server` as the slope of peak memory (anonymous
-    /// PSS when known) over the connections the server held, across the idle ladder.
+    /// Memory per connection of `server` as the slope of memory over the connections
+    /// the server held, across the idle ladder. Each point pairs the two from one
+    /// sample (the one that held the most connections; see [`crate::digest`]), and
+    /// only cells where every connection was established and answered are fitted.
     /// Returns `(bytes per connection, points used)`.
     pub fn idle_slope(&self, server: &str) -> Option<(f64, usize)> {
         let points: Vec<(f64, f64)> = self
             .records
             .iter()
-            .filter(|r| r.cell.workload == "idle" && r.cell.server.key == server && r.valid().is_some())
-            .filter(|r| r.derived.conns_held > 0)
-            .map(|r| {
-                let mem = r.derived.peak_pss_anon_bytes.unwrap_or(r.derived.peak_rss_bytes);
+            .filter(|r| r.cell.workload == "idle" && r.cell.server.key == server)
+            .filter_map(|r| r.valid().map(|l| (r, l)))
+            .filter(|(r, l)| l.established >= r.cell.conns && l.starved == 0 && r.derived.conns_held > 0)
+            .map(|(r, _)| {
+                let mem = r
+                    .derived
+                    .held_mem_bytes
+                    .unwrap_or(r.derived.peak_pss_anon_bytes.unwrap_or(r.derived.peak_rss_bytes));
                 (r.derived.conns_held as f64, mem as f64)
             })
             .collect();
@@ -255,7 +269,7 @@ fn opt(v: Option<f64>, scale: f64, digits: usize) -> String {
 pub fn write_summary(results: &Results, path: &Path) -> Result<()> {
     let mut out = String::from(
         "group,workload,server,model,id,conns,idle_conns,rate,runs,ok,status,rps_median,rps_min,rps_max,\
-         p50_us,p99_us,p999_us,peak_rss_mib,peak_pss_mib,mem_per_conn_kib,cpu_us_per_req,ctx_per_req,\
+         p50_us,p99_us,p999_us,peak_rss_mib,peak_pss_mib,mem_per_conn_kib,cpu_us_per_req,client_cpu_us_per_req,ctx_per_req,\
          server_cpu_util,starved,errors,error_rate,conns_held,peak_threads,peak_procs,connect_p99_us,\
          achieved_rate,client_bound,foreign_cpu_max\n",
     );
@@ -264,7 +278,7 @@ pub fn write_summary(results: &Results, path: &Path) -> Result<()> {
         let status = g.status.replace(['"', '\n'], " ");
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{},{},{},{},\"{}\",{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},\"{}\",{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             g.group,
             g.workload,
             g.server,
@@ -286,6 +300,7 @@ pub fn write_summary(results: &Results, path: &Path) -> Result<()> {
             opt(g.peak_pss, MIB, 2),
             opt(g.mem_per_conn, 1024.0, 2),
             opt(g.cpu_us_per_req, 1.0, 2),
+            opt(g.client_cpu_us_per_req, 1.0, 2),
             opt(g.ctx_per_req, 1.0, 3),
             opt(g.server_cpu_util, 1.0, 3),
             opt(g.starved, 1.0, 0),

@@ -166,11 +166,7 @@ impl Cgroup {
             Layout::V1 { mem, .. } => mem,
             Layout::V2 { dir } => dir,
         };
-        read(&dir.join("cgroup.procs"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
-            .collect()
+        read(&dir.join("cgroup.procs")).unwrap_or_default().lines().filter_map(|l| l.trim().parse().ok()).collect()
     }
 
     /// The group's counters now; `None` if they cannot be read.

@@ -176,8 +176,7 @@ fn held_of(s: &Sample, sockets: bool) -> Option<u64> {
 fn pair_memory(d: &mut Derived, samples: &[Sample], base: Option<&Sample>) {
     let Some(base) = base else { return };
     let sockets = base.sockets.is_some() && samples.iter().any(|s| s.sockets.is_some());
-    let Some(at) = samples.iter().filter(|s| held_of(s, sockets).is_some()).max_by_key(|s| held_of(s, sockets))
-    else {
+    let Some(at) = samples.iter().filter(|s| held_of(s, sockets).is_some()).max_by_key(|s| held_of(s, sockets)) else {
         return;
     };
     let held = held_of(at, sockets).unwrap_or(0).saturating_sub(held_of(base, sockets).unwrap_or(0));
@@ -281,7 +280,9 @@ mod tests {
 
     #[test]
     fn cgroup_counters_win_when_every_sample_has_them() {
-        let cg = |cpu_us, anon| Some(crate::cgroup::CgSample { cpu_user_us: cpu_us, anon_bytes: anon, ..Default::default() });
+        let cg = |cpu_us, anon| {
+            Some(crate::cgroup::CgSample { cpu_user_us: cpu_us, anon_bytes: anon, ..Default::default() })
+        };
         // /proc sees 0 CPU (the children that did the work died between samples); the cgroup saw 2 s.
         let samples: Vec<Sample> = (0..=40)
             .map(|i| Sample {

@@ -41,6 +41,7 @@ pub mod matrix;
 pub mod monitor;
 pub mod plots;
 pub mod probe;
+pub mod reference;
 pub mod report;
 pub mod results;
 pub mod runner;

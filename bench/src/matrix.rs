@@ -84,6 +84,13 @@ impl ServerSpec {
         }
     }
 
+    /// nginx, the reference row ([`crate::reference`]): one worker per server CPU, its
+    /// configuration written by the runner.
+    pub fn nginx() -> ServerSpec {
+        use crate::reference::{NGINX, NGINX_ID};
+        ServerSpec { key: NGINX.into(), model: NGINX.into(), id: NGINX_ID.into(), args: Vec::new(), nofile: None }
+    }
+
     /// The configurations of the main comparison: every model, in `Model::ALL` order.
     pub fn all_base(server_cpus: usize) -> Vec<ServerSpec> {
         Model::ALL.iter().map(|&m| ServerSpec::base(m, server_cpus)).collect()
@@ -93,6 +100,9 @@ impl ServerSpec {
     pub fn named(key: &str, server_cpus: usize) -> Option<ServerSpec> {
         if let Some(m) = Model::ALL.iter().find(|m| m.name() == key) {
             return Some(ServerSpec::base(*m, server_cpus));
+        }
+        if key == crate::reference::NGINX {
+            return Some(ServerSpec::nginx());
         }
         variants(server_cpus).into_iter().find(|s| s.key == key)
     }
@@ -221,21 +231,28 @@ fn blocks(profile: Profile, cpus: usize) -> Vec<Block> {
     let fixed_keys = FIXED_CONCURRENCY;
     let fixed = pick(&fixed_keys);
     let scalable: Vec<ServerSpec> = all.iter().filter(|s| !fixed_keys.contains(&s.key.as_str())).cloned().collect();
+    // The same servers with nginx as a reference row beside them.
+    let with_ref = |servers: &Vec<ServerSpec>| -> Vec<ServerSpec> {
+        let mut v = servers.clone();
+        v.push(ServerSpec::nginx());
+        v
+    };
+    let (all_ref, scalable_ref) = (with_ref(&all), with_ref(&scalable));
     let b =
         |workload, servers: &Vec<ServerSpec>, points, reps| Block { workload, servers: servers.clone(), points, reps };
     match profile {
         Profile::Quick => vec![b("http-keepalive", &all, closed(&[100, 1_000]), 1)],
         Profile::Standard => vec![
-            b("http-keepalive", &all, closed(&[100, 1_000]), 3),
-            b("http-keepalive", &scalable, closed(&[10_000]), 3),
+            b("http-keepalive", &all_ref, closed(&[100, 1_000]), 3),
+            b("http-keepalive", &scalable_ref, closed(&[10_000]), 3),
             b("http-keepalive", &fixed, closed(&[10_000]), 1),
             b("http-keepalive", &all, closed(&[1]), 1),
             b("echo", &all, closed(&[100]), 1),
-            b("http-short", &all, closed(&[100]), 1),
+            b("http-short", &all_ref, closed(&[100]), 1),
             b("cpu", &all, closed(&[100]), 1),
             b("block", &all, closed(&[100]), 1),
-            b("idle", &all, idle(&IDLE_LADDER[..1]), 1),
-            b("idle", &scalable, idle(&IDLE_LADDER[1..]), 1),
+            b("idle", &all_ref, idle(&IDLE_LADDER[..1]), 1),
+            b("idle", &scalable_ref, idle(&IDLE_LADDER[1..]), 1),
             b("sweep", &all, sweep(&SWEEP_RATES), 1),
             b("idle-active", &backends, idle_active(&IDLE_ACTIVE_TOTALS), 3),
             b("block-3x1s", &c7, closed(&[3]), 1),
@@ -247,13 +264,14 @@ fn blocks(profile: Profile, cpus: usize) -> Vec<Block> {
         Profile::Full => {
             let mut every = all.clone();
             every.extend(pick(&["reactor-level", "reactor-poll", "reactor-select"]));
+            every.push(ServerSpec::nginx());
             vec![
                 b("http-keepalive", &every, closed(&[1, 10, 100, 1_000, 10_000]), 3),
                 b("echo", &all, closed(&[1, 10, 100, 1_000, 10_000]), 3),
                 b("http-short", &all, closed(&[10, 100, 1_000]), 3),
                 b("cpu", &all, closed(&[10, 100, 1_000]), 3),
                 b("block", &all, closed(&[10, 100, 1_000]), 3),
-                b("idle", &all, idle(&IDLE_LADDER), 1),
+                b("idle", &all_ref, idle(&IDLE_LADDER), 1),
                 b("sweep", &all, sweep(&SWEEP_RATES), 1),
                 b("idle-active", &backends, idle_active(&IDLE_ACTIVE_TOTALS), 3),
                 b("block-3x1s", &c7, closed(&[3]), 3),
@@ -325,12 +343,17 @@ impl CellSpec<'_> {
         let all = (self.conns + self.idle) as f64;
         let warmup = w.warmup_s.unwrap_or(self.warmup.max(0.5 + all / 5_000.0));
         let duration = if w.by_requests.is_some() { None } else { Some(w.duration_s.unwrap_or(self.duration)) };
-        let mut server_args: Vec<String> = ["--model", &self.server.model, "--proto", w.proto, "--addr", "127.0.0.1:0"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        server_args.extend(self.server.args.iter().cloned());
-        server_args.extend(w.server_args.iter().map(|s| s.to_string()));
+        let mut server_args: Vec<String> = Vec::new();
+        // The reference's configuration is written by the runner; it takes no `c10k serve` arguments.
+        if !crate::reference::is_reference(&self.server.model) {
+            server_args.extend(
+                ["--model", &self.server.model, "--proto", w.proto, "--addr", "127.0.0.1:0"]
+                    .iter()
+                    .map(|s| s.to_string()),
+            );
+            server_args.extend(self.server.args.iter().cloned());
+            server_args.extend(w.server_args.iter().map(|s| s.to_string()));
+        }
         let mut load_args: Vec<String> = vec![
             "--proto".into(),
             w.proto.into(),

@@ -124,7 +124,9 @@ fn environment(s: &mut String, r: &Results) {
         ("clock source", e.clocksource.clone()),
         (
             "server cost accounted by",
-            e.accounting.as_ref().map_or("not recorded (a run older than per-server cgroups: /proc sampling)".into(), |a| a.label()),
+            e.accounting
+                .as_ref()
+                .map_or("not recorded (a run older than per-server cgroups: /proc sampling)".into(), |a| a.label()),
         ),
         (
             "server CPUs / client CPUs",

@@ -4,17 +4,18 @@
 //! [`CellRecord`]. Nothing here panics on a misbehaving child: every failure
 //! becomes an [`Outcome`] with its reason.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
+use crate::cgroup::CgSample;
 use crate::cgroup::{self, Accounting, Cgroup};
 use crate::child::{self, Launch, Spawned};
 use crate::digest;
 use crate::matrix::Cell;
 use crate::monitor::{self, Monitor};
-use crate::cgroup::CgSample;
 use crate::results::{CellRecord, CpuCheck, Derived, LoadSummary, Outcome, ServerRun, ServerStats, SCHEMA};
 use crate::signals;
 
@@ -105,8 +106,21 @@ pub fn run_cell(ctx: &RunCtx, cell: &Cell) -> Option<CellRecord> {
         samples: Vec::new(),
         derived: Derived::default(),
     };
-    let mut args = vec!["serve".to_string()];
-    args.extend(cell.server_args.iter().cloned());
+    // The server: `c10k serve`, or nginx for the reference row (its config written under the results folder).
+    let reference = crate::reference::is_reference(&cell.server.model);
+    let (bin, args, listen) = if reference {
+        match nginx_launch(ctx, cell) {
+            Ok(l) => l,
+            Err(outcome) => {
+                rec.outcome = outcome;
+                return Some(rec);
+            }
+        }
+    } else {
+        let mut args = vec!["serve".to_string()];
+        args.extend(cell.server_args.iter().cloned());
+        (ctx.bin.clone(), args, None)
+    };
     // The cgroup is removed when `group` (and the monitor's handle) drop: at every return below.
     let group = if ctx.cgroups {
         match Cgroup::create() {
@@ -124,7 +138,7 @@ pub fn run_cell(ctx: &RunCtx, cell: &Cell) -> Option<CellRecord> {
         None
     };
     let join = group.as_ref().map(|g| g.join_paths().to_vec()).unwrap_or_default();
-    let launch = Launch { bin: &ctx.bin, args, cpus: &ctx.server_cpus, nofile: cell.server.nofile, cgroup: &join };
+    let launch = Launch { bin: &bin, args, cpus: &ctx.server_cpus, nofile: cell.server.nofile, cgroup: &join };
     let mut server = match child::spawn(&launch) {
         Ok(s) => s,
         Err(e) => {
@@ -132,7 +146,11 @@ pub fn run_cell(ctx: &RunCtx, cell: &Cell) -> Option<CellRecord> {
             return Some(rec);
         }
     };
-    let ready = match wait_ready(&mut server, ctx.ready_timeout) {
+    let waited = match listen {
+        Some(addr) => wait_listening(&mut server, addr, ctx.ready_timeout),
+        None => wait_ready(&mut server, ctx.ready_timeout),
+    };
+    let ready = match waited {
         Ok(r) => r,
         Err(stop) => {
             let interrupted = stop == ReadyFailure::Interrupted;
@@ -200,6 +218,23 @@ pub fn run_cell(ctx: &RunCtx, cell: &Cell) -> Option<CellRecord> {
 /// `/proc` (every live member's `utime + stime`, plus `cutime + cstime`: the
 /// children each one has reaped). They agree when the server reaps its children.
 fn cpu_check(g: &Cgroup) -> Option<CpuCheck> {
+    // A child that exited but is not yet reaped has left the group and is not yet in its
+    // parent's cutime: wait (bounded) while children are still exiting after the load.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut last = (g.pids().len(), Instant::now());
+    while last.0 > 1 && Instant::now() < deadline && last.1.elapsed() < Duration::from_millis(300) {
+        std::thread::sleep(Duration::from_millis(25));
+        let now = g.pids().len();
+        if now != last.0 {
+            last = (now, Instant::now());
+        }
+    }
+    // Children that have left the group but wait to be reaped (zombies) are in neither
+    // count's reach yet: give their parents a moment (bounded) to reap them.
+    let zombie_deadline = Instant::now() + Duration::from_secs(1);
+    while zombies_of(&g.pids()) > 0 && Instant::now() < zombie_deadline {
+        std::thread::sleep(Duration::from_millis(25));
+    }
     let tick_us = 1_000_000 / procfs::ticks_per_second().max(1);
     let before = g.sample()?;
     let mut proc_us = 0;
@@ -210,6 +245,45 @@ fn cpu_check(g: &Cgroup) -> Option<CpuCheck> {
     let after = g.sample()?;
     let cg = |s: CgSample| s.cpu_user_us + s.cpu_sys_us;
     Some(CpuCheck { cgroup_us: (cg(before) + cg(after)) / 2, proc_us, members: g.pids().len() as u64 })
+}
+
+/// Zombie children of `parents` (exited, not yet reaped).
+fn zombies_of(parents: &[i32]) -> usize {
+    let Ok(all) = procfs::process::all_processes() else { return 0 };
+    all.flatten().filter_map(|p| p.stat().ok()).filter(|st| st.state == 'Z' && parents.contains(&st.ppid)).count()
+}
+
+/// nginx's binary, arguments and address for a reference cell, or why it cannot run.
+fn nginx_launch(ctx: &RunCtx, cell: &Cell) -> Result<(PathBuf, Vec<String>, Option<SocketAddr>), Outcome> {
+    let Some(bin) = crate::reference::nginx_binary() else {
+        return Err(Outcome::CannotRun {
+            reason: "nginx is not installed (Debian: apt-get install nginx-light)".into(),
+        });
+    };
+    let failed = |e: std::io::Error| Outcome::Failed { stage: "ready".into(), reason: format!("nginx: {e}") };
+    let port = crate::reference::free_port().map_err(failed)?;
+    let nofile = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).map_or(1024, |l| l.1);
+    let workers = ctx.server_cpus.len().max(1);
+    let args = crate::reference::prepare(&ctx.scratch, &cell.id, port, workers, nofile).map_err(failed)?;
+    Ok((bin, args, Some(SocketAddr::from(([127, 0, 0, 1], port)))))
+}
+
+/// A server with no ready line (nginx): ready once its port accepts.
+fn wait_listening(server: &mut Spawned, addr: SocketAddr, timeout: Duration) -> Result<(String, Ready), ReadyFailure> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if signals::interrupted() {
+            return Err(ReadyFailure::Interrupted);
+        }
+        if server.exited().is_some() {
+            return Err(ReadyFailure::Exited);
+        }
+        if crate::reference::wait_listening(addr, Duration::from_millis(200)) {
+            let line = format!("listening {addr} model=nginx pid={}", server.pid());
+            return Ok((line, Ready { addr: addr.to_string(), pid: Some(server.pid()), nofile: None }));
+        }
+    }
+    Err(ReadyFailure::Timeout)
 }
 
 fn first_line(tail: &str, exit: &str) -> String {

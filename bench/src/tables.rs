@@ -57,7 +57,7 @@ fn starved(g: &Group) -> String {
 pub fn main_table(r: &Results) -> String {
     let mut out = String::from(
         "| id | model | req/s, 100 conns (min–max) | req/s, 10,000 conns | p50 / p99 / p99.9, 100 conns | p99, 10,000 conns | \
-         peak memory | memory / conn | CPU / req | conns served (idle) | the documents say |\n\
+         peak memory | memory / conn | CPU / req, server / client (100 conns) | conns served (idle) | the documents say |\n\
          |---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for s in ordered_servers(r, "http-keepalive") {
@@ -79,13 +79,19 @@ pub fn main_table(r: &Results) -> String {
             .max_by_key(|g| g.conns)
             .and_then(|g| Some(format!("{} @{}", bytes(g.peak_pss.or(g.peak_rss)?), n(g.conns as f64))));
         let per_conn = r.idle_slope(&s).map(|(b, _)| bytes(b.max(0.0)));
-        let cpu = g100.and_then(|g| g.cpu_us_per_req).map(|v| format!("{v:.1} us"));
+        let cpu = g100.and_then(|g| {
+            let server = g.cpu_us_per_req?;
+            Some(match g.client_cpu_us_per_req {
+                Some(c) => format!("{server:.1} us / {c:.1} us"),
+                None => format!("{server:.1} us / not measured"),
+            })
+        });
         let held = r.served_max(&s).map(|(served, at)| format!("{} of {}", n(served), n(at as f64)));
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             any.id,
-            s,
+            if crate::reference::is_reference(&s) { format!("{s} (reference)") } else { s.clone() },
             rps100.unwrap_or_else(|| status_note(r, "http-keepalive", &s, 100)),
             g10k.and_then(|g| Some(format!("{}{}", n(g.rps?), starved(g)))).unwrap_or_else(|| status_note(
                 r,
@@ -112,7 +118,7 @@ pub fn knee_table(r: &Results) -> String {
         return String::new();
     }
     let mut out = format!(
-        "| model | knee: highest rate with p99 < {} | p99 there | first rate past the knee | its p99 / achieved | client lateness p99 there |\n|---|---|---|---|---|---|\n",
+        "| model | knee: last rate before the first with p99 over {} | p99 there | first rate past the knee | its p99 / achieved | client lateness p99 there |\n|---|---|---|---|---|---|\n",
         lat(KNEE_P99_US)
     );
     for s in servers {
@@ -163,9 +169,15 @@ fn dispatch_lag_p99(r: &Results, g: &Group) -> Option<f64> {
 /// The knee (the highest rate under the bound) and the rate after it. Misses
 /// below the knee are latency spikes at a rate the server then kept up with at
 /// higher rates, not its limit.
+/// The knee: the last rate before the first rate that fails the bound (a p99 that
+/// passes again at a higher rate does not move it), and that first failing rate.
 fn knee_of<'a>(pts: &[&'a Group], under: impl Fn(&&'a Group) -> bool) -> (Option<&'a Group>, Option<&'a Group>) {
-    let Some(i) = pts.iter().rposition(&under) else { return (None, pts.first().copied()) };
-    (Some(pts[i]), pts.get(i + 1).copied())
+    let first_fail = pts.iter().position(|g| !under(g));
+    match first_fail {
+        Some(0) => (None, pts.first().copied()),
+        Some(i) => (Some(pts[i - 1]), Some(pts[i])),
+        None => (pts.last().copied(), None),
+    }
 }
 
 /// Label of a group's size point: `1,000`, `10 + 1,000 idle`, `5,000/s`.
@@ -230,15 +242,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_knee_is_the_highest_rate_under_the_bound() {
+    fn the_knee_is_the_last_rate_before_the_first_failing_one() {
         let g = |rate: f64, p99: f64| Group { rate: Some(rate), p99_us: Some(p99), ..Group::default() };
-        // A latency spike at 1,000/s, then the server keeps up until 30,000/s.
-        let pts = [g(1_000.0, 14_000.0), g(3_000.0, 2_000.0), g(10_000.0, 3_000.0), g(30_000.0, 25_000.0)];
+        // Passes at 1,000 and 3,000/s, fails at 10,000/s, passes again at 30,000/s: the
+        // knee stays at 3,000/s (a later pass does not move it).
+        let pts = [g(1_000.0, 900.0), g(3_000.0, 2_000.0), g(10_000.0, 13_000.0), g(30_000.0, 3_000.0)];
         let refs: Vec<&Group> = pts.iter().collect();
         let under = |x: &&Group| x.p99_us.is_some_and(|p| p <= KNEE_P99_US);
         let (knee, past) = knee_of(&refs, under);
-        assert_eq!(knee.and_then(|k| k.rate), Some(10_000.0));
-        assert_eq!(past.and_then(|p| p.rate), Some(30_000.0));
+        assert_eq!(knee.and_then(|k| k.rate), Some(3_000.0));
+        assert_eq!(past.and_then(|p| p.rate), Some(10_000.0));
+        let (all, none_past) = knee_of(&refs[..2], under);
+        assert_eq!(all.and_then(|k| k.rate), Some(3_000.0));
+        assert!(none_past.is_none());
+        let pts = [g(1_000.0, 14_000.0)];
+        let refs: Vec<&Group> = pts.iter().collect();
         let (none, first) = knee_of(&refs[..1], under);
         assert!(none.is_none());
         assert_eq!(first.and_then(|p| p.rate), Some(1_000.0));

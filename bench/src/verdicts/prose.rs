@@ -69,20 +69,34 @@ fn c1_detail(r: &Results, g: &crate::aggregate::Group) -> String {
 pub fn c2(r: &Results) -> Verdict {
     let mut evidence = Vec::new();
     let user = r.idle_slope("reactor").map(|(b, _)| b);
-    let kernel = r.find("idle", "reactor", 10_000).filter(|g| g.ok > 0).and_then(|g| g.kernel_per_conn);
+    let idle10k = r.find("idle", "reactor", 10_000).filter(|g| g.ok > 0);
+    let machine = idle10k.and_then(|g| g.kernel_per_conn);
+    let own = idle10k.and_then(|g| g.server_tcp_per_conn);
     let active = ok(r, "http-keepalive", "reactor", 10_000).and_then(|g| g.kernel_per_conn);
     let Some(user) = user else { return Verdict::not_measured("C2", "the idle workload was not run for the reactor") };
     evidence.push(format!("reactor, user space: {} per connection (idle ladder slope)", bytes(user)));
-    if let Some(k) = kernel {
+    if let Some(k) = own {
         evidence.push(format!(
-            "kernel (TCP buffers + unreclaimable slab, both ends of loopback), 10,000 idle: {} per connection",
+            "kernel, the server's own TCP buffers (its cgroup's memory.kmem.tcp), 10,000 idle: {} per connection",
+            bytes(k)
+        ));
+    }
+    if let Some(k) = machine {
+        evidence.push(format!(
+            "kernel, machine-wide (TCP buffers + unreclaimable slab, both ends of loopback), 10,000 idle: {} per connection",
             bytes(k)
         ));
     }
     if let Some(k) = active {
-        evidence.push(format!("kernel, 10,000 keep-alive connections under load: {} per connection", bytes(k)));
+        evidence.push(format!(
+            "kernel, machine-wide, 10,000 keep-alive connections under load: {} per connection",
+            bytes(k)
+        ));
     }
-    let per = user + kernel.or(active).unwrap_or(0.0);
+    let Some(kernel) = own.or(machine).or(active) else {
+        return Verdict::not_measured("C2", "no kernel memory figure for the reactor at 10,000 connections");
+    };
+    let per = user + kernel;
     let total = per * 10_000.0;
     evidence.push(format!(
         "total for 10,000 connections: {} (documents: {})",
@@ -98,7 +112,8 @@ pub fn c2(r: &Results) -> Verdict {
         format!(
             "Measured total is {ratio:.2}x the documents' figure (within 0.5-2x counts as holding). Linux sizes socket \
              buffers on demand: the 16 KB / 87 KB defaults are what a buffer may grow to, not what an idle connection holds. \
-             Kernel memory is machine-wide and includes the client's sockets, so it is an upper bound."
+             The kernel share is the server's own TCP buffers where its cgroup counts them; the machine-wide \
+             figure (both ends of loopback, slab included) is an upper bound."
         ),
     )
 }
@@ -323,7 +338,7 @@ pub fn c8(r: &Results) -> Verdict {
 pub fn c9(r: &Results) -> Verdict {
     let mut ratios = Vec::new();
     let mut evidence = Vec::new();
-    for s in r.servers("http-short") {
+    for s in r.servers("http-short").into_iter().filter(|s| !crate::reference::is_reference(s)) {
         let (Some(k), Some(sh)) = (ok(r, "http-keepalive", &s, 100), ok(r, "http-short", &s, 100)) else { continue };
         let (a, b) = (k.rps.unwrap_or(0.0), sh.rps.unwrap_or(0.0));
         if b > 0.0 {
@@ -416,6 +431,7 @@ pub fn c11(r: &Results) -> Verdict {
             .of("http-keepalive")
             .into_iter()
             .filter(|g| g.conns == conns && g.ok > 0 && g.starved.unwrap_or(0.0) == 0.0)
+            .filter(|g| !crate::reference::is_reference(&g.server))
             .collect();
         let Some(best) = groups.iter().max_by(|a, b| a.rps.unwrap_or(0.0).total_cmp(&b.rps.unwrap_or(0.0))) else {
             continue;
