@@ -47,6 +47,7 @@ pub mod results;
 pub mod runner;
 pub mod session;
 pub mod signals;
+pub mod stats;
 pub mod tables;
 pub mod verdicts;
 pub mod workloads;
