@@ -8,6 +8,7 @@ use std::path::Path;
 use crate::env::EnvInfo;
 use crate::error::{BenchError, Result};
 use crate::results::{self, CellRecord, LoadSummary};
+use crate::stats::Interval;
 
 /// Median figures of one group of repetitions. `None` when no repetition gave the figure.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -62,6 +63,12 @@ pub struct Group {
     pub client_bound: bool,
     /// Largest share of the server's CPUs taken by other processes in a repetition.
     pub foreign_cpu: Option<f64>,
+    /// Repetitions in which the load generator was the bottleneck.
+    pub client_bound_reps: usize,
+    /// Medians with their confidence intervals ([`crate::stats`]), over the ok repetitions.
+    pub rps_ci: Option<Interval>,
+    pub p99_ci: Option<Interval>,
+    pub cpu_ci: Option<Interval>,
 }
 
 /// Median of the values present.
@@ -129,7 +136,8 @@ fn group_of(records: &[&CellRecord]) -> Group {
         errors: m(&|_, l| Some(l.errors as f64)),
         error_rate: m(&|_, l| Some(l.error_rate)),
         established: m(&|_, l| Some(l.established as f64)),
-        served: m(&|_, l| Some(l.established.saturating_sub(l.starved) as f64)),
+        // `starved` counts connection slots with no answer, established or not.
+        served: m(&|r, l| Some(r.cell.conns.saturating_sub(l.starved).min(l.established) as f64)),
         connect_errors: m(&|_, l| {
             Some(l.errors_by_kind.iter().filter(|(k, _)| k.starts_with("connect")).map(|(_, n)| *n as f64).sum())
         }),
@@ -147,6 +155,46 @@ fn group_of(records: &[&CellRecord]) -> Group {
         accept_would_block: stat(&|s| s.accept_would_block),
         client_bound: ok.iter().any(|(_, l)| l.client_bound),
         foreign_cpu: ok.iter().filter_map(|(r, _)| r.derived.foreign_cpu_util).reduce(f64::max),
+        client_bound_reps: ok.iter().filter(|(_, l)| l.client_bound).count(),
+        rps_ci: Interval::of(&rps),
+        p99_ci: Interval::of(&ok.iter().map(|(_, l)| l.p99_us).collect::<Vec<_>>()),
+        cpu_ci: Interval::of(&ok.iter().filter_map(|(r, _)| r.derived.cpu_us_per_req).collect::<Vec<_>>()),
+    }
+}
+
+/// A figure of one repetition, for intervals and pairs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Figure {
+    Rps,
+    P99,
+    /// Server CPU per request, microseconds.
+    CpuPerReq,
+    /// Server context switches per request (per accepted connection in `herd`).
+    CtxPerReq,
+    /// Failed connects.
+    ConnectErrors,
+    ConnectP99,
+    /// The measured window, seconds (C7: time until the last answer).
+    Window,
+    /// Peak memory of the server tree, bytes (PSS where measured, else RSS).
+    PeakMem,
+}
+
+impl Figure {
+    fn of(self, r: &CellRecord, l: &LoadSummary) -> Option<f64> {
+        match self {
+            Figure::Rps => Some(l.requests_per_sec),
+            Figure::P99 => Some(l.p99_us),
+            Figure::CpuPerReq => r.derived.cpu_us_per_req,
+            Figure::CtxPerReq => r.derived.ctx_per_req,
+            Figure::ConnectErrors => {
+                Some(l.errors_by_kind.iter().filter(|(k, _)| k.starts_with("connect")).map(|(_, n)| *n as f64).sum())
+            }
+            Figure::ConnectP99 => Some(l.connect_p99_us),
+            Figure::Window => Some(l.window_s),
+            Figure::PeakMem => Some(r.derived.peak_pss_bytes.unwrap_or(r.derived.peak_rss_bytes) as f64),
+        }
+        .filter(|x| x.is_finite())
     }
 }
 
@@ -251,6 +299,28 @@ impl Results {
 }
 
 impl Results {
+    /// `(repetition, figure)` of every ok repetition of `group`.
+    pub fn per_rep(&self, group: &str, fig: Figure) -> Vec<(u32, f64)> {
+        self.records_of(group).into_iter().filter_map(|r| Some((r.cell.rep, fig.of(r, r.valid()?)?))).collect()
+    }
+
+    /// The median of `fig` over the repetitions of `g`, with its interval.
+    pub fn interval(&self, g: &Group, fig: Figure) -> Option<Interval> {
+        Interval::of(&self.per_rep(&g.group, fig).into_iter().map(|(_, v)| v).collect::<Vec<_>>())
+    }
+
+    /// The median ratio `a / b` of `fig` over repetitions run in the same round
+    /// (repetition k of `a` with repetition k of `b`), with its interval.
+    pub fn pair_ratio(&self, a: &Group, b: &Group, fig: Figure) -> Option<Interval> {
+        let bs = self.per_rep(&b.group, fig);
+        let pairs: Vec<(f64, f64)> = self
+            .per_rep(&a.group, fig)
+            .into_iter()
+            .filter_map(|(k, va)| bs.iter().find(|(kb, _)| *kb == k).map(|(_, vb)| (va, *vb)))
+            .collect();
+        Interval::of_ratios(&pairs)
+    }
+
     /// Most connections `server` served (got at least one answer) in any idle cell, and that cell's N.
     pub fn served_max(&self, server: &str) -> Option<(f64, u64)> {
         self.of("idle")

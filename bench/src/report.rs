@@ -175,13 +175,21 @@ fn method(s: &mut String, r: &Results) {
         s,
         "Method. Each cell starts `c10k serve` and then `c10k load` as separate processes, pinned to disjoint CPU sets \
          (above), and stops the server with SIGTERM (SIGKILL of its process group after 3 s). Cells run interleaved (every \
-         model at one point before the next point) so that drift does not favour a model; the main comparison is repeated \
-         up to {reps} times and medians are reported. Windows: {windows}. **Closed loop**: each connection sends its next request \
+         model at one point before the next point, in a rotated order) so that drift does not favour a model; the cells \
+         the verdicts and the main table compare are repeated up to {reps} times. Windows: {windows}. **Closed loop**: each connection sends its next request \
          when the answer arrives, so throughput is what the server sustains. **Open loop**: requests are sent on a fixed \
          schedule whatever the server does, and latency counts from the scheduled time (coordinated omission corrected). \
          A monitor samples the server's whole process tree (threads and forked children) from `/proc` every 100 ms: RSS, \
          PSS, CPU, threads, descriptors, context switches, and the kernel's TCP memory.\n"
     );
+    let _ = writeln!(s, "{}\n", statistics_method());
+    if r.env.as_ref().is_some_and(|e| e.profile == Some(crate::matrix::Profile::Standard)) {
+        let _ = writeln!(s, "The standard profile leaves out, to spend its time on repetitions:\n");
+        for d in crate::matrix::STANDARD_DROPS {
+            let _ = writeln!(s, "- {d}");
+        }
+        let _ = writeln!(s);
+    }
     let _ = writeln!(s, "Workloads:\n");
     let present: Vec<String> = r.groups.iter().map(|g| g.workload.clone()).collect();
     for w in workloads::WORKLOADS.iter().filter(|w| present.contains(&w.name.to_string())) {
@@ -194,6 +202,25 @@ fn method(s: &mut String, r: &Results) {
         );
     }
     let _ = writeln!(s);
+}
+
+/// The statistics in plain sentences, from the constants they describe.
+pub fn statistics_method() -> String {
+    use crate::stats::{percent, CONFIDENCE, MIN_REPS};
+    let n5 = crate::stats::Interval::of(&[0.0; MIN_REPS]).map(|i| percent(i.coverage)).unwrap_or_default();
+    format!(
+        "Statistics. A figure that a verdict or the main table compares is the median of its repetitions with a \
+         confidence interval for that median: the order-statistic interval (the k-th smallest to the k-th largest \
+         repetition), whose coverage is exact whatever the distribution. The bench aims at {} and takes the \
+         narrowest such interval that reaches it; with {MIN_REPS} repetitions none does, so the interval is min-max \
+         and covers the median with probability {n5} (the coverage is printed as n= beside each interval, never \
+         rounded up). Two servers are compared on pair ratios: repetition k of one ran in the same round as \
+         repetition k of the other, so the ratio cancels drift between rounds, and the verdict reads the interval of \
+         the median ratio. A verdict holds or fails only when that interval lies wholly on one side of its \
+         threshold; an interval that straddles the threshold makes it *inconclusive*. Each verdict is labelled a \
+         *finding* (it could have come out either way) or a *demonstration* (true by how the workload is built).",
+        percent(CONFIDENCE)
+    )
 }
 
 fn cannot_run(s: &mut String, r: &Results) {
@@ -220,19 +247,20 @@ fn cannot_run(s: &mut String, r: &Results) {
 
 fn claims(s: &mut String, verdicts: &[Verdict]) {
     let _ = writeln!(s, "\n## 3. The documents' claims, checked\n");
-    let _ = writeln!(s, "| claim | verdict |\n|---|---|");
+    let _ = writeln!(s, "| claim | verdict | kind |\n|---|---|---|");
     for v in verdicts {
-        let _ = writeln!(s, "| [{}](#{}) | {} |", v.id, v.id.to_lowercase(), v.status.label());
+        let _ = writeln!(s, "| [{}](#{}) | {} | {} |", v.id, v.id.to_lowercase(), v.status.label(), v.kind.label());
     }
     for v in verdicts {
         let Some(c) = CLAIMS.iter().find(|c| c.id == v.id) else { continue };
         let _ = writeln!(
             s,
-            "\n### {}\n\n> {} — *{}*\n\n**Verdict: {}.** {}\n",
+            "\n### {}\n\n> {} — *{}*\n\n**Verdict: {}** ({}). {}\n",
             c.id,
             c.statement,
             c.source,
             v.status.label(),
+            v.kind.label(),
             v.why
         );
         for e in &v.evidence {

@@ -45,32 +45,41 @@ fn short(s: &str) -> String {
     }
 }
 
-/// ` — N starved` when connections got no answer at all.
-fn starved(g: &Group) -> String {
-    match g.starved {
-        Some(x) if x > 0.0 => format!(" — {} starved", n(x)),
-        _ => String::new(),
+/// Marks a figure whose cell was client-bound (in any repetition).
+pub const CLIENT_BOUND_MARK: &str = "†";
+/// Marks a figure whose cell left connections without any answer.
+pub const STARVED_MARK: &str = "‡";
+
+/// The markers a group's figure carries.
+fn marks(g: &Group) -> String {
+    let mut m = String::new();
+    if g.client_bound_reps > 0 {
+        m.push_str(CLIENT_BOUND_MARK);
     }
+    if g.starved.is_some_and(|s| s > 0.0) {
+        m.push_str(STARVED_MARK);
+    }
+    m
+}
+
+/// A group's req/s with its interval and markers.
+fn rps_cell(g: &Group) -> Option<String> {
+    Some(format!("{}{}", g.rps_ci?.show(n), marks(g)))
 }
 
 /// The main table: one row per model of the main comparison.
 pub fn main_table(r: &Results) -> String {
     let mut out = String::from(
-        "| id | model | req/s, 100 conns (min–max) | req/s, 10,000 conns | p50 / p99 / p99.9, 100 conns | p99, 10,000 conns | \
-         peak memory | memory / conn | CPU / req, server / client (100 conns) | conns served (idle) | the documents say |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| id | model | req/s, 100 conns | req/s, 10,000 conns | p50 / p99 / p99.9, 100 conns | p99, 10,000 conns | \
+         peak memory | memory / conn | CPU / req, server / client (100 conns) | req per server CPU-second (100 conns) | \
+         conns served (idle) | the documents say |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
+    let us = |v: f64| format!("{v:.1}");
     for s in ordered_servers(r, "http-keepalive") {
         let any = r.of("http-keepalive").into_iter().find(|g| g.server == s).cloned().unwrap_or_default();
         let g100 = ok_group(r, "http-keepalive", &s, 100);
         let g10k = ok_group(r, "http-keepalive", &s, 10_000);
-        let rps100 = g100.and_then(|g| {
-            let m = g.rps?;
-            Some(match (g.rps_min, g.rps_max) {
-                (Some(lo), Some(hi)) if g.ok > 1 => format!("{} ({}–{}){}", n(m), n(lo), n(hi), starved(g)),
-                _ => format!("{}{}", n(m), starved(g)),
-            })
-        });
         let lat100 = g100.and_then(|g| Some(format!("{} / {} / {}", lat(g.p50_us?), lat(g.p99_us?), lat(g.p999_us?))));
         let peak = r
             .of("http-keepalive")
@@ -80,34 +89,43 @@ pub fn main_table(r: &Results) -> String {
             .and_then(|g| Some(format!("{} @{}", bytes(g.peak_pss.or(g.peak_rss)?), n(g.conns as f64))));
         let per_conn = r.idle_slope(&s).map(|(b, _)| bytes(b.max(0.0)));
         let cpu = g100.and_then(|g| {
-            let server = g.cpu_us_per_req?;
+            let server = g.cpu_ci?.show(us);
             Some(match g.client_cpu_us_per_req {
-                Some(c) => format!("{server:.1} us / {c:.1} us"),
-                None => format!("{server:.1} us / not measured"),
+                Some(c) => format!("{server} us / {c:.1} us"),
+                None => format!("{server} us / not measured"),
             })
+        });
+        // Requests per server CPU-second: the inverse of CPU per request, bounds swapped.
+        let efficiency = g100.and_then(|g| g.cpu_ci).filter(|c| c.lo > 0.0).map(|c| {
+            let inv = crate::stats::Interval { lo: 1e6 / c.hi, median: 1e6 / c.median, hi: 1e6 / c.lo, ..c };
+            inv.show(n)
         });
         let held = r.served_max(&s).map(|(served, at)| format!("{} of {}", n(served), n(at as f64)));
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             any.id,
             if crate::reference::is_reference(&s) { format!("{s} (reference)") } else { s.clone() },
-            rps100.unwrap_or_else(|| status_note(r, "http-keepalive", &s, 100)),
-            g10k.and_then(|g| Some(format!("{}{}", n(g.rps?), starved(g)))).unwrap_or_else(|| status_note(
-                r,
-                "http-keepalive",
-                &s,
-                10_000
-            )),
+            g100.and_then(rps_cell).unwrap_or_else(|| status_note(r, "http-keepalive", &s, 100)),
+            g10k.and_then(rps_cell).unwrap_or_else(|| status_note(r, "http-keepalive", &s, 10_000)),
             cell(lat100),
             cell(g10k.and_then(|g| g.p99_us).map(lat)),
             cell(peak),
             cell(per_conn),
             cell(cpu),
+            cell(efficiency),
             cell(held),
             cell(Some(seed_text(&s)).filter(|t| !t.is_empty()))
         );
     }
+    let _ = writeln!(
+        out,
+        "\nMedians with their intervals (lowest-highest repetition, n = repetitions; see the method). \
+         {CLIENT_BOUND_MARK} the load generator was the bottleneck in at least one repetition: req/s there is the \
+         client's limit, not the server's; compare such rows on requests per server CPU-second, which stays valid. \
+         {STARVED_MARK} some connections got no answer in the whole run (the count is in the appendix). A missing \
+         figure is shown as – or the cell's status, never as zero."
+    );
     out
 }
 

@@ -78,7 +78,7 @@ pub const WORKLOADS: [Workload; 13] = [
     Workload {
         timeout_s: 2.0,
         claims: &["C12", "T4"],
-        ..w("idle-active", "100 active connections (closed loop, keep-alive) beside M idle ones: N = 100 + M in all")
+        ..w("idle-active", "10 active connections at a fixed open-loop 2,000 requests/s beside M idle ones: N = 10 + M in all (one active among many, as in libevent's benchmark)")
     },
     Workload {
         server_args: &["--block-us", "1000000"],

@@ -44,21 +44,27 @@ fn a_probe_that_cannot_run_says_why() {
     assert!(verdict.why.contains("failed"), "{}", verdict.why);
 }
 
-fn synthetic(read_write_cpu_s: f64, sendfile_cpu_s: f64) -> Results {
+fn synthetic(pairs: &[(f64, f64)]) -> Results {
     let run =
         |method: &str, cpu: f64| ProbeRun { method: method.into(), bytes: 1 << 30, wall_s: 1.0, sender_cpu_s: cpu };
-    let runs = vec![run("read+write", read_write_cpu_s), run("sendfile", sendfile_cpu_s)];
+    let runs = pairs.iter().flat_map(|&(rw, sf)| [run("read+write", rw), run("sendfile", sf)]).collect();
     let probe = SendfileProbe { schema: PROBE_SCHEMA, config: ProbeConfig::default(), runs, error: None };
     Results { sendfile: Some(probe), ..Results::default() }
 }
 
 #[test]
 fn verdict_follows_the_cpu_ratio() {
-    assert_eq!(prose::c13(&synthetic(0.4, 0.2)).status, Status::Holds);
-    assert_eq!(prose::c13(&synthetic(0.4, 0.36)).status, Status::Nuance);
-    assert_eq!(prose::c13(&synthetic(0.4, 0.5)).status, Status::DoesNotHold);
-    let v = prose::c13(&synthetic(0.4, 0.2));
+    let steady = |sf: f64| synthetic(&[(0.4, sf), (0.4, sf), (0.4, sf)]);
+    assert_eq!(prose::c13(&steady(0.2)).status, Status::Holds);
+    assert_eq!(prose::c13(&steady(0.36)).status, Status::DoesNotHold);
+    // Pair ratios 0.5 .. 1.0 straddle the 0.8 threshold: inconclusive.
+    let wide = synthetic(&[(0.4, 0.2), (0.4, 0.3), (0.4, 0.4)]);
+    let v = prose::c13(&wide);
+    assert_eq!(v.status, Status::Inconclusive, "{v:?}");
+    assert!(v.evidence[1].contains("inconclusive"), "{:?}", v.evidence);
+    let v = prose::c13(&steady(0.2));
     assert!(v.evidence[0].contains("400 ms of sender CPU per GiB"), "{:?}", v.evidence);
-    assert!(v.evidence[1].contains("0.50x"), "{:?}", v.evidence);
+    assert!(v.evidence[1].contains("0.50"), "{:?}", v.evidence);
+    assert!(v.why.contains(&format!("{}x", bench::verdicts::thresholds::C13_MAX)), "the sentence reads the constant");
     assert_eq!(prose::c13(&Results::default()).status, Status::NotMeasured);
 }

@@ -4,11 +4,19 @@
 //!
 //! - [`tables`]: the numeric tables T1..T5.
 //! - [`prose`]: the prose claims C1..C13.
+//! - [`thresholds`]: every number a verdict compares against, written once; the
+//!   sentences that state a threshold format the same constant.
+//!
+//! A verdict that compares a noisy figure reads its confidence interval
+//! ([`crate::stats`]): beyond the threshold on one side it holds or does not, and
+//! an interval that straddles the threshold makes the verdict *inconclusive*.
 
 pub mod prose;
 pub mod tables;
+pub mod thresholds;
 
 use crate::aggregate::{Group, Results};
+use crate::stats::{Interval, Side};
 
 /// A verdict's outcome.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,8 +25,29 @@ pub enum Status {
     DoesNotHold,
     /// Holds in part or with a qualification (said in `why`).
     Nuance,
+    /// The interval of the compared quantity straddles the threshold (said by how much).
+    Inconclusive,
     /// This run could not measure it (said why).
     NotMeasured,
+}
+
+/// What kind of evidence a verdict is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Could have come out either way: evidence about the claim.
+    Finding,
+    /// True by how the workload is built (a fixed pool starving long connections,
+    /// the kernel enforcing a descriptor limit): it shows the mechanism, it proves little.
+    Demonstration,
+}
+
+impl Kind {
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Finding => "finding",
+            Kind::Demonstration => "demonstration",
+        }
+    }
 }
 
 impl Status {
@@ -27,8 +56,40 @@ impl Status {
             Status::Holds => "holds",
             Status::DoesNotHold => "does not hold",
             Status::Nuance => "holds with nuance",
+            Status::Inconclusive => "inconclusive",
             Status::NotMeasured => "not measured",
         }
+    }
+}
+
+/// How an interval reads against a threshold: `Holds` when it lies wholly on the
+/// side the claim wants (`want_above`), `DoesNotHold` when wholly on the other,
+/// `Inconclusive` when it straddles, and, with one repetition, the point decides
+/// but the caller is told (`Side::Unknown`).
+pub fn judge(i: &Interval, threshold: f64, want_above: bool) -> Status {
+    match (i.against(threshold), want_above) {
+        (Side::Above, true) | (Side::Below, false) => Status::Holds,
+        (Side::Above, false) | (Side::Below, true) => Status::DoesNotHold,
+        (Side::Straddles, _) => Status::Inconclusive,
+        (Side::Unknown, _) => {
+            if (i.median >= threshold) == want_above {
+                Status::Holds
+            } else {
+                Status::DoesNotHold
+            }
+        }
+    }
+}
+
+/// ` — inconclusive: the interval 1.41-1.62 straddles 1.5` and the like, for evidence lines.
+pub fn reading(i: &Interval, threshold: f64, want_above: bool) -> String {
+    match judge(i, threshold, want_above) {
+        Status::Inconclusive => {
+            let by = (i.hi - threshold).min(threshold - i.lo);
+            format!(" — inconclusive: {:.2}-{:.2} straddles {threshold} (by {by:.2})", i.lo, i.hi)
+        }
+        _ if i.n < 2 => " — one repetition, no interval".into(),
+        _ => String::new(),
     }
 }
 
@@ -37,6 +98,7 @@ impl Status {
 pub struct Verdict {
     pub id: &'static str,
     pub status: Status,
+    pub kind: Kind,
     /// The measurements used, one line each, with the groups they come from.
     pub evidence: Vec<String>,
     /// Why this status (the nuance, or why not measured).
@@ -45,7 +107,12 @@ pub struct Verdict {
 
 impl Verdict {
     pub fn new(id: &'static str, status: Status, evidence: Vec<String>, why: impl Into<String>) -> Verdict {
-        Verdict { id, status, evidence, why: why.into() }
+        Verdict { id, status, kind: Kind::Finding, evidence, why: why.into() }
+    }
+
+    /// The same verdict, labelled a demonstration.
+    pub fn demonstration(self) -> Verdict {
+        Verdict { kind: Kind::Demonstration, ..self }
     }
 
     pub fn not_measured(id: &'static str, why: impl Into<String>) -> Verdict {
@@ -122,12 +189,11 @@ pub fn bytes(b: f64) -> String {
     }
 }
 
-/// `g.rps` as text, with the min-max spread when repeated.
+/// `g.rps` as text, with its confidence interval when repeated.
 pub fn rps(g: &Group) -> String {
-    match (g.rps, g.rps_min, g.rps_max) {
-        (Some(m), Some(lo), Some(hi)) if g.ok > 1 => format!("{} req/s ({}-{})", n(m), n(lo), n(hi)),
-        (Some(m), _, _) => format!("{} req/s", n(m)),
-        _ => "no figure".into(),
+    match g.rps_ci {
+        Some(i) => format!("{} req/s", i.show(n)),
+        None => "no req/s figure".into(),
     }
 }
 
@@ -142,14 +208,28 @@ pub fn client_note(groups: &[&Group]) -> String {
 
 /// The status of several parts: all hold -> holds, none -> does not hold, else nuance.
 pub fn combine(parts: &[bool]) -> Status {
-    if parts.is_empty() {
-        Status::NotMeasured
-    } else if parts.iter().all(|p| *p) {
-        Status::Holds
-    } else if parts.iter().any(|p| *p) {
-        Status::Nuance
-    } else {
+    let s: Vec<Status> = parts.iter().map(|p| if *p { Status::Holds } else { Status::DoesNotHold }).collect();
+    combine_status(&s)
+}
+
+/// The status of several parts judged on intervals. Any inconclusive part makes
+/// the whole inconclusive unless the decided parts already fail it (half or more
+/// do not hold); all hold -> holds; fewer than half fail -> nuance.
+pub fn combine_status(parts: &[Status]) -> Status {
+    let decided: Vec<Status> = parts.iter().copied().filter(|s| *s != Status::NotMeasured).collect();
+    if decided.is_empty() {
+        return Status::NotMeasured;
+    }
+    let fail = decided.iter().filter(|s| **s == Status::DoesNotHold).count();
+    let open = decided.iter().filter(|s| **s == Status::Inconclusive).count();
+    if 2 * fail >= decided.len() {
         Status::DoesNotHold
+    } else if open > 0 {
+        Status::Inconclusive
+    } else if decided.iter().all(|s| *s == Status::Holds) {
+        Status::Holds
+    } else {
+        Status::Nuance
     }
 }
 
@@ -170,9 +250,22 @@ mod tests {
     }
 
     #[test]
+    fn straddling_is_inconclusive() {
+        let i = Interval::of(&[1.4, 1.45, 1.5, 1.55, 1.6]).unwrap_or(Interval::point(0.0));
+        assert_eq!(judge(&i, 1.5, true), Status::Inconclusive);
+        assert!(reading(&i, 1.5, true).contains("inconclusive"));
+        assert_eq!(judge(&i, 1.3, true), Status::Holds);
+        assert_eq!(judge(&i, 1.3, false), Status::DoesNotHold);
+        assert_eq!(judge(&i, 1.7, false), Status::Holds);
+    }
+
+    #[test]
     fn combining() {
         assert_eq!(combine(&[true, true]), Status::Holds);
-        assert_eq!(combine(&[true, false]), Status::Nuance);
+        assert_eq!(combine(&[true, true, false]), Status::Nuance);
+        assert_eq!(combine(&[true, false]), Status::DoesNotHold);
+        assert_eq!(combine_status(&[Status::Holds, Status::Inconclusive]), Status::Inconclusive);
+        assert_eq!(combine_status(&[Status::DoesNotHold, Status::Inconclusive]), Status::DoesNotHold);
         assert_eq!(combine(&[false]), Status::DoesNotHold);
         assert_eq!(combine(&[]), Status::NotMeasured);
     }

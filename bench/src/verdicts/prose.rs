@@ -1,20 +1,32 @@
 //! Verdicts on the documents' prose claims, C1..C13.
 
-use super::tables::cost_growth;
-use super::{bytes, combine, lat, n, ok, rps, Status, Verdict};
-use crate::aggregate::{median, Results};
+use super::tables::{cost_growth, growth_line, idle_active_method};
+use super::thresholds::*;
+use super::{bytes, client_note, combine, combine_status, judge, lat, n, ok, reading, rps, Status, Verdict};
+use crate::aggregate::{Figure, Group, Results};
 use crate::claims::figures::{C1_STACK_MIN_BYTES, C2_PER_CONN_BYTES, C7_POOL_S, C7_SINGLE_S};
+use crate::stats::Interval;
 
-/// C1: 1-8 MB per thread; 10,000 threads need 10 GB+ and collapse.
+/// `1.23x` with its interval.
+fn x(i: &Interval) -> String {
+    i.show(|v| format!("{v:.2}"))
+}
+
+/// C1: 1-8 MB per thread; 10,000 threads need 10 GB+ and collapse. Judged in
+/// three parts: the address space a thread reserves, the memory it makes
+/// resident, and whether 10,000 of them collapse.
 pub fn c1(r: &Results) -> Verdict {
     let mut evidence = Vec::new();
-    let mut per_thread = None;
+    let mut thread = None;
     for server in ["thread", "fork"] {
         let Some((slope, pts)) = r.idle_slope(server) else { continue };
         let big = r.of("idle").into_iter().filter(|g| g.server == server && g.ok > 0).max_by_key(|g| g.conns);
-        let detail = big.map(|g| c1_detail(r, g)).unwrap_or_default();
-        evidence
-            .push(format!("{server}: {} of memory per connection (slope over {pts} idle cells){detail}", bytes(slope)));
+        let reserved = big.and_then(|g| reserved_per_thread(r, g));
+        let detail = big.map(|g| c1_detail(g, reserved)).unwrap_or_default();
+        evidence.push(format!(
+            "{server}: {} of resident memory per connection (slope over {pts} idle cells){detail}",
+            bytes(slope)
+        ));
         for g in r.of("idle").into_iter().filter(|g| g.server == server && g.ok == 0) {
             let said = r
                 .records_of(&g.group)
@@ -25,59 +37,109 @@ pub fn c1(r: &Results) -> Verdict {
             evidence.push(format!("{server} with {} connections: {}{said}", n(g.conns as f64), g.status));
         }
         if server == "thread" {
-            per_thread = Some((slope, big.and_then(|g| g.served)));
+            let at10k = r.find("idle", "thread", 10_000).filter(|g| g.ok > 0).and_then(|g| g.served);
+            thread = Some((slope, reserved, at10k));
         }
     }
-    let Some((slope, served)) = per_thread else {
+    let Some((slope, reserved, at10k)) = thread else {
         return Verdict::not_measured("C1", "the idle workload was not run for the thread model");
     };
-    let collapsed = served.is_some_and(|s| s < 9_500.0);
-    let holds = slope >= C1_STACK_MIN_BYTES && collapsed;
+    let mut parts = vec![if slope >= C1_STACK_MIN_BYTES { Status::Holds } else { Status::DoesNotHold }];
+    parts.push(match reserved {
+        Some(v) if v >= C1_STACK_MIN_BYTES => Status::Holds,
+        Some(_) => Status::DoesNotHold,
+        None => Status::NotMeasured,
+    });
+    parts.push(match at10k {
+        Some(s) if s < C1_COLLAPSE_SHARE * 10_000.0 => Status::Holds,
+        Some(_) => Status::DoesNotHold,
+        None => Status::NotMeasured,
+    });
+    let said = |s: Status| s.label();
     Verdict::new(
         "C1",
-        if holds { Status::Holds } else { Status::DoesNotHold },
+        combine_status(&parts),
         evidence,
-        "A thread's 1-8 MB stack is address space reserved up front; only the pages it touches become memory. The \
-         resident cost per thread is measured as the slope of the tree's anonymous memory over connections held, and \
-         'collapse' as failing to serve 10,000 connections. Past that, a process meets per-process limits before \
-         memory runs out: each thread's stack, guard page and signal stack are memory mappings, capped by \
-         vm.max_map_count (see the environment).",
+        format!(
+            "Three parts: a thread's resident memory is 1 MB or more ({}); the address space it reserves is 1 MB or \
+             more ({}); 10,000 threads collapse, read as serving fewer than {} of 10,000 idle connections ({}). The \
+             documents' 1-8 MB is the stack a thread reserves up front; only the pages it touches become memory, so \
+             the resident cost is measured as the slope of the tree's anonymous memory over connections held. Past \
+             10,000, a process meets per-process limits before memory runs out: each thread's stack, guard page and \
+             signal stack are memory mappings, capped by vm.max_map_count (see the environment).",
+            said(parts[0]),
+            said(parts[1]),
+            n(C1_COLLAPSE_SHARE * 10_000.0),
+            said(parts[2])
+        ),
     )
 }
 
-/// The largest idle cell of a model: served, memory, threads, processes, address space per thread.
-fn c1_detail(r: &Results, g: &crate::aggregate::Group) -> String {
-    let vsz = r
-        .records_of(&g.group)
+/// Address space reserved per thread (virtual size over threads) in a group's largest repetition.
+fn reserved_per_thread(r: &Results, g: &Group) -> Option<f64> {
+    r.records_of(&g.group)
         .iter()
-        .map(|x| x.derived.peak_vsz_bytes as f64 / x.derived.peak_threads.max(1) as f64)
-        .fold(0.0, f64::max);
+        .filter(|x| x.derived.peak_threads > 0)
+        .map(|x| x.derived.peak_vsz_bytes as f64 / x.derived.peak_threads as f64)
+        .reduce(f64::max)
+}
+
+/// The largest idle cell of a model: served, memory, threads, processes, address space per thread.
+fn c1_detail(g: &Group, reserved: Option<f64>) -> String {
+    let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map(f).unwrap_or_else(|| "not measured".into());
     format!(
         "; with {} connections: {} served, peak memory {} ({}), {} threads, {} processes, address space reserved \
          per thread {}",
         n(g.conns as f64),
-        n(g.served.unwrap_or(0.0)),
-        bytes(g.peak_pss.or(g.peak_rss).unwrap_or(0.0)),
+        opt(g.served, &n),
+        opt(g.peak_pss.or(g.peak_rss), &bytes),
         if g.peak_pss.is_some() { "PSS" } else { "RSS" },
-        n(g.peak_threads.unwrap_or(0.0)),
-        n(g.peak_procs.unwrap_or(0.0)),
-        bytes(vsz)
+        opt(g.peak_threads, &n),
+        opt(g.peak_procs, &n),
+        opt(reserved, &bytes)
     )
 }
 
-/// C2: (16 + 87 + 20) KB x 10,000 = 1.23 GB.
+/// The server's kernel memory per connection beyond anonymous memory (socket,
+/// file and epoll objects; page cache growth included): its cgroup's charge
+/// minus anonymous memory, at the fullest sample minus at the first.
+fn kernel_objects_per_conn(r: &Results, g: &Group) -> Option<f64> {
+    let per: Vec<f64> = r
+        .records_of(&g.group)
+        .iter()
+        .filter(|x| x.valid().is_some() && x.derived.conns_held > 0)
+        .filter_map(|x| {
+            let non_anon = |c: &crate::cgroup::CgSample| c.mem_bytes.saturating_sub(c.anon_bytes) as f64;
+            let first = x.samples.iter().find_map(|s| s.cgroup.as_ref())?;
+            let peak = x.samples.iter().filter_map(|s| s.cgroup.as_ref()).map(non_anon).reduce(f64::max)?;
+            Some((peak - non_anon(first)).max(0.0) / x.derived.conns_held as f64)
+        })
+        .collect();
+    crate::aggregate::median(per)
+}
+
+/// C2: (16 + 87 + 20) KB x 10,000 = 1.23 GB; the documents conclude it is no
+/// great problem for a modern machine.
 pub fn c2(r: &Results) -> Verdict {
     let mut evidence = Vec::new();
     let user = r.idle_slope("reactor").map(|(b, _)| b);
     let idle10k = r.find("idle", "reactor", 10_000).filter(|g| g.ok > 0);
     let machine = idle10k.and_then(|g| g.kernel_per_conn);
-    let own = idle10k.and_then(|g| g.server_tcp_per_conn);
+    let tcp = idle10k.and_then(|g| g.server_tcp_per_conn);
+    let objects = idle10k.and_then(|g| kernel_objects_per_conn(r, g));
     let active = ok(r, "http-keepalive", "reactor", 10_000).and_then(|g| g.kernel_per_conn);
     let Some(user) = user else { return Verdict::not_measured("C2", "the idle workload was not run for the reactor") };
     evidence.push(format!("reactor, user space: {} per connection (idle ladder slope)", bytes(user)));
-    if let Some(k) = own {
+    if let Some(k) = tcp {
         evidence.push(format!(
             "kernel, the server's own TCP buffers (its cgroup's memory.kmem.tcp), 10,000 idle: {} per connection",
+            bytes(k)
+        ));
+    }
+    if let Some(k) = objects {
+        evidence.push(format!(
+            "kernel, the server's other kernel memory (socket, file and epoll objects charged to its cgroup), 10,000 \
+             idle: {} per connection",
             bytes(k)
         ));
     }
@@ -93,72 +155,132 @@ pub fn c2(r: &Results) -> Verdict {
             bytes(k)
         ));
     }
-    let Some(kernel) = own.or(machine).or(active) else {
+    let own = match (tcp, objects) {
+        (Some(a), Some(b)) => Some(a + b),
+        (a, b) => a.or(b),
+    };
+    let Some(kernel) = own.or(machine) else {
         return Verdict::not_measured("C2", "no kernel memory figure for the reactor at 10,000 connections");
     };
-    let per = user + kernel;
-    let total = per * 10_000.0;
+    let total = (user + kernel) * 10_000.0;
+    let claimed = C2_PER_CONN_BYTES * 10_000.0;
+    let ratio = total / claimed;
     evidence.push(format!(
-        "total for 10,000 connections: {} (documents: {})",
+        "total for 10,000 connections: {} (documents: {}), {ratio:.3}x",
         bytes(total),
-        bytes(C2_PER_CONN_BYTES * 10_000.0)
+        bytes(claimed)
     ));
-    let ratio = total / (C2_PER_CONN_BYTES * 10_000.0);
-    let status = if (0.5..=2.0).contains(&ratio) { Status::Holds } else { Status::DoesNotHold };
+    // The arithmetic is an upper bound the documents call affordable: a measured
+    // total below it confirms the conclusion and corrects the figure.
+    let status = if ratio > C2_FACTOR {
+        Status::DoesNotHold
+    } else if ratio >= 1.0 / C2_FACTOR {
+        Status::Holds
+    } else {
+        Status::Nuance
+    };
     Verdict::new(
         "C2",
         status,
         evidence,
         format!(
-            "Measured total is {ratio:.2}x the documents' figure (within 0.5-2x counts as holding). Linux sizes socket \
-             buffers on demand: the 16 KB / 87 KB defaults are what a buffer may grow to, not what an idle connection holds. \
-             The kernel share is the server's own TCP buffers where its cgroup counts them; the machine-wide \
-             figure (both ends of loopback, slab included) is an upper bound."
+            "The documents' arithmetic ends \"这在现代计算机上也不是大问题\" (on a modern computer this is no great \
+             problem). The figure itself counts as matching within {C2_FACTOR}x either way; measured, it is {ratio:.3}x. \
+             Below that the conclusion holds with more margin than the arithmetic says (a nuance): Linux sizes socket \
+             buffers on demand, so the 16 KB / 87 KB defaults are what a buffer may grow to, not what an idle \
+             connection holds. The kernel share is the server's own (its cgroup: TCP buffers plus the socket, file \
+             and epoll objects); the machine-wide figure (both ends of loopback, slab included) is an upper bound."
         ),
     )
 }
 
-/// C3: a single reactor stalls every connection while a handler computes or blocks.
+/// C3: a single reactor stalls every connection while a handler computes or
+/// blocks. Blocking and CPU-bound handlers are judged apart.
 pub fn c3(r: &Results) -> Verdict {
     let Some(reactor) = ok(r, "block", "reactor", 100) else {
         return Verdict::not_measured("C3", "the block workload was not run for the reactor");
     };
+    let threaded = ["thread", "pool", "reactor-pool", "multi-reactor-pool"];
     let bound = 1e6 / 1_000.0; // one 1 ms handler at a time
     let mut evidence = vec![format!(
         "block (1 ms sleep per request, 100 connections): reactor {} (serial bound {} req/s)",
         rps(reactor),
         n(bound)
     )];
-    let others: Vec<(String, f64)> = ["thread", "pool", "reactor-pool", "multi-reactor-pool"]
-        .iter()
-        .filter_map(|s| ok(r, "block", s, 100).and_then(|g| g.rps.map(|v| (s.to_string(), v))))
-        .collect();
-    for (s, v) in &others {
-        evidence.push(format!("block: {s} {} req/s", n(*v)));
+    let others: Vec<&Group> = threaded.iter().filter_map(|s| ok(r, "block", s, 100)).collect();
+    for g in &others {
+        evidence.push(format!("block: {} {}", g.server, rps(g)));
     }
-    if let Some(g) = ok(r, "cpu", "reactor", 100) {
-        evidence.push(format!(
-            "cpu (100 us of CPU per request, 100 connections): reactor {}, p99 {} (100 connections x 100 us = 10 ms if served strictly in turn)",
-            rps(g),
-            g.p99_us.map(lat).unwrap_or_default()
-        ));
-    }
-    let best = others.iter().map(|o| o.1).fold(0.0, f64::max);
-    let serial = reactor.rps.unwrap_or(0.0) <= 1.2 * bound;
-    let status = if serial && best >= 3.0 * reactor.rps.unwrap_or(0.0) {
-        Status::Holds
-    } else if serial {
-        Status::Nuance
-    } else {
-        Status::DoesNotHold
+    let best = |gs: &[&Group], f: &dyn Fn(&Group) -> Option<f64>| -> Option<usize> {
+        (0..gs.len())
+            .filter(|i| f(gs[*i]).is_some())
+            .max_by(|a, b| f(gs[*a]).unwrap_or(f64::NAN).total_cmp(&f(gs[*b]).unwrap_or(f64::NAN)))
+    };
+    // Blocking: the reactor stays at the serial bound, the threaded models overlap.
+    let blocking = match (reactor.rps_ci, best(&others, &|g| g.rps)) {
+        (Some(ci), Some(i)) => {
+            let serial = ci.median <= C3_SERIAL_SLACK * bound;
+            let ratio = r.pair_ratio(others[i], reactor, Figure::Rps);
+            if let Some(q) = &ratio {
+                evidence.push(format!(
+                    "block: {} over the reactor {}x per pair{}",
+                    others[i].server,
+                    x(q),
+                    reading(q, C3_OVERLAP_MIN, true)
+                ));
+            }
+            match (serial, ratio) {
+                (false, _) => Status::DoesNotHold,
+                (true, Some(q)) => judge(&q, C3_OVERLAP_MIN, true),
+                (true, None) => Status::NotMeasured,
+            }
+        }
+        _ => Status::NotMeasured,
+    };
+    // CPU-bound: on one server core nobody computes faster; the claim is that the
+    // reactor is the bottleneck, which would show as a worse tail than the threaded models'.
+    let cpu_reactor = ok(r, "cpu", "reactor", 100);
+    let cpu_others: Vec<&Group> = threaded.iter().filter_map(|s| ok(r, "cpu", s, 100)).collect();
+    let cpu = match (cpu_reactor, best(&cpu_others, &|g| g.p99_us.map(|p| -p))) {
+        (Some(me), Some(i)) => {
+            let other = cpu_others[i];
+            evidence.push(format!(
+                "cpu (100 us of CPU per request, 100 connections): reactor {}, p99 {}; lowest p99 of the threaded \
+                 models: {} {}, p99 {}",
+                rps(me),
+                me.p99_ci.map(|c| c.show(lat)).unwrap_or_else(|| "not measured".into()),
+                other.server,
+                rps(other),
+                other.p99_ci.map(|c| c.show(lat)).unwrap_or_else(|| "not measured".into())
+            ));
+            match r.pair_ratio(me, other, Figure::P99) {
+                Some(q) => {
+                    evidence.push(format!(
+                        "cpu: reactor's p99 over {}'s {}x per pair{}",
+                        other.server,
+                        x(&q),
+                        reading(&q, C3_CPU_P99_FACTOR, true)
+                    ));
+                    judge(&q, C3_CPU_P99_FACTOR, true)
+                }
+                None => Status::NotMeasured,
+            }
+        }
+        _ => Status::NotMeasured,
     };
     Verdict::new(
         "C3",
-        status,
+        combine_status(&[blocking, cpu]),
         evidence,
-        "A blocking handler serialises the reactor: its throughput cannot exceed one handler at a time, while models \
-         that run handlers on threads overlap them. For CPU-bound handlers the server has one core here, so no model can \
-         do better than the reactor; the cost shows as latency (every request waits for the others' computation).",
+        format!(
+            "Judged in two parts. Blocking ({}): the reactor's throughput stays within {C3_SERIAL_SLACK}x of one \
+             handler at a time while the best threaded model overlaps handlers for at least {C3_OVERLAP_MIN}x the \
+             reactor's throughput (pair ratios). CPU-bound ({}): the server has one core here, so no model computes \
+             faster; the reactor counts as the bottleneck if its p99 is at least {C3_CPU_P99_FACTOR}x the lowest p99 \
+             of the threaded models (pair ratios).",
+            blocking.label(),
+            cpu.label()
+        ),
     )
 }
 
@@ -173,27 +295,63 @@ pub fn c4(r: &Results) -> Verdict {
     };
     let mut evidence = Vec::new();
     for g in &burst {
+        let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map(f).unwrap_or_else(|| "not measured".into());
         evidence.push(format!(
-            "{}: {} of {} connections established, {} failed connects, connect p99 {}, all established after {}",
+            "{}: {} of {} connections established, {} failed connects, connect p99 {}, all established after {} \
+             ({} repetitions){}",
             g.server,
-            n(g.established.unwrap_or(0.0)),
+            opt(g.established, &n),
             n(g.conns as f64),
-            n(g.connect_errors.unwrap_or(0.0)),
-            g.connect_p99_us.map(lat).unwrap_or_default(),
-            g.all_established_s.map(|s| format!("{s:.2} s")).unwrap_or_else(|| "never".into())
+            opt(g.connect_errors, &n),
+            opt(g.connect_p99_us, &lat),
+            g.all_established_s.map(|s| format!("{s:.2} s")).unwrap_or_else(|| "never".into()),
+            g.ok,
+            client_note(&[g])
         ));
     }
-    let fails = |g: &crate::aggregate::Group| g.connect_errors.unwrap_or(0.0);
-    let p99 = |g: &crate::aggregate::Group| g.connect_p99_us.unwrap_or(0.0);
-    let worse = fails(single) > fails(multi) + 0.01 * single.conns as f64 || p99(single) > 2.0 * p99(multi).max(1.0);
+    // Failed connects: the single reactor's minus the multi-reactor's, pair by pair.
+    let fm = r.per_rep(&multi.group, Figure::ConnectErrors);
+    let diffs: Vec<f64> = r
+        .per_rep(&single.group, Figure::ConnectErrors)
+        .into_iter()
+        .filter_map(|(k, a)| fm.iter().find(|(kb, _)| *kb == k).map(|(_, b)| a - b))
+        .collect();
+    let allowed = C4_FAIL_SHARE * single.conns as f64;
+    let fails = Interval::of(&diffs).map(|d| {
+        evidence.push(format!(
+            "failed connects, reactor minus multi-reactor: {} per pair{}",
+            d.show(n),
+            reading(&d, allowed, true)
+        ));
+        judge(&d, allowed, true)
+    });
+    let p99 = r.pair_ratio(single, multi, Figure::ConnectP99).map(|q| {
+        evidence.push(format!(
+            "connect p99, reactor over multi-reactor: {}x per pair{}",
+            x(&q),
+            reading(&q, C4_P99_FACTOR, true)
+        ));
+        judge(&q, C4_P99_FACTOR, true)
+    });
+    let status = match (fails, p99) {
+        (Some(Status::Holds), _) | (_, Some(Status::Holds)) => Status::Holds,
+        (Some(Status::DoesNotHold), Some(Status::DoesNotHold)) => Status::DoesNotHold,
+        (None, None) => Status::NotMeasured,
+        _ => Status::Inconclusive,
+    };
     Verdict::new(
         "C4",
-        if worse { Status::Holds } else { Status::DoesNotHold },
+        status,
         evidence,
-        "10,000 connects are opened at once (1 s connect timeout) while established connections already send requests. \
-         The single reactor counts as worse if it failed more than 1% more connects or its connect p99 was over twice \
-         the multi-reactor's. The kernel completes handshakes into the accept queue (somaxconn) whoever accepts, which \
-         is why a busy acceptor costs latency before it costs failures.",
+        format!(
+            "10,000 connects are opened at once (1 s connect timeout) while established connections already send \
+             requests. The single reactor counts as worse if, pair by pair, it failed more than {} more connects \
+             ({:.0}% of them) or its connect p99 was over {C4_P99_FACTOR}x the multi-reactor's. The kernel completes \
+             handshakes into the accept queue (somaxconn) whoever accepts, which is why a busy acceptor costs \
+             latency before it costs failures.",
+            n(allowed),
+            C4_FAIL_SHARE * 100.0
+        ),
     )
 }
 
@@ -206,7 +364,7 @@ pub fn c5(r: &Results) -> Verdict {
         evidence.push(format!(
             "pool, keep-alive, {} connections: {} starved (never answered), {}",
             n(g.conns as f64),
-            n(g.starved.unwrap_or(0.0)),
+            g.starved.map(n).unwrap_or_else(|| "not measured".into()),
             rps(g)
         ));
     }
@@ -214,25 +372,31 @@ pub fn c5(r: &Results) -> Verdict {
     if let Some(g) = short {
         evidence.push(format!(
             "pool, a connection per request, 100 connections: {} starved, {}",
-            n(g.starved.unwrap_or(0.0)),
+            g.starved.map(n).unwrap_or_else(|| "not measured".into()),
             rps(g)
         ));
     }
-    if long.is_empty() {
+    if long.is_empty() || long.iter().all(|g| g.starved.is_none()) {
         return Verdict::not_measured("C5", "the pool model was not run with keep-alive at 100+ connections");
     }
-    let starves = long.iter().any(|g| g.starved.unwrap_or(0.0) > 0.0);
-    let short_ok = short.is_none_or(|g| g.starved.unwrap_or(0.0) == 0.0);
+    let starves = long.iter().any(|g| g.starved.is_some_and(|s| s > 0.0));
+    let short_ok = short.is_none_or(|g| g.starved == Some(0.0));
     Verdict::new(
         "C5",
         combine(&[starves, short_ok]),
         evidence,
-        "Long-lived connections hold a worker each for their whole life: beyond the worker count (64 by default) the \
-         rest are accepted but never answered within the run. Short connections release the worker after one request.",
+        format!(
+            "Long-lived connections hold a worker each for their whole life: beyond the worker count ({} by default) \
+             the rest are accepted but never answered within the run. Short connections release the worker after \
+             one request. A demonstration: it follows from how a fixed pool is built.",
+            servers::config::DEFAULT_WORKERS
+        ),
     )
+    .demonstration()
 }
 
-/// C6: multi-reactor (M9) beats reactor + pool (M8) for cheap handlers.
+/// C6: multi-reactor (M9) beats reactor + pool (M8) for cheap handlers, judged
+/// on the server's own cost (CPU per request), which client-bound cells do not blur.
 pub fn c6(r: &Results) -> Verdict {
     let mut evidence = Vec::new();
     let mut parts = Vec::new();
@@ -242,32 +406,38 @@ pub fn c6(r: &Results) -> Verdict {
         else {
             continue;
         };
-        let (a, b) = (m9.rps.unwrap_or(0.0), m8.rps.unwrap_or(0.0));
-        let beyond = m9.rps_min.unwrap_or(a) > m8.rps_max.unwrap_or(b);
+        let Some(cost) = r.pair_ratio(m8, m9, Figure::CpuPerReq) else { continue };
+        let speed = r.pair_ratio(m9, m8, Figure::Rps);
+        let ctx = |g: &Group| g.ctx_per_req.map(|c| format!("{c:.2}")).unwrap_or_else(|| "not measured".into());
         evidence.push(format!(
-            "{} connections: multi-reactor {} vs reactor-pool {} ({:.2}x{}); context switches per request {:.2} vs \
-             {:.2}{}",
+            "{} connections: reactor-pool's server CPU per request over multi-reactor's {}x per pair{}; req/s \
+             multi-reactor {} vs reactor-pool {} ({}x per pair); context switches per request {} vs {}{}",
             n(conns as f64),
+            x(&cost),
+            reading(&cost, C6_MIN_GAIN, true),
             rps(m9),
             rps(m8),
-            a / b.max(1.0),
-            if beyond { "" } else { ", within the spread of repetitions" },
-            m9.ctx_per_req.unwrap_or(f64::NAN),
-            m8.ctx_per_req.unwrap_or(f64::NAN),
-            super::client_note(&[m9, m8])
+            speed.map(|q| x(&q)).unwrap_or_else(|| "not measured".into()),
+            ctx(m9),
+            ctx(m8),
+            client_note(&[m9, m8])
         ));
-        parts.push(a > 1.05 * b && beyond);
+        parts.push(judge(&cost, C6_MIN_GAIN, true));
     }
     if parts.is_empty() {
         return Verdict::not_measured("C6", "multi-reactor and reactor-pool were not both run with keep-alive");
     }
     Verdict::new(
         "C6",
-        combine(&parts),
+        combine_status(&parts),
         evidence,
-        "Cheap handler (a canned HTTP answer). Counts as holding at a connection count where the multi-reactor is at \
-         least 5% faster and its slowest repetition beat reactor-pool's fastest. Both run on the same single server \
-         core; the hand-off's cost shows in the context switches per request even where throughput does not separate.",
+        format!(
+            "Cheap handler (a canned HTTP answer). Judged on the server's own cost, which stays valid when the load \
+             generator is the limit: at a connection count the multi-reactor wins when reactor-pool costs at least \
+             {} more server CPU per request, pair by pair. Both run on the same single server core; the hand-off's \
+             cost also shows in the context switches per request.",
+            pct_over(C6_MIN_GAIN)
+        ),
     )
 }
 
@@ -290,7 +460,7 @@ pub fn c7(r: &Results) -> Verdict {
     if let Some(t) = time("iterative") {
         evidence.push(format!("iterative (not judged): 3 answers after {t:.2} s"));
     }
-    let near = |t: f64, want: f64| t >= 0.9 * want && t <= 1.25 * want;
+    let near = |t: f64, want: f64| t >= C7_LOW * want && t <= C7_HIGH * want;
     let parts: Vec<bool> = single
         .iter()
         .map(|(_, t)| near(*t, C7_SINGLE_S))
@@ -300,10 +470,17 @@ pub fn c7(r: &Results) -> Verdict {
         "C7",
         combine(&parts),
         evidence,
-        "The single-threaded reactor runs the three 1 s handlers one after another; the pools run them at once. A time \
-         within -10%/+25% of the documents' 3 s and 1 s counts as matching. The iterative server is listed but not judged: \
-         with keep-alive it waits on its first connection's next request and serves the others only when that one closes.",
+        format!(
+            "The single-threaded reactor runs the three 1 s handlers one after another; the pools run them at once. A \
+             time within -{}/+{} of the documents' {C7_SINGLE_S} s and {C7_POOL_S} s counts as matching. The \
+             iterative server is listed but not judged: with keep-alive it waits on its first connection's next \
+             request and serves the others only when that one closes. A demonstration: the handlers sleep, so the \
+             times follow from how many run at once.",
+            pct_over(C7_LOW),
+            pct_over(C7_HIGH)
+        ),
     )
+    .demonstration()
 }
 
 /// C8: the iterative server serves one connection at a time.
@@ -316,147 +493,191 @@ pub fn c8(r: &Results) -> Verdict {
     let mut parts = Vec::new();
     let mut evidence = Vec::new();
     for g in groups {
-        let served = g.served.unwrap_or(0.0);
+        let (Some(served), Some(est), Some(starved)) = (g.served, g.established, g.starved) else { continue };
         evidence.push(format!(
-            "{} connections: {} served, {} starved, {}",
+            "{} connections: {} established, {} answered at least once, {} never answered, {}",
             n(g.conns as f64),
+            n(est),
             n(served),
-            n(g.starved.unwrap_or(0.0)),
+            n(starved),
             rps(g)
         ));
         parts.push(served <= 1.0);
+    }
+    if parts.is_empty() {
+        return Verdict::not_measured("C8", "the iterative cells recorded no connection counts");
     }
     Verdict::new(
         "C8",
         combine(&parts),
         evidence,
-        "Keep-alive connections never end on their own, so the first one accepted holds the server for the whole run.",
+        "Keep-alive connections never end on their own, so the first one accepted holds the server for the whole run. \
+         A demonstration: it follows from how an iterative server is built.",
     )
+    .demonstration()
 }
 
 /// C9: keep-alive is much faster than a connection per request.
 pub fn c9(r: &Results) -> Verdict {
-    let mut ratios = Vec::new();
+    let mut pooled = Vec::new();
     let mut evidence = Vec::new();
     for s in r.servers("http-short").into_iter().filter(|s| !crate::reference::is_reference(s)) {
         let (Some(k), Some(sh)) = (ok(r, "http-keepalive", &s, 100), ok(r, "http-short", &s, 100)) else { continue };
-        let (a, b) = (k.rps.unwrap_or(0.0), sh.rps.unwrap_or(0.0));
-        if b > 0.0 {
-            ratios.push(a / b);
-            evidence.push(format!("{s}: keep-alive {} vs a connection per request {} ({:.1}x)", n(a), n(b), a / b));
+        let short = r.per_rep(&sh.group, Figure::Rps);
+        let ratios: Vec<f64> = r
+            .per_rep(&k.group, Figure::Rps)
+            .into_iter()
+            .filter_map(|(rep, a)| short.iter().find(|(kb, b)| *kb == rep && *b > 0.0).map(|(_, b)| a / b))
+            .collect();
+        if let Some(i) = Interval::of(&ratios) {
+            evidence.push(format!(
+                "{s}: keep-alive {} vs a connection per request {} ({}x per pair)",
+                rps(k),
+                rps(sh),
+                x(&i)
+            ));
+            pooled.extend(ratios);
         }
     }
-    let Some(m) = median(ratios) else {
+    let Some(all) = Interval::of(&pooled) else {
         return Verdict::not_measured("C9", "http-keepalive and http-short were not both run at 100 connections");
     };
-    evidence.push(format!("median over models: {m:.1}x"));
-    let status = if m >= 2.0 {
-        Status::Holds
-    } else if m >= 1.2 {
-        Status::Nuance
-    } else {
-        Status::DoesNotHold
-    };
+    evidence.push(format!("median over every model and pair: {}x{}", x(&all), reading(&all, C9_MUCH, true)));
     Verdict::new(
         "C9",
-        status,
+        judge(&all, C9_MUCH, true),
         evidence,
-        "'Much faster' is read as at least 2x the throughput (median over the models); 1.2-2x is a nuance.",
+        format!(
+            "'Much faster' is read as at least {C9_MUCH}x the throughput: the median ratio over every model and every \
+             pair of repetitions (keep-alive k against a connection per request k), with its interval."
+        ),
     )
 }
 
 /// C10: thundering herd on a shared listener with epoll; blocking accept wakes one.
 pub fn c10(r: &Results) -> Verdict {
     let herd = r.of("herd");
-    let per_conn = |g: &crate::aggregate::Group| {
-        let acc = g.accepted.unwrap_or(0.0).max(1.0);
-        (g.listener_wakeups.unwrap_or(0.0) / acc, g.accept_would_block.unwrap_or(0.0) / acc)
+    let per_conn = |g: &Group| {
+        let acc = g.accepted.filter(|a| *a > 0.0)?;
+        Some((g.listener_wakeups? / acc, g.accept_would_block? / acc))
     };
     let mut evidence = Vec::new();
     for g in herd.iter().filter(|g| g.ok > 0) {
-        let (w, b) = per_conn(g);
-        let ctx = g.ctx_per_req.map_or("–".into(), |c| format!("{c:.2}"));
+        let ctx = r.interval(g, Figure::CtxPerReq).map(|c| c.show(|v| format!("{v:.2}")));
+        let seen = per_conn(g)
+            .map(|(w, b)| format!("{w:.2} listener wake-ups and {b:.2} empty accepts seen in user space"))
+            .unwrap_or_else(|| "wake-ups not recorded".into());
         evidence.push(format!(
-            "{}: {ctx} context switches of the server's processes per accepted connection; {w:.2} listener wake-ups \
-             and {b:.2} empty accepts seen in user space ({} accepted)",
+            "{}: {} context switches of the server's processes per accepted connection; {seen} ({} accepted)",
             g.server,
-            n(g.accepted.unwrap_or(0.0))
+            ctx.unwrap_or_else(|| "not measured".into()),
+            g.accepted.map(n).unwrap_or_else(|| "not measured".into())
         ));
     }
-    let find = |key: &str| herd.iter().find(|g| g.server == key && g.ok > 0).and_then(|g| g.ctx_per_req);
+    let find = |key: &str| herd.iter().find(|g| g.server == key && g.ok > 0 && g.ctx_per_req.is_some()).copied();
     let (Some(shared), Some(reuseport)) = (find("reuseport-shared-4"), find("reuseport-4")) else {
         return Verdict::not_measured(
             "C10",
             "the herd workload did not run both with a shared listener and with SO_REUSEPORT (or gave no context switches)",
         );
     };
-    // A herd: at least 1.5x the context switches per connection of SO_REUSEPORT,
-    // where the kernel picks one listener, hence one process, per connection.
-    let herd_seen = shared >= 1.5 * reuseport;
-    let mut parts = vec![herd_seen];
-    let mut why = format!(
-        "4 single-threaded worker processes on one core, 2,000 new connections per second so that workers sleep \
-         between them. Every wake-up is a context switch, so the herd is read from the server's context switches per \
-         accepted connection: with SO_REUSEPORT the kernel hands each connection to one listener, one process. The \
-         shared listener counts as a herd at 1.5x that or more; it measured {:.1}x. ",
-        shared / reuseport.max(1e-9)
-    );
-    why.push_str(if herd_seen {
-        "Most losers go back to sleep inside epoll_wait (it re-checks readiness before returning), so few reach user \
-         space: the wake-up counters undercount the herd, the context switches do not. "
-    } else {
-        "The herd was not seen at this rate. "
-    });
+    let Some(herd_ratio) = r.pair_ratio(shared, reuseport, Figure::CtxPerReq) else {
+        return Verdict::not_measured("C10", "no pair of herd repetitions to compare");
+    };
+    evidence.push(format!(
+        "shared listener over SO_REUSEPORT: {}x the context switches per connection, per pair{}",
+        x(&herd_ratio),
+        reading(&herd_ratio, C10_HERD, true)
+    ));
+    let mut parts = vec![judge(&herd_ratio, C10_HERD, true)];
     if let Some(p) = find("prefork-4") {
-        let one = p <= 1.25 * reuseport;
-        parts.push(one);
-        why.push_str(if one {
-            "Blocking accept (prefork) costs no more switches per connection than SO_REUSEPORT (within 1.25x): it wakes one."
-        } else {
-            "Blocking accept (prefork) cost more than 1.25x the switches of SO_REUSEPORT: more than one waiter woke."
-        });
+        if let Some(q) = r.pair_ratio(p, reuseport, Figure::CtxPerReq) {
+            evidence.push(format!(
+                "blocking accept (prefork) over SO_REUSEPORT: {}x per pair{}",
+                x(&q),
+                reading(&q, C10_ONE, false)
+            ));
+            parts.push(judge(&q, C10_ONE, false));
+        }
     }
-    Verdict::new("C10", combine(&parts), evidence, why)
+    Verdict::new(
+        "C10",
+        combine_status(&parts),
+        evidence,
+        format!(
+            "4 single-threaded worker processes on one core, {} new connections per second so that workers sleep \
+             between them. Every wake-up is a context switch, so the herd is read from the server's context switches \
+             per accepted connection: with SO_REUSEPORT the kernel hands each connection to one listener, one \
+             process. The shared listener counts as a herd at {C10_HERD}x that or more; blocking accept (prefork) \
+             wakes one when within {C10_ONE}x. Most losers go back to sleep inside epoll_wait (it re-checks \
+             readiness before returning), so few reach user space: the wake-up counters undercount the herd, the \
+             context switches do not.",
+            n(crate::matrix::HERD_RATE)
+        ),
+    )
 }
 
-/// C11: a single reactor performs very well for IO-bound work.
+/// C11: a single reactor performs very well for IO-bound work, judged on
+/// requests per server CPU-second against the most efficient model.
 pub fn c11(r: &Results) -> Verdict {
     let mut parts = Vec::new();
     let mut evidence = Vec::new();
     for conns in [100, 1_000, 10_000] {
-        let Some(me) = ok(r, "http-keepalive", "reactor", conns).and_then(|g| g.rps) else { continue };
-        // Only models that served every connection: requests per second over the few
-        // connections a fixed-concurrency model serves, with the rest starved, is not the same work.
-        let groups: Vec<_> = r
-            .of("http-keepalive")
-            .into_iter()
-            .filter(|g| g.conns == conns && g.ok > 0 && g.starved.unwrap_or(0.0) == 0.0)
-            .filter(|g| !crate::reference::is_reference(&g.server))
-            .collect();
-        let Some(best) = groups.iter().max_by(|a, b| a.rps.unwrap_or(0.0).total_cmp(&b.rps.unwrap_or(0.0))) else {
+        let Some(me) = ok(r, "http-keepalive", "reactor", conns).filter(|g| g.cpu_us_per_req.is_some()) else {
             continue;
         };
-        let rank = groups.iter().filter(|g| g.rps.unwrap_or(0.0) > me).count() + 1;
+        // Only models that served every connection: a fixed-concurrency model that
+        // starves most connections does not do the same work.
+        let groups: Vec<&Group> = r
+            .of("http-keepalive")
+            .into_iter()
+            .filter(|g| g.conns == conns && g.ok > 0 && g.starved == Some(0.0) && g.cpu_us_per_req.is_some())
+            .filter(|g| !crate::reference::is_reference(&g.server))
+            .collect();
+        let Some(best) = groups
+            .iter()
+            .copied()
+            .min_by(|a, b| a.cpu_us_per_req.unwrap_or(f64::NAN).total_cmp(&b.cpu_us_per_req.unwrap_or(f64::NAN)))
+        else {
+            continue;
+        };
+        let us = |v: f64| format!("{v:.1} us");
+        if best.server == me.server {
+            evidence.push(format!(
+                "{} connections: the reactor is the most efficient of the {} models that served every connection ({} \
+                 of server CPU per request)",
+                n(conns as f64),
+                groups.len(),
+                me.cpu_ci.map(|c| c.show(us)).unwrap_or_default()
+            ));
+            parts.push(Status::Holds);
+            continue;
+        }
+        let Some(q) = r.pair_ratio(best, me, Figure::CpuPerReq) else { continue };
         evidence.push(format!(
-            "{} connections: reactor {} req/s, rank {rank} of the {} models that served every connection; best {} {}{}",
+            "{} connections: reactor {} of server CPU per request, most efficient {} {}; the reactor's requests per \
+             CPU-second are {}x the best's per pair{}",
             n(conns as f64),
-            n(me),
-            groups.len(),
+            me.cpu_ci.map(|c| c.show(us)).unwrap_or_default(),
             best.server,
-            n(best.rps.unwrap_or(0.0)),
-            super::client_note(&groups.iter().filter(|g| g.server == "reactor").copied().collect::<Vec<_>>())
+            best.cpu_ci.map(|c| c.show(us)).unwrap_or_default(),
+            x(&q),
+            reading(&q, C11_SHARE, true)
         ));
-        parts.push(me >= 0.8 * best.rps.unwrap_or(0.0));
+        parts.push(judge(&q, C11_SHARE, true));
     }
     if parts.is_empty() {
         return Verdict::not_measured("C11", "the reactor was not run with keep-alive");
     }
     Verdict::new(
         "C11",
-        combine(&parts),
+        combine_status(&parts),
         evidence,
-        "'Very good' is read as within 20% of the best model that served every connection at the same connection count, \
-         on the same one server core.",
+        format!(
+            "'Very good' is read as requests per server CPU-second at least {C11_SHARE} of the most efficient model \
+             that served every connection at the same connection count, pair by pair, on the same one server core. \
+             The server's own cost stays valid where the load generator limits req/s."
+        ),
     )
 }
 
@@ -467,14 +688,10 @@ pub fn c12(r: &Results) -> Verdict {
     for (server, flat) in
         [("reactor", true), ("reactor-level", true), ("reactor-poll", false), ("reactor-select", false)]
     {
-        let Some((a, ca, b, cb)) = cost_growth(r, server) else { continue };
-        let ratio = cb / ca.max(1e-9);
-        evidence.push(format!(
-            "{server}: {ca:.1} -> {cb:.1} us of server CPU per request from {} to {} idle ({ratio:.2}x)",
-            n(a as f64),
-            n(b as f64)
-        ));
-        parts.push(if flat { ratio <= 1.25 } else { ratio >= 1.5 });
+        let Some(g) = cost_growth(r, server) else { continue };
+        let (s, line) = growth_line(server, &g, !flat);
+        evidence.push(line);
+        parts.push(s);
     }
     if parts.is_empty() {
         let why = r.of("idle-active").first().map(|g| format!("no idle-active cell succeeded ({})", g.status));
@@ -482,10 +699,13 @@ pub fn c12(r: &Results) -> Verdict {
     }
     Verdict::new(
         "C12",
-        combine(&parts),
+        combine_status(&parts),
         evidence,
-        "Flat: at most 1.25x; grows: at least 1.5x (same thresholds and cells as T4: only where every connection was \
-         held, so select only below its 1,024-descriptor cap).",
+        format!(
+            "{}. Flat: at most {FLAT_MAX}x; grows: at least {GROWS_MIN}x (the thresholds and cells of T4; select \
+             only below its descriptor cap).",
+            idle_active_method()
+        ),
     )
 }
 
@@ -505,8 +725,20 @@ pub fn c13(r: &Results) -> Verdict {
         let why = probe.error.clone().unwrap_or_else(|| "the probe recorded no run of one of the methods".into());
         return Verdict::not_measured("C13", format!("the sendfile probe failed: {why}"));
     };
+    // The runs alternate: pair each sendfile run with the read+write run beside it.
+    let per_gib = |m: &str| -> Vec<f64> {
+        probe
+            .runs
+            .iter()
+            .filter(|p| p.method == m && p.bytes > 0)
+            .map(|p| p.sender_cpu_s * 1e3 / (p.bytes as f64 / 1073741824.0))
+            .collect()
+    };
+    let pairs: Vec<(f64, f64)> = per_gib("sendfile").into_iter().zip(per_gib("read+write")).collect();
+    let Some(ratio) = Interval::of_ratios(&pairs) else {
+        return Verdict::not_measured("C13", "the sendfile probe recorded no pair of runs");
+    };
     let cfg = &probe.config;
-    let ratio = sf.cpu_ms_per_gib / rw.cpu_ms_per_gib.max(1e-9);
     let evidence = vec![
         format!(
             "read+write ({} buffer): {:.0} ms of sender CPU per GiB, {:.2} GiB/s (median of {} runs)",
@@ -516,28 +748,25 @@ pub fn c13(r: &Results) -> Verdict {
             rw.runs
         ),
         format!(
-            "sendfile: {:.0} ms of sender CPU per GiB, {:.2} GiB/s (median of {} runs): {ratio:.2}x the CPU of \
-             read+write",
-            sf.cpu_ms_per_gib, sf.gib_per_s, sf.runs
+            "sendfile: {:.0} ms of sender CPU per GiB, {:.2} GiB/s (median of {} runs): {}x the CPU of read+write \
+             per pair{}",
+            sf.cpu_ms_per_gib,
+            sf.gib_per_s,
+            sf.runs,
+            x(&ratio),
+            reading(&ratio, C13_MAX, false)
         ),
     ];
-    // Lowers CPU: at most 0.8x; no effect within 0.8x..1.0x is a nuance.
-    let status = if ratio <= 0.8 {
-        Status::Holds
-    } else if ratio < 1.0 {
-        Status::Nuance
-    } else {
-        Status::DoesNotHold
-    };
     Verdict::new(
         "C13",
-        status,
+        judge(&ratio, C13_MAX, false),
         evidence,
         format!(
             "The sendfile probe, not a server model: a {} file sent {} times per run over loopback TCP from a thread on \
              the server's CPU, runs of the two methods alternating. CPU is the sending thread's CPU time (system calls \
              and the loopback transmit path included). The copy count itself (4 to 2) cannot be observed without \
-             hardware counters; \"lowers CPU\" is read as at most 0.8x the CPU per GiB of read+write.",
+             hardware counters; \"lowers CPU\" is read as at most {C13_MAX}x the CPU per GiB of read+write, pair by \
+             pair.",
             bytes(cfg.file_bytes as f64),
             cfg.sends_per_run
         ),
