@@ -704,7 +704,7 @@ pub fn c12(r: &Results) -> Verdict {
         format!(
             "{}. Flat: at most {FLAT_MAX}x; grows: at least {GROWS_MIN}x (the thresholds and cells of T4; select \
              only below its descriptor cap).",
-            idle_active_method()
+            idle_active_method(r)
         ),
     )
 }

@@ -4,9 +4,7 @@ use super::thresholds::{CEILING_FACTOR, FLAT_MAX, FLOOR_SHARE, GROWS_MIN, T1_ORD
 use super::{bytes, client_note, combine_status, judge, lat, n, ok, reading, rps, Status, Verdict};
 use crate::aggregate::{Figure, Group, Results};
 use crate::claims::figures::FD_SETSIZE;
-use crate::matrix::{
-    IDLE_ACTIVE_CONNS, IDLE_ACTIVE_RATE, IDLE_ACTIVE_TOTALS, IDLE_LADDER, POOL_SIZED, POOL_SIZED_WORKERS,
-};
+use crate::matrix::{IDLE_ACTIVE_CONNS, IDLE_LADDER, POOL_SIZED, POOL_SIZED_WORKERS};
 use crate::stats::Interval;
 use servers::config::DEFAULT_WORKERS;
 
@@ -276,17 +274,31 @@ pub fn growth_line(server: &str, g: &Growth, grows: bool) -> (Status, String) {
     )
 }
 
-/// The idle-active experiment in words, from the matrix's constants.
-pub fn idle_active_method() -> String {
-    format!(
-        "{IDLE_ACTIVE_CONNS} active connections at a fixed open-loop {} requests/s among N idle ones (N + \
-         {IDLE_ACTIVE_CONNS} = {} in all), so that each wait returns about one ready descriptor and a per-call scan \
-         of every watched descriptor is paid per request (the libevent benchmark's one-active-among-N). Cost is the \
-         server's CPU per request, compared as pair ratios (the largest N against the smallest, repetition by \
-         repetition), over the cells where the back end held every connection",
-        n(IDLE_ACTIVE_RATE),
-        IDLE_ACTIVE_TOTALS.iter().map(|t| n(*t as f64)).collect::<Vec<_>>().join(", ")
-    )
+/// The idle-active experiment in words, read from the cells that ran (an older
+/// folder may hold the closed-loop design).
+pub fn idle_active_method(r: &Results) -> String {
+    let groups = r.of("idle-active");
+    let active = groups.first().map_or(IDLE_ACTIVE_CONNS, |g| g.conns);
+    let mut totals: Vec<u64> = groups.iter().map(|g| g.conns + g.idle_conns).collect();
+    totals.sort_unstable();
+    totals.dedup();
+    let totals = totals.iter().map(|t| n(*t as f64)).collect::<Vec<_>>().join(", ");
+    match groups.first().and_then(|g| g.rate) {
+        Some(rate) => format!(
+            "{active} active connections at a fixed open-loop {} requests/s among N idle ones ({totals} in all), so \
+             that each wait returns about one ready descriptor and a per-call scan of every watched descriptor is \
+             paid per request (the libevent benchmark's one-active-among-N). Cost is the server's CPU per request, \
+             compared as pair ratios (the most idle connections against the fewest, repetition by repetition), over \
+             the cells where the back end held every connection",
+            n(rate)
+        ),
+        None => format!(
+            "{active} active connections in a closed loop among N idle ones ({totals} in all); with that many busy \
+             connections each wait returns many ready ones, so a per-call scan is shared by many requests and may \
+             not show. Cost is the server's CPU per request, compared as pair ratios (the most idle connections \
+             against the fewest, repetition by repetition), over the cells where the back end held every connection"
+        ),
+    }
 }
 
 /// T4: select capped at 1024 and O(n); poll O(n); epoll O(1) in idle descriptors.
@@ -333,7 +345,7 @@ pub fn t4(r: &Results) -> Verdict {
              connections; O(1) as at most {FLAT_MAX}x; an interval that straddles its threshold is inconclusive. \
              select is judged only below its {FD_SETSIZE}-descriptor cap (past it the refused clients reconnect, a \
              cost of its own); the cap is read from the cells with more idle connections than FD_SETSIZE.",
-            idle_active_method()
+            idle_active_method(r)
         ),
     )
 }
