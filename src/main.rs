@@ -21,6 +21,10 @@ enum Command {
     Bench(bench::cli::BenchArgs),
     /// Regenerate plots and REPORT.md from a results folder, without re-running.
     Report(bench::cli::ReportArgs),
+    /// Differences between two results folders, cell by cell and verdict by verdict.
+    Compare(bench::cli::CompareArgs),
+    /// Store a results folder's cell files gzip-compressed (what `bench` writes now).
+    Compress(bench::cli::CompressArgs),
     /// The sendfile probe (claim C13): read+write against sendfile, CPU per GiB.
     Probe(bench::cli::ProbeArgs),
 }
@@ -35,6 +39,8 @@ fn main() -> ExitCode {
         Command::Load(args) => loadgen::cli::run(args).map_err(anyhow::Error::from),
         Command::Bench(args) => bench::cli::run_bench(args).map_err(anyhow::Error::from),
         Command::Report(args) => bench::cli::run_report(args).map_err(anyhow::Error::from),
+        Command::Compare(args) => bench::cli::run_compare(args).map_err(anyhow::Error::from),
+        Command::Compress(args) => bench::cli::run_compress(args).map_err(anyhow::Error::from),
         Command::Probe(args) => bench::cli::run_probe(args).map_err(anyhow::Error::from),
     };
     match outcome {

@@ -35,5 +35,7 @@ fn fork_per_request_is_counted_by_its_cgroup() {
     let check = rec.server.cpu_check.as_ref().expect("cross-check taken after the load");
     let (cg, pr) = (check.cgroup_us as f64, check.proc_us as f64);
     assert!(cg > 0.0 && pr > 0.0, "{check:?}");
-    assert!((cg - pr).abs() <= 0.10 * cg, "cgroup {cg} us vs /proc {pr} us: more than 10% apart ({check:?})");
+    // On a quiet machine the two agree within a few percent; with a compile running beside the
+    // test they were once 10% apart (cgroup 1.54 s, /proc 1.70 s), so the bound is 15%.
+    assert!((cg - pr).abs() <= 0.15 * cg, "cgroup {cg} us vs /proc {pr} us: more than 15% apart ({check:?})");
 }

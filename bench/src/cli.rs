@@ -97,6 +97,34 @@ pub struct ReportArgs {
     pub output: Option<PathBuf>,
 }
 
+/// Arguments of `c10k compare`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CompareArgs {
+    /// The earlier results folder.
+    #[arg(value_name = "OLD")]
+    pub old: PathBuf,
+    /// The later results folder.
+    #[arg(value_name = "NEW")]
+    pub new: PathBuf,
+    /// Exit with status 1 when any claim's verdict differs between the two folders.
+    #[arg(long)]
+    pub fail_on_verdict_change: bool,
+    /// List every compared cell, not only those that changed.
+    #[arg(long)]
+    pub all: bool,
+    /// Also write the comparison as JSON to FILE (`-` for standard output, instead of the text).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+/// Arguments of `c10k compress`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CompressArgs {
+    /// Results folders whose plain `cells/*.json` are rewritten as `cells/*.json.gz`.
+    #[arg(value_name = "DIR", required = true)]
+    pub dirs: Vec<PathBuf>,
+}
+
 /// Parse `0-3,6` into `[0, 1, 2, 3, 6]`.
 pub fn parse_cpus(list: &str) -> Result<Vec<usize>> {
     let bad = || BenchError::Args(format!("bad CPU list {list:?} (expected e.g. 0 or 0-3,6)"));
@@ -299,6 +327,46 @@ pub fn run_report(args: ReportArgs) -> Result<ExitCode> {
     let output = args.output.unwrap_or_else(|| args.dir.join("REPORT.md"));
     report::generate(&args.dir, &output)?;
     eprintln!("c10k report: wrote {}", output.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `c10k compare`.
+pub fn run_compare(args: CompareArgs) -> Result<ExitCode> {
+    let old = crate::compare::load_complete(&args.old)?;
+    let new = crate::compare::load_complete(&args.new)?;
+    let c = crate::compare::compare(&old, &new, &args.old.display().to_string(), &args.new.display().to_string());
+    let stdout_json = args.json.as_deref().is_some_and(|p| p == Path::new("-"));
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&c)
+            .map_err(|source| BenchError::Serialise { what: "comparison", source })?;
+        if stdout_json {
+            println!("{text}");
+        } else {
+            std::fs::write(path, text).map_err(BenchError::io("write", path))?;
+        }
+    }
+    if !stdout_json {
+        print!("{}", crate::compare::render(&c, args.all));
+    }
+    if args.fail_on_verdict_change && c.verdicts_changed() > 0 {
+        eprintln!("c10k compare: {} verdict(s) changed", c.verdicts_changed());
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `c10k compress`.
+pub fn run_compress(args: CompressArgs) -> Result<ExitCode> {
+    for dir in &args.dirs {
+        let done = results::compress_cells(dir)?;
+        eprintln!(
+            "c10k compress: {}: {} cell files, {:.1} MB -> {:.1} MB",
+            dir.display(),
+            done.files,
+            done.bytes_before as f64 / 1e6,
+            done.bytes_after as f64 / 1e6
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -25,6 +25,9 @@ pub enum BenchError {
     /// Drawing a plot.
     #[error("plot {plot}: {reason}")]
     Plot { plot: String, reason: String },
+    /// A results folder whose run did not finish: comparing it would read missing cells as changes.
+    #[error("{0} is a partial results folder: {1}")]
+    Partial(PathBuf, String),
     /// The results folder holds no cell at all.
     #[error("no cell results in {0}")]
     Empty(PathBuf),

@@ -34,6 +34,7 @@ pub mod charts;
 pub mod child;
 pub mod claims;
 pub mod cli;
+pub mod compare;
 pub mod digest;
 pub mod env;
 pub mod error;

@@ -3,7 +3,7 @@
 //! ```text
 //! results/<date>-<host>/
 //!   env.json              the machine, limits, versions, pinning, the plan   (env::EnvInfo)
-//!   cells/<id>.json       one per cell: plan, outcome, load generator report,
+//!   cells/<id>.json.gz    one per cell, gzip-compressed JSON (older folders: <id>.json): plan, outcome, load generator report,
 //!                         server stats, monitor samples, derived figures      (CellRecord)
 //!   summary.csv           one row per group (cells differing only in repetition): medians
 //!   plots/*.svg
@@ -227,25 +227,58 @@ impl CellRecord {
     }
 }
 
-/// File name of a cell: its id with `/` replaced.
+/// File name of a cell: its id with `/` replaced, gzip-compressed JSON.
 pub fn cell_file(dir: &Path, id: &str) -> PathBuf {
-    dir.join("cells").join(format!("{}.json", id.replace('/', "__")))
+    dir.join("cells").join(format!("{}.json.gz", id.replace('/', "__")))
 }
 
-/// Write `value` as pretty JSON to `path`, atomically (temp file + rename).
+/// The file that holds a cell's record, compressed or (an older folder) plain, if either exists.
+pub fn existing_cell_file(dir: &Path, id: &str) -> Option<PathBuf> {
+    let gz = cell_file(dir, id);
+    let plain = gz.with_extension("");
+    [gz, plain].into_iter().find(|p| p.exists())
+}
+
+fn is_gz(path: &Path) -> bool {
+    path.extension().is_some_and(|x| x == "gz")
+}
+
+/// Write `value` as JSON to `path`, atomically (temp file + rename): gzip-compressed when the
+/// name ends in `.gz`, pretty-printed otherwise.
 pub fn write_json<T: Serialize>(path: &Path, value: &T, what: &'static str) -> Result<()> {
+    use std::io::Write;
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(BenchError::io("create", parent))?;
     }
-    let text = serde_json::to_string_pretty(value).map_err(|source| BenchError::Serialise { what, source })?;
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, text).map_err(BenchError::io("write", &tmp))?;
+    let ser = |source| BenchError::Serialise { what, source };
+    let bytes = if is_gz(path) {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        serde_json::to_writer(&mut enc, value).map_err(ser)?;
+        enc.flush().and_then(|_| enc.finish()).map_err(BenchError::io("compress", path))?
+    } else {
+        serde_json::to_string_pretty(value).map_err(ser)?.into_bytes()
+    };
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes).map_err(BenchError::io("write", &tmp))?;
     std::fs::rename(&tmp, path).map_err(BenchError::io("rename", path))
 }
 
-/// Read a JSON file whose top level has a `schema` field equal to [`SCHEMA`].
+/// Read a JSON file (gzip-compressed when its name ends in `.gz`) whose top level has a
+/// `schema` field equal to [`SCHEMA`].
 pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(BenchError::io("read", path))?;
+    use std::io::Read;
+    let raw = std::fs::read(path).map_err(BenchError::io("read", path))?;
+    let text = if is_gz(path) {
+        let mut out = String::new();
+        flate2::read::GzDecoder::new(raw.as_slice())
+            .read_to_string(&mut out)
+            .map_err(|e| BenchError::Parse { path: path.into(), reason: format!("gzip: {e}") })?;
+        out
+    } else {
+        String::from_utf8(raw).map_err(|e| BenchError::Parse { path: path.into(), reason: e.to_string() })?
+    };
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| BenchError::Parse { path: path.into(), reason: e.to_string() })?;
     let schema = value.get("schema").and_then(|v| v.as_u64());
@@ -258,18 +291,69 @@ pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     serde_json::from_value(value).map_err(|e| BenchError::Parse { path: path.into(), reason: e.to_string() })
 }
 
-/// Every cell record of a results folder, in file-name order.
-pub fn read_cells(dir: &Path) -> Result<Vec<CellRecord>> {
+/// The cell files of a folder, `<id>.json.gz` or `<id>.json`, in file-name order; an id stored
+/// both ways is an error (which one is the truth?).
+fn cell_paths(dir: &Path) -> Result<Vec<PathBuf>> {
     let cells_dir = dir.join("cells");
     let entries = std::fs::read_dir(&cells_dir).map_err(BenchError::io("read folder", &cells_dir))?;
     let mut paths: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name.ends_with(".json") || name.ends_with(".json.gz")
+        })
         .collect();
     paths.sort();
+    for pair in paths.windows(2) {
+        let stem = |p: &Path| p.to_string_lossy().trim_end_matches(".gz").to_string();
+        if stem(&pair[0]) == stem(&pair[1]) {
+            return Err(BenchError::Parse {
+                path: pair[1].clone(),
+                reason: format!("the cell is stored twice ({} too); remove one", pair[0].display()),
+            });
+        }
+    }
+    Ok(paths)
+}
+
+/// Every cell record of a results folder, in file-name order.
+pub fn read_cells(dir: &Path) -> Result<Vec<CellRecord>> {
+    let paths = cell_paths(dir)?;
     let records = paths.iter().map(|p| read_json::<CellRecord>(p)).collect::<Result<Vec<_>>>()?;
     if records.is_empty() {
         return Err(BenchError::Empty(dir.into()));
     }
     Ok(records)
+}
+
+/// What [`compress_cells`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Compressed {
+    pub files: usize,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+}
+
+/// Rewrite every plain `cells/<id>.json` of a folder as `<id>.json.gz`. Each record is read,
+/// written compressed, read back and compared before the plain file is removed, so nothing
+/// the report or `compare` reads is lost.
+pub fn compress_cells(dir: &Path) -> Result<Compressed> {
+    let mut done = Compressed::default();
+    for plain in cell_paths(dir)?.into_iter().filter(|p| !is_gz(p)) {
+        let rec: CellRecord = read_json(&plain)?;
+        let mut gz = plain.as_os_str().to_owned();
+        gz.push(".gz");
+        let gz = PathBuf::from(gz);
+        write_json(&gz, &rec, "cell record")?;
+        let back: CellRecord = read_json(&gz)?;
+        if back != rec {
+            std::fs::remove_file(&gz).map_err(BenchError::io("remove", &gz))?;
+            return Err(BenchError::Parse { path: plain, reason: "the compressed copy differs; left as is".into() });
+        }
+        done.files += 1;
+        done.bytes_before += std::fs::metadata(&plain).map_err(BenchError::io("stat", &plain))?.len();
+        done.bytes_after += std::fs::metadata(&gz).map_err(BenchError::io("stat", &gz))?.len();
+        std::fs::remove_file(&plain).map_err(BenchError::io("remove", &plain))?;
+    }
+    Ok(done)
 }

@@ -98,7 +98,8 @@ pub fn run(ctx: &RunCtx, cells: &[Cell], out: &Path, resume: bool) -> Result<Run
         bar.set_message(format!("[{}/{}] {}", i + 1, cells.len(), cell.id));
         let key = (cell.server.key.clone(), cell.rep);
         if resume {
-            if let Ok(rec) = results::read_json::<CellRecord>(&path) {
+            let found = results::existing_cell_file(out, &cell.id);
+            if let Some(rec) = found.and_then(|p| results::read_json::<CellRecord>(&p).ok()) {
                 if cell.sweep {
                     note_sweep(&mut misses, key, &rec);
                 }
