@@ -72,6 +72,18 @@ pub struct Group {
 }
 
 /// Median of the values present.
+impl Group {
+    /// The load generator was the bottleneck in at least one repetition.
+    pub fn client_limited(&self) -> bool {
+        self.client_bound_reps > 0
+    }
+
+    /// Some connections got no answer at all.
+    pub fn starving(&self) -> bool {
+        self.starved.is_some_and(|s| s > 0.0)
+    }
+}
+
 pub fn median(mut v: Vec<f64>) -> Option<f64> {
     v.retain(|x| x.is_finite());
     if v.is_empty() {
@@ -167,6 +179,10 @@ fn group_of(records: &[&CellRecord]) -> Group {
 pub enum Figure {
     Rps,
     P99,
+    /// Service-time p99 (without the coordinated-omission correction).
+    P99Uncorrected,
+    /// Open loop: the achieved request rate.
+    AchievedRate,
     /// Server CPU per request, microseconds.
     CpuPerReq,
     /// Server context switches per request (per accepted connection in `herd`).
@@ -185,6 +201,8 @@ impl Figure {
         match self {
             Figure::Rps => Some(l.requests_per_sec),
             Figure::P99 => Some(l.p99_us),
+            Figure::P99Uncorrected => Some(l.p99_uncorrected_us),
+            Figure::AchievedRate => l.achieved_rate,
             Figure::CpuPerReq => r.derived.cpu_us_per_req,
             Figure::CtxPerReq => r.derived.ctx_per_req,
             Figure::ConnectErrors => {

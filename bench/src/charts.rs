@@ -46,6 +46,27 @@ fn perr<E: std::fmt::Display>(path: &Path) -> impl Fn(E) -> BenchError + '_ {
     move |e| BenchError::Plot { plot: path.display().to_string(), reason: e.to_string() }
 }
 
+/// One point of a line: the median, its interval (drawn as an error bar) when known, and
+/// whether to draw it hollow (a cell where the load generator was the limit, or with starved
+/// connections: the figure is the client's or a partial one, not the server's).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Pt {
+    pub x: f64,
+    pub y: f64,
+    pub lo: Option<f64>,
+    pub hi: Option<f64>,
+    pub hollow: bool,
+}
+
+impl From<(f64, f64)> for Pt {
+    fn from((x, y): (f64, f64)) -> Pt {
+        Pt { x, y, lo: None, hi: None, hollow: false }
+    }
+}
+
+/// What a hollow marker means, in every legend that has one.
+pub const HOLLOW_MEANS: &str = "hollow: client-bound or starved";
+
 /// A line chart's description.
 pub struct Lines<'a> {
     pub title: &'a str,
@@ -54,7 +75,7 @@ pub struct Lines<'a> {
     pub x_log: bool,
     pub y_log: bool,
     /// `(name, points)`; points are drawn sorted by x, non-positive values dropped on log axes.
-    pub series: Vec<(String, Vec<(f64, f64)>)>,
+    pub series: Vec<(String, Vec<Pt>)>,
     /// Optional horizontal reference line `(y, label)`.
     pub hline: Option<(f64, String)>,
 }
@@ -93,20 +114,33 @@ fn bounds(values: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
 
 /// Draw `spec` to `path`.
 pub fn lines(path: &Path, spec: &Lines<'_>) -> Result<()> {
-    let keep =
-        |(x, y): &(f64, f64)| x.is_finite() && y.is_finite() && (!spec.x_log || *x > 0.0) && (!spec.y_log || *y > 0.0);
-    let series: Vec<(String, Vec<(f64, f64)>)> = spec
+    let pos = |v: f64, log: bool| v.is_finite() && (!log || v > 0.0);
+    let keep = |p: &Pt| pos(p.x, spec.x_log) && pos(p.y, spec.y_log);
+    let series: Vec<(String, Vec<Pt>)> = spec
         .series
         .iter()
         .map(|(n, pts)| {
-            let mut p: Vec<(f64, f64)> = pts.iter().copied().filter(keep).collect();
-            p.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let mut p: Vec<Pt> = pts
+                .iter()
+                .copied()
+                .filter(keep)
+                .map(|mut p| {
+                    // An interval end that a log axis cannot show is dropped, not clamped.
+                    p.lo = p.lo.filter(|v| pos(*v, spec.y_log));
+                    p.hi = p.hi.filter(|v| pos(*v, spec.y_log));
+                    p
+                })
+                .collect();
+            p.sort_by(|a, b| a.x.total_cmp(&b.x));
             (n.clone(), p)
         })
         .collect();
-    let xs = bounds(series.iter().flat_map(|s| s.1.iter().map(|p| p.0)), spec.x_log);
+    let xs = bounds(series.iter().flat_map(|s| s.1.iter().map(|p| p.x)), spec.x_log);
     let extra = spec.hline.as_ref().map(|h| h.0);
-    let ys = bounds(series.iter().flat_map(|s| s.1.iter().map(|p| p.1)).chain(extra), spec.y_log);
+    let ys = bounds(
+        series.iter().flat_map(|s| s.1.iter().flat_map(|p| [Some(p.y), p.lo, p.hi].into_iter().flatten())).chain(extra),
+        spec.y_log,
+    );
     match (spec.x_log, spec.y_log) {
         (true, true) => draw_lines(path, spec, &series, (xs.0..xs.1).log_scale(), (ys.0..ys.1).log_scale()),
         (true, false) => draw_lines(path, spec, &series, (xs.0..xs.1).log_scale(), ys.0..ys.1),
@@ -115,7 +149,7 @@ pub fn lines(path: &Path, spec: &Lines<'_>) -> Result<()> {
     }
 }
 
-fn draw_lines<X, Y>(path: &Path, spec: &Lines<'_>, series: &[(String, Vec<(f64, f64)>)], x: X, y: Y) -> Result<()>
+fn draw_lines<X, Y>(path: &Path, spec: &Lines<'_>, series: &[(String, Vec<Pt>)], x: X, y: Y) -> Result<()>
 where
     X: AsRangedCoord<Value = f64>,
     Y: AsRangedCoord<Value = f64>,
@@ -156,12 +190,28 @@ where
             continue;
         }
         let c = color(i);
-        chart.draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2))).map_err(&err)?;
+        chart.draw_series(LineSeries::new(pts.iter().map(|p| (p.x, p.y)), c.stroke_width(2))).map_err(&err)?;
+        let bars =
+            pts.iter().filter_map(|p| Some(ErrorBar::new_vertical(p.x, p.lo?, p.y, p.hi?, c.stroke_width(1), 8)));
+        chart.draw_series(bars).map_err(&err)?;
         chart
-            .draw_series(pts.iter().map(|p| Circle::new(*p, 3, c.filled())))
+            .draw_series(pts.iter().map(|p| {
+                let style = if p.hollow { WHITE.filled() } else { c.filled() };
+                Circle::new((p.x, p.y), 4, style)
+            }))
+            .map_err(&err)?;
+        chart
+            .draw_series(pts.iter().filter(|p| p.hollow).map(|p| Circle::new((p.x, p.y), 4, c.stroke_width(2))))
             .map_err(&err)?
             .label(name.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+    }
+    if series.iter().any(|(_, pts)| pts.iter().any(|p| p.hollow)) {
+        chart
+            .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+            .map_err(&err)?
+            .label(HOLLOW_MEANS)
+            .legend(|(x, y)| Circle::new((x + 10, y), 4, BLACK.stroke_width(2)));
     }
     chart
         .configure_series_labels()
@@ -305,7 +355,18 @@ mod tests {
             y_label: "req/s",
             x_log: true,
             y_log: true,
-            series: vec![("a".into(), vec![(1.0, 10.0), (100.0, 1000.0)]), ("empty".into(), vec![])],
+            series: vec![
+                (
+                    "a".into(),
+                    vec![
+                        Pt::from((1.0, 10.0)),
+                        Pt { x: 100.0, y: 1000.0, lo: Some(800.0), hi: Some(1100.0), hollow: true },
+                        // A lower end a log axis cannot show is dropped, not clamped.
+                        Pt { x: 300.0, y: 900.0, lo: Some(-1.0), hi: Some(950.0), hollow: false },
+                    ],
+                ),
+                ("empty".into(), vec![]),
+            ],
             hline: Some((500.0, "bound".into())),
         };
         lines(&dir.join("l.svg"), &spec).expect("lines");
@@ -314,6 +375,7 @@ mod tests {
         timeline(&dir.join("t.svg"), "t", &[(0, 100, 900.0), (1, 120, 1200.0)]).expect("timeline");
         let svg = std::fs::read_to_string(dir.join("l.svg")).expect("svg");
         assert!(svg.contains("<svg") && svg.contains("connections"));
+        assert!(svg.contains(HOLLOW_MEANS), "a hollow point puts its meaning in the legend");
         if std::env::var_os("C10K_KEEP_CHARTS").is_none() {
             let _ = std::fs::remove_dir_all(&dir);
         }

@@ -337,8 +337,8 @@ pub fn run_compare(args: CompareArgs) -> Result<ExitCode> {
     let c = crate::compare::compare(&old, &new, &args.old.display().to_string(), &args.new.display().to_string());
     let stdout_json = args.json.as_deref().is_some_and(|p| p == Path::new("-"));
     if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&c)
-            .map_err(|source| BenchError::Serialise { what: "comparison", source })?;
+        let text =
+            serde_json::to_string_pretty(&c).map_err(|source| BenchError::Serialise { what: "comparison", source })?;
         if stdout_json {
             println!("{text}");
         } else {

@@ -209,21 +209,13 @@ fn show(figure: &str, s: Option<Span>) -> String {
 pub fn render(c: &Comparison, all: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "c10k compare {} -> {}", c.old, c.new);
-    let _ = writeln!(
-        out,
-        "\nVerdicts: {} of {} changed",
-        c.verdicts_changed(),
-        c.verdicts.len()
-    );
+    let _ = writeln!(out, "\nVerdicts: {} of {} changed", c.verdicts_changed(), c.verdicts.len());
     for v in &c.verdicts {
         let mark = if v.changed { "CHANGED" } else { "same" };
         let _ = writeln!(out, "  {:<4} {:<18} -> {:<18} {mark}", v.id, v.old, v.new);
     }
-    let shown: Vec<&CellChange> = c
-        .cells
-        .iter()
-        .filter(|x| all || matches!(x.change, Change::Improved | Change::Regressed))
-        .collect();
+    let shown: Vec<&CellChange> =
+        c.cells.iter().filter(|x| all || matches!(x.change, Change::Improved | Change::Regressed)).collect();
     let _ = writeln!(
         out,
         "\nCells{} (a change counts where the intervals do not overlap):",

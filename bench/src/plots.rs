@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use crate::aggregate::Results;
-use crate::charts::{self, Lines};
+use crate::aggregate::{Figure, Group, Results};
+use crate::charts::{self, Lines, Pt, HOLLOW_MEANS};
 use crate::error::{BenchError, Result};
 use crate::matrix::KNEE_P99_US;
 
@@ -16,8 +16,8 @@ pub struct Plot {
     pub caption: String,
 }
 
-/// Connections at which the spectrum plot compares models.
-pub const SPECTRUM_CONNS: u64 = 10_000;
+/// Connections at which the spectrum plot compares models: the main table's first column.
+pub const SPECTRUM_CONNS: u64 = 100;
 
 /// Draw every plot the results allow into `dir/plots/`.
 pub fn draw_all(results: &Results, dir: &Path) -> Result<Vec<Plot>> {
@@ -33,6 +33,14 @@ pub fn draw_all(results: &Results, dir: &Path) -> Result<Vec<Plot>> {
     plots.extend(timeline(results, &out)?);
     plots.extend(sweep(results, &out)?);
     plots.extend(idle_active(results, &out)?);
+    // A plot an earlier report drew from data this folder no longer has would be read as current.
+    let entries = std::fs::read_dir(&out).map_err(BenchError::io("read folder", &out))?;
+    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if name.ends_with(".svg") && !plots.iter().any(|p| p.file == name) {
+            std::fs::remove_file(&path).map_err(BenchError::io("remove stale plot", &path))?;
+        }
+    }
     Ok(plots)
 }
 
@@ -59,9 +67,45 @@ fn palette(results: &Results) -> Vec<String> {
     crate::tables::ordered_servers(results, "")
 }
 
+/// A group's figure as a point at `x`: the median with its interval, divided by `scale`,
+/// hollow when the group was client-bound or starved.
+fn point(results: &Results, g: &Group, fig: Figure, x: f64, scale: f64) -> Option<Pt> {
+    let i = results.interval(g, fig)?;
+    let spread = i.n >= 2;
+    Some(Pt {
+        x,
+        y: i.median / scale,
+        lo: spread.then_some(i.lo / scale),
+        hi: spread.then_some(i.hi / scale),
+        hollow: g.client_limited() || g.starving(),
+    })
+}
+
+/// What a workload is and how its cells were run, from the workload table and the cells
+/// themselves: `HTTP/1.1 keep-alive, ...; 5 repetitions, 0.5 s warm-up + 1.5 s window`.
+pub fn caption_of(results: &Results, workload: &str) -> String {
+    let about = crate::workloads::find(workload).map_or(workload, |w| w.about);
+    format!("{about}; {}", runs_of(results, workload))
+}
+
+/// How a workload's cells were run, read from the cells: `5 repetitions, 0.5 s warm-up + 1.5 s window; ...`.
+fn runs_of(results: &Results, workload: &str) -> String {
+    let cells: Vec<_> = results.records.iter().filter(|r| r.cell.workload == workload).map(|r| &r.cell).collect();
+    let reps = cells.iter().map(|c| c.rep).max().unwrap_or(0);
+    let window =
+        cells.iter().filter_map(|c| c.duration_s).fold(None, |m: Option<f64>, d| Some(m.map_or(d, |m| m.max(d))));
+    let warmup = cells.iter().map(|c| c.warmup_s).fold(0.0, f64::max);
+    let run = match window {
+        Some(d) => format!("{warmup} s warm-up + {d} s window"),
+        None => "bounded by a request count".into(),
+    };
+    let reps = if reps == 1 { "1 repetition".to_string() } else { format!("up to {reps} repetitions") };
+    format!("{reps}, {run}; error bars: the interval of the median, {HOLLOW_MEANS}")
+}
+
 fn per_connection(results: &Results, out: &Path, workload: &str) -> Result<Vec<Plot>> {
     let servers = palette(results);
-    let series = |f: &dyn Fn(&crate::aggregate::Group) -> Option<f64>| -> Vec<(String, Vec<(f64, f64)>)> {
+    let series = |fig: Figure, scale: f64| -> Vec<(String, Vec<Pt>)> {
         servers
             .iter()
             .map(|s| {
@@ -69,45 +113,47 @@ fn per_connection(results: &Results, out: &Path, workload: &str) -> Result<Vec<P
                     .of(workload)
                     .into_iter()
                     .filter(|g| &g.server == s)
-                    .filter_map(|g| f(g).map(|y| (g.conns as f64, y)))
+                    .filter_map(|g| point(results, g, fig, g.conns as f64, scale))
                     .collect();
                 (s.clone(), pts)
             })
             .collect()
     };
-    let tput = format!("throughput-{workload}.svg");
-    charts::lines(
-        &out.join(&tput),
-        &Lines {
-            title: &format!("{workload}: throughput vs connections (median of repetitions)"),
-            x_label: "concurrent connections (log)",
-            y_label: "requests per second",
-            x_log: true,
-            y_log: false,
-            series: series(&|g| g.rps),
-            hline: None,
-        },
-    )?;
-    let p99 = format!("p99-{workload}.svg");
-    charts::lines(
-        &out.join(&p99),
-        &Lines {
-            title: &format!("{workload}: p99 latency vs connections"),
-            x_label: "concurrent connections (log)",
-            y_label: "p99 latency, ms (log)",
-            x_log: true,
-            y_log: true,
-            series: series(&|g| g.p99_us.map(|v| v / 1000.0)),
-            hline: None,
-        },
-    )?;
-    Ok(vec![
-        Plot {
-            file: tput,
-            caption: format!("{workload}: requests per second against concurrent connections, one line per model"),
-        },
-        Plot { file: p99, caption: format!("{workload}: p99 latency against concurrent connections (log-log)") },
-    ])
+    let about = caption_of(results, workload);
+    let mut plots = Vec::new();
+    let charts_of = [
+        ("throughput", "throughput vs connections", "requests per second", false, Figure::Rps, 1.0),
+        ("p99", "p99 latency vs connections", "p99 latency, ms (log)", true, Figure::P99, 1000.0),
+        (
+            "cpu-per-req",
+            "server CPU per request vs connections",
+            "server CPU per request, us (log)",
+            true,
+            Figure::CpuPerReq,
+            1.0,
+        ),
+    ];
+    for (stem, what, y_label, y_log, fig, scale) in charts_of {
+        let file = format!("{stem}-{workload}.svg");
+        let data = series(fig, scale);
+        if data.iter().all(|(_, p)| p.is_empty()) {
+            continue;
+        }
+        charts::lines(
+            &out.join(&file),
+            &Lines {
+                title: &format!("{workload}: {what}"),
+                x_label: "concurrent connections (log)",
+                y_label,
+                x_log: true,
+                y_log,
+                series: data,
+                hline: None,
+            },
+        )?;
+        plots.push(Plot { file, caption: format!("{workload}: {what}, one line per model. {about}") });
+    }
+    Ok(plots)
 }
 
 fn memory_bars(results: &Results, out: &Path) -> Result<Vec<Plot>> {
@@ -146,7 +192,10 @@ fn idle_memory(results: &Results, out: &Path) -> Result<Vec<Plot>> {
                 .filter(|r| r.cell.workload == "idle" && &r.cell.server.key == s && r.valid().is_some())
                 .map(|r| {
                     let mem = r.derived.peak_pss_anon_bytes.unwrap_or(r.derived.peak_rss_bytes);
-                    (r.derived.conns_held.max(1) as f64, mem as f64 / 1048576.0)
+                    Pt {
+                        hollow: r.valid().is_some_and(|l| l.starved > 0 || l.client_bound),
+                        ..Pt::from((r.derived.conns_held.max(1) as f64, mem as f64 / 1048576.0))
+                    }
                 })
                 .collect();
             (s.clone(), pts)
@@ -165,7 +214,13 @@ fn idle_memory(results: &Results, out: &Path) -> Result<Vec<Plot>> {
             hline: None,
         },
     )?;
-    Ok(vec![Plot { file, caption: "Peak server memory against connections held, idle ladder".into() }])
+    Ok(vec![Plot {
+        file,
+        caption: format!(
+            "Peak server memory against connections held, one point per repetition. {}",
+            caption_of(results, "idle")
+        ),
+    }])
 }
 
 fn spectrum(results: &Results, out: &Path) -> Result<Vec<Plot>> {
@@ -182,8 +237,13 @@ fn spectrum(results: &Results, out: &Path) -> Result<Vec<Plot>> {
             series.push((s, Vec::new()));
             continue;
         };
-        let pts: Vec<(f64, f64)> =
-            l.spectrum.iter().filter(|(p, _)| *p < 100.0).map(|(p, v)| (1.0 / (1.0 - p / 100.0), v / 1000.0)).collect();
+        let hollow = g.client_limited() || g.starving();
+        let pts: Vec<Pt> = l
+            .spectrum
+            .iter()
+            .filter(|(p, _)| *p < 100.0)
+            .map(|(p, v)| Pt { hollow, ..Pt::from((1.0 / (1.0 - p / 100.0), v / 1000.0)) })
+            .collect();
         series.push((s, pts));
     }
     if series.iter().all(|s| s.1.is_empty()) {
@@ -195,14 +255,20 @@ fn spectrum(results: &Results, out: &Path) -> Result<Vec<Plot>> {
         &Lines {
             title: &format!("Latency percentile spectrum at {SPECTRUM_CONNS} connections (http-keepalive)"),
             x_label: "1/(1-p): 10 = p90, 100 = p99, 1k = p99.9 (log)",
-            y_label: "latency, ms (log)",
+            y_label: "latency, ms (log, coordinated-omission corrected)",
             x_log: true,
             y_log: true,
             series,
             hline: None,
         },
     )?;
-    Ok(vec![Plot { file, caption: format!("Latency spectrum of every model at {SPECTRUM_CONNS} connections") }])
+    Ok(vec![Plot {
+        file,
+        caption: format!(
+            "Latency spectrum of every model at {SPECTRUM_CONNS} connections, the repetition with the median req/s. {}",
+            caption_of(results, "http-keepalive")
+        ),
+    }])
 }
 
 fn timeline(results: &Results, out: &Path) -> Result<Vec<Plot>> {
@@ -224,7 +290,8 @@ fn sweep(results: &Results, out: &Path) -> Result<Vec<Plot>> {
         return Ok(Vec::new());
     }
     let servers = palette(results);
-    let pick = |f: &dyn Fn(&crate::aggregate::Group) -> Option<f64>| -> Vec<(String, Vec<(f64, f64)>)> {
+    // x: the achieved rate of each offered rate (median), y: a figure with its interval.
+    let pick = |x_of: &dyn Fn(&Group) -> Option<f64>, fig: Figure, scale: f64| -> Vec<(String, Vec<Pt>)> {
         servers
             .iter()
             .map(|s| {
@@ -232,45 +299,60 @@ fn sweep(results: &Results, out: &Path) -> Result<Vec<Plot>> {
                     .of("sweep")
                     .into_iter()
                     .filter(|g| &g.server == s && g.ok > 0)
-                    .filter_map(|g| Some((g.rate?, f(g)?)))
+                    .filter_map(|g| point(results, g, fig, x_of(g)?, scale))
                     .collect();
                 (s.clone(), pts)
             })
             .collect()
     };
-    let t = "sweep-throughput.svg".to_string();
-    charts::lines(
-        &out.join(&t),
-        &Lines {
-            title: "Fixed-rate sweep: achieved vs offered rate (100 connections, open loop)",
-            x_label: "offered requests per second (log)",
-            y_label: "achieved requests per second (log)",
-            x_log: true,
-            y_log: true,
-            series: pick(&|g| g.achieved_rate.or(g.rps)),
-            hline: None,
-        },
-    )?;
-    let p = "sweep-p99.svg".to_string();
-    charts::lines(
-        &out.join(&p),
-        &Lines {
-            title: "Fixed-rate sweep: p99 latency vs offered rate (the knee)",
-            x_label: "offered requests per second (log)",
-            y_label: "p99 latency, ms (log, coordinated-omission corrected)",
-            x_log: true,
-            y_log: true,
-            series: pick(&|g| g.p99_us.map(|v| v / 1000.0)),
-            hline: Some((KNEE_P99_US / 1000.0, format!("bound: p99 = {} ms", KNEE_P99_US / 1000.0))),
-        },
-    )?;
-    Ok(vec![
-        Plot { file: t, caption: "Throughput against offered rate in the fixed-rate sweep".into() },
-        Plot {
-            file: p,
-            caption: "p99 latency against offered rate; the knee is where a line crosses the bound".into(),
-        },
-    ])
+    let offered = |g: &Group| g.rate;
+    let achieved = |g: &Group| results.interval(g, Figure::AchievedRate).map(|i| i.median).or(g.rps);
+    let about = caption_of(results, "sweep");
+    let bound = Some((KNEE_P99_US / 1000.0, format!("bound: p99 = {} ms", KNEE_P99_US / 1000.0)));
+    let specs = [
+        (
+            "sweep-throughput.svg",
+            "Fixed-rate sweep: achieved vs offered rate (open loop)",
+            "offered requests per second (log)",
+            "achieved requests per second (log)",
+            pick(&offered, Figure::AchievedRate, 1.0),
+            None,
+            "Achieved against offered rate",
+        ),
+        (
+            "sweep-p99.svg",
+            "Fixed-rate sweep: p99 latency vs offered rate (the knee)",
+            "offered requests per second (log)",
+            "p99 latency, ms (log, coordinated-omission corrected)",
+            pick(&offered, Figure::P99, 1000.0),
+            bound.clone(),
+            "p99 latency against offered rate; the knee is the last rate below the bound",
+        ),
+        (
+            "sweep-latency-throughput.svg",
+            "Latency vs achieved throughput (corrected for coordinated omission)",
+            "achieved requests per second (log)",
+            "p99 latency from each request's intended start, ms (log)",
+            pick(&achieved, Figure::P99, 1000.0),
+            bound.clone(),
+            "p99 latency (coordinated-omission corrected) against achieved throughput",
+        ),
+        (
+            "sweep-latency-throughput-uncorrected.svg",
+            "Latency vs achieved throughput (service time, uncorrected)",
+            "achieved requests per second (log)",
+            "p99 latency from each request's actual send, ms (log)",
+            pick(&achieved, Figure::P99Uncorrected, 1000.0),
+            bound,
+            "p99 service time (not corrected: what a closed-loop tool reports) against achieved throughput",
+        ),
+    ];
+    let mut plots = Vec::new();
+    for (file, title, x_label, y_label, series, hline, caption) in specs {
+        charts::lines(&out.join(file), &Lines { title, x_label, y_label, x_log: true, y_log: true, series, hline })?;
+        plots.push(Plot { file: file.into(), caption: format!("{caption}. {about}") });
+    }
+    Ok(plots)
 }
 
 fn idle_active(results: &Results, out: &Path) -> Result<Vec<Plot>> {
@@ -285,19 +367,29 @@ fn idle_active(results: &Results, out: &Path) -> Result<Vec<Plot>> {
                 .of("idle-active")
                 .into_iter()
                 .filter(|g| &g.server == s)
-                .filter_map(|g| Some(((g.idle_conns + 1) as f64, g.cpu_us_per_req?)))
+                .filter_map(|g| point(results, g, Figure::CpuPerReq, g.idle_conns as f64, 1.0))
                 .collect();
             (s.clone(), pts)
         })
         .collect();
+    let groups = results.of("idle-active");
+    let active: Vec<u64> = groups.iter().map(|g| g.conns).collect();
+    let rates: Vec<f64> = groups.iter().filter_map(|g| g.rate).collect();
+    let load = match (active.iter().min(), active.iter().max(), rates.first()) {
+        (Some(a), Some(b), Some(r)) if a == b && rates.iter().all(|x| x == r) => {
+            format!("{a} active connections at {} requests/s in total (open loop)", crate::verdicts::n(*r))
+        }
+        (Some(a), Some(b), None) if a == b => format!("{a} active connections, closed loop"),
+        _ => "active connections as in each cell".into(),
+    };
     let file = "idle-active.svg".to_string();
     charts::lines(
         &out.join(&file),
         &Lines {
             title: "Cost of a request vs idle connections, per readiness back end",
-            x_label: "idle connections + 1 (log)",
+            x_label: "idle connections held open beside the active ones",
             y_label: "server CPU per request, us",
-            x_log: true,
+            x_log: false,
             y_log: false,
             series,
             hline: None,
@@ -305,6 +397,10 @@ fn idle_active(results: &Results, out: &Path) -> Result<Vec<Plot>> {
     )?;
     Ok(vec![Plot {
         file,
-        caption: "Server CPU per request at 2,000 requests/s as idle connections grow (select/poll/epoll)".into(),
+        caption: format!(
+            "Server CPU per request as idle connections grow, {load}: a scan of every descriptor per wait shows as a \
+             line that rises with the idle count; {}",
+            runs_of(results, "idle-active")
+        ),
     }])
 }

@@ -53,10 +53,10 @@ pub const STARVED_MARK: &str = "‡";
 /// The markers a group's figure carries.
 fn marks(g: &Group) -> String {
     let mut m = String::new();
-    if g.client_bound_reps > 0 {
+    if g.client_limited() {
         m.push_str(CLIENT_BOUND_MARK);
     }
-    if g.starved.is_some_and(|s| s > 0.0) {
+    if g.starving() {
         m.push_str(STARVED_MARK);
     }
     m

@@ -142,10 +142,13 @@ fn report_tables_plots_and_summary_from_the_fixture() {
         "p99-http-keepalive.svg",
         "memory-per-connection.svg",
         "idle-memory.svg",
-        "spectrum-c10000.svg",
+        "cpu-per-req-http-keepalive.svg",
+        "spectrum-c100.svg",
         "timeline.svg",
         "sweep-throughput.svg",
         "sweep-p99.svg",
+        "sweep-latency-throughput.svg",
+        "sweep-latency-throughput-uncorrected.svg",
         "idle-active.svg",
     ] {
         assert!(plots.iter().any(|p| p == want), "plot {want} written: {plots:?}");
@@ -153,6 +156,16 @@ fn report_tables_plots_and_summary_from_the_fixture() {
         let svg = read(&dir.join("plots").join(want));
         assert!(svg.starts_with("<svg") && svg.contains("</svg>"));
     }
+    // Spread and marks: the fixture's three repetitions at 100 connections draw error bars, its
+    // starved pool and iterative cells hollow markers with the legend saying so.
+    let tput = read(&dir.join("plots/throughput-http-keepalive.svg"));
+    assert!(tput.contains(bench::charts::HOLLOW_MEANS), "hollow markers explained in the legend");
+    assert!(md.contains("error bars: the interval of the median"), "captions say what the bars are");
+    assert!(md.contains("up to 3 repetitions"), "captions read the repetitions from the cells");
+    // A stale plot from an earlier report is removed, not left to be read as current.
+    std::fs::write(dir.join("plots/spectrum-c10000.svg"), "<svg></svg>").expect("stale plot");
+    bench::report::generate(&dir, &dir.join("again.md")).expect("report again");
+    assert!(!dir.join("plots/spectrum-c10000.svg").exists(), "stale plot removed");
     // summary.csv: a header and one row per group.
     let csv = read(&dir.join("summary.csv"));
     let r = Results::load(&dir).expect("reads back");
