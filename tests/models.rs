@@ -318,7 +318,19 @@ macro_rules! scenarios {
             #[test] fn stop_promptly() { super::stop_promptly(ARGS, CONCURRENCY) }
             #[test] fn descriptor_exhaustion() { super::descriptor_exhaustion(ARGS, $fds) }
         }
-    )*};
+    )*
+        /// Every row's arguments, for the coverage check below.
+        const ROWS: &[&[&str]] = &[$(&[$($arg),*]),*];
+    };
+}
+
+/// A model added to the registry without a row here would go untested.
+#[test]
+fn every_registered_model_has_a_scenario_row() {
+    for m in servers::model::Model::ALL {
+        let covered = ROWS.iter().any(|row| row.windows(2).any(|w| w == ["--model", m.name()]));
+        assert!(covered, "model {} has no row in scenarios!", m.name());
+    }
 }
 
 scenarios! {

@@ -65,6 +65,10 @@ pub struct Group {
     pub foreign_cpu: Option<f64>,
     /// Repetitions in which the load generator was the bottleneck.
     pub client_bound_reps: usize,
+    /// Jain's index of answers per connection (median over repetitions).
+    pub jain: Option<f64>,
+    /// Connections with under half the median connection's answers (median over repetitions).
+    pub below_half_median: Option<f64>,
     /// Medians with their confidence intervals ([`crate::stats`]), over the ok repetitions.
     pub rps_ci: Option<Interval>,
     pub p99_ci: Option<Interval>,
@@ -168,6 +172,8 @@ fn group_of(records: &[&CellRecord]) -> Group {
         client_bound: ok.iter().any(|(_, l)| l.client_bound),
         foreign_cpu: ok.iter().filter_map(|(r, _)| r.derived.foreign_cpu_util).reduce(f64::max),
         client_bound_reps: ok.iter().filter(|(_, l)| l.client_bound).count(),
+        jain: m(&|_, l| l.jain_index),
+        below_half_median: m(&|_, l| l.below_half_median.map(|v| v as f64)),
         rps_ci: Interval::of(&rps),
         p99_ci: Interval::of(&ok.iter().map(|(_, l)| l.p99_us).collect::<Vec<_>>()),
         cpu_ci: Interval::of(&ok.iter().filter_map(|(r, _)| r.derived.cpu_us_per_req).collect::<Vec<_>>()),
@@ -226,6 +232,16 @@ pub struct Results {
     pub sendfile: Option<crate::probe::SendfileProbe>,
 }
 
+/// Lookups name a workload and a server the bench defines: a renamed model or a
+/// mistyped key fails the tests (every verdict runs over an empty folder in
+/// `verdicts::tests`) instead of quietly turning a verdict into "not measured".
+fn known(workload: &str, server: Option<&str>) {
+    debug_assert!(crate::workloads::WORKLOADS.iter().any(|w| w.name == workload), "unknown workload {workload:?}");
+    if let Some(key) = server {
+        debug_assert!(crate::matrix::ServerSpec::named(key, 1).is_some(), "unknown server key {key:?}");
+    }
+}
+
 impl Results {
     /// Build from records (env optional), groups in first-seen order.
     pub fn new(env: Option<EnvInfo>, records: Vec<CellRecord>) -> Results {
@@ -251,16 +267,19 @@ impl Results {
 
     /// The group of `workload` x `server` at `conns` (any idle count and rate).
     pub fn find(&self, workload: &str, server: &str, conns: u64) -> Option<&Group> {
+        known(workload, Some(server));
         self.groups.iter().find(|g| g.workload == workload && g.server == server && g.conns == conns)
     }
 
     /// The group of `workload` x `server` with `idle` idle connections.
     pub fn find_idle(&self, workload: &str, server: &str, idle: u64) -> Option<&Group> {
+        known(workload, Some(server));
         self.groups.iter().find(|g| g.workload == workload && g.server == server && g.idle_conns == idle)
     }
 
     /// Every group of `workload`.
     pub fn of(&self, workload: &str) -> Vec<&Group> {
+        known(workload, None);
         self.groups.iter().filter(|g| g.workload == workload).collect()
     }
 

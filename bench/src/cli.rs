@@ -67,7 +67,7 @@ pub struct ProbeArgs {
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub sends: u32,
     /// Runs per method.
-    #[arg(long, default_value_t = 5, value_name = "N")]
+    #[arg(long, default_value_t = probe::RUNS, value_name = "N")]
     pub runs: u32,
     /// User buffer of read+write, KiB.
     #[arg(long, default_value_t = 64, value_name = "KIB")]

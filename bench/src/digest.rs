@@ -45,10 +45,13 @@ pub fn summarise(r: &Report, raw: &serde_json::Value) -> LoadSummary {
         achieved_rate: r.open_loop.as_ref().map(|o| o.achieved_rate),
         timeline: r.timeline.iter().map(|t| (t.second, t.answers, t.p99_us, t.open_conns)).collect(),
         client_utilisation: r.client.utilisation,
-        client_cpu_s: r.client.cpu_user_s + r.client.cpu_sys_s,
+        // The client's working CPU: open-loop cells spin (`--spin busy`) between sends.
+        client_cpu_s: (r.client.cpu_user_s + r.client.cpu_sys_s - r.client.idle_spin_s).max(0.0),
         client_bound: r.client_bound,
         client_bound_reasons: r.client_bound_reasons.clone(),
         window_start_unix_ms: window_start,
+        jain_index: r.fairness.as_ref().map(|f| f.jain_index),
+        below_half_median: r.fairness.as_ref().map(|f| f.below_half_median),
     }
 }
 

@@ -193,8 +193,19 @@ struct Block {
     servers: Vec<ServerSpec>,
     /// (active connections, idle connections, open-loop rate).
     points: Vec<(u64, u64, Option<f64>)>,
+    /// Repetitions `first_rep..=reps` (a block that adds rounds to another starts past its last).
+    first_rep: u32,
     reps: u32,
 }
+
+/// How the load generator waits between open-loop sends. It has its own core, so it
+/// never sleeps: sleeping until 100 us before each send left a dispatch lag p99 of
+/// 0.2-340 us over five runs of `--rate 2000 --conns 100` on a quiet machine, never
+/// sleeping 1-14 us over six (README, the load generator).
+pub const OPEN_LOOP_SPIN: &str = "busy";
+
+/// Seconds a cell takes beyond connecting, warm-up and window (server start, client exit).
+const CELL_OVERHEAD_S: f64 = 0.3;
 
 fn closed(conns: &[u64]) -> Vec<(u64, u64, Option<f64>)> {
     conns.iter().map(|&c| (c, 0, None)).collect()
@@ -223,6 +234,15 @@ pub const POOL_SIZED_WORKERS: u64 = IDLE_LADDER[0];
 pub const POOL_SIZED: &str = "pool-1000";
 /// Repetitions of the cells the verdicts and the main table compare.
 pub const REPS: u32 = crate::stats::MIN_REPS as u32;
+/// Repetitions of the pair C6 compares (multi-reactor and reactor-pool with keep-alive
+/// at 1,000 and 10,000 connections). Its per-pair ratio of CPU per request spread
+/// 1.04-1.47 and 0.91-1.27 over 5 pairs and the verdict flipped between two standard
+/// runs; 12 pairs give the interval `[x(3), x(10)]` (96.1%), which one stray pair on
+/// either side no longer moves.
+pub const C6_PAIRS: u32 = 12;
+/// The models and connection counts of [`C6_PAIRS`].
+pub const C6_MODELS: [&str; 2] = ["multi-reactor", "reactor-pool"];
+pub const C6_EXTRA_CONNS: [u64; 2] = [1_000, 10_000];
 /// What the standard profile leaves out, and why (the report prints this).
 pub const STANDARD_DROPS: &[&str] = &[
     "echo and http-keepalive at 1 connection: no verdict or table reads them (the full profile runs them)",
@@ -239,7 +259,15 @@ pub const IDLE_LADDER: [u64; 4] = [1_000, 5_000, 10_000, 19_000];
 
 fn blocks(profile: Profile, cpus: usize) -> Vec<Block> {
     let all = ServerSpec::all_base(cpus);
-    let pick = |keys: &[&str]| -> Vec<ServerSpec> { keys.iter().filter_map(|k| ServerSpec::named(k, cpus)).collect() };
+    let pick = |keys: &[&str]| -> Vec<ServerSpec> {
+        keys.iter()
+            .filter_map(|k| {
+                let spec = ServerSpec::named(k, cpus);
+                debug_assert!(spec.is_some(), "the matrix names an unknown server key {k:?}");
+                spec
+            })
+            .collect()
+    };
     let idle = |ladder: &[u64]| ladder.iter().map(|&n| (n, 0, Some(n as f64))).collect::<Vec<_>>();
     let sweep = |rates: &[f64]| rates.iter().map(|&r| (SWEEP_CONNS, 0, Some(r))).collect::<Vec<_>>();
     // N connections in all, IDLE_ACTIVE_CONNS of them active at a fixed rate, the rest idle.
@@ -273,14 +301,21 @@ fn blocks(profile: Profile, cpus: usize) -> Vec<Block> {
         v
     };
     let (all_ref, scalable_ref) = (with_ref(&all), with_ref(&scalable));
-    let b =
-        |workload, servers: &Vec<ServerSpec>, points, reps| Block { workload, servers: servers.clone(), points, reps };
+    let b = |workload, servers: &Vec<ServerSpec>, points, reps| Block {
+        workload,
+        servers: servers.clone(),
+        points,
+        first_rep: 1,
+        reps,
+    };
     match profile {
         Profile::Quick => vec![b("http-keepalive", &all, closed(&[100, 1_000]), 1)],
         // See STANDARD_DROPS for what is left out.
         Profile::Standard => vec![
             b("http-keepalive", &all_ref, closed(&[100, 1_000]), REPS),
             b("http-keepalive", &scalable, closed(&[10_000]), REPS),
+            // C6's pair, more rounds after the fifth (each round runs the two back to back).
+            Block { first_rep: REPS + 1, ..b("http-keepalive", &pick(&C6_MODELS), closed(&C6_EXTRA_CONNS), C6_PAIRS) },
             b("http-keepalive", &fixed, closed(&[10_000]), 1),
             b("http-keepalive", &pick(&[NGINX]), closed(&[10_000]), 1),
             b("http-short", &all_ref, closed(&[100]), 2),
@@ -331,7 +366,7 @@ pub fn plan(profile: Profile, sizing: &Sizing, only: &[String], client_threads: 
     let mut cells = Vec::new();
     let mut rotation = 0usize;
     for rep in 1..=max_reps {
-        for block in blocks.iter().filter(|b| b.reps >= rep) {
+        for block in blocks.iter().filter(|b| (b.first_rep..=b.reps).contains(&rep)) {
             let Some(workload) = WORKLOADS.iter().find(|w| w.name == block.workload) else { continue };
             let servers: Vec<&ServerSpec> =
                 block.servers.iter().filter(|s| only.is_empty() || only.contains(&s.key)).collect();
@@ -410,7 +445,7 @@ impl CellSpec<'_> {
             (None, None) => {}
         }
         if let Some(rate) = self.rate {
-            load_args.extend(["--rate".into(), format!("{rate:.0}")]);
+            load_args.extend(["--rate".into(), format!("{rate:.0}"), "--spin".into(), OPEN_LOOP_SPIN.into()]);
         }
         if self.idle > 0 {
             load_args.extend(["--idle-conns".into(), self.idle.to_string()]);
@@ -423,9 +458,11 @@ impl CellSpec<'_> {
             load_args.extend(FIXED_AT_SCALE.iter().map(|s| s.to_string()));
         }
         // Connecting 10,000 sockets and waiting out the last timeouts both take time.
+        // Calibrated on results/2026-12-03-vm-b: its 398 cells took 1,276 s against
+        // 1,295 s planned this way (0.3 s to start and stop a server and the client).
         let connect = all / 10_000.0;
         let measured = duration.unwrap_or(w.timeout_s);
-        let estimate = 0.6 + connect + warmup + measured;
+        let estimate = CELL_OVERHEAD_S + connect + warmup + measured;
         Cell {
             id: format!("{group}/rep{}", self.rep),
             group,
@@ -494,6 +531,42 @@ mod tests {
             assert_eq!(cells.iter().filter(|c| c.group == g).count(), REPS as usize, "{g}");
         }
         assert!(cells.iter().any(|c| c.server.key == POOL_SIZED && c.workload == "idle"));
+    }
+
+    #[test]
+    fn every_registered_model_is_in_the_standard_and_full_matrix() {
+        for profile in [Profile::Standard, Profile::Full] {
+            let cells = plan(profile, &sizing(), &[], 1);
+            for m in Model::ALL {
+                let main = cells.iter().any(|c| c.server.model == m.name() && c.workload == "http-keepalive");
+                assert!(main, "{} is missing from the {} keep-alive ladder", m.name(), profile.name());
+            }
+        }
+    }
+
+    #[test]
+    fn c6_pairs_run_back_to_back_for_every_round() {
+        let cells = plan(Profile::Standard, &sizing(), &[], 1);
+        for conns in C6_EXTRA_CONNS {
+            for key in C6_MODELS {
+                let g = format!("http-keepalive/{key}/c{conns}");
+                let reps: Vec<u32> = cells.iter().filter(|c| c.group == g).map(|c| c.rep).collect();
+                assert_eq!(reps, (1..=C6_PAIRS).collect::<Vec<_>>(), "{g}");
+            }
+            // Past the fifth round the pair runs alone at its point: one right after the other.
+            for rep in REPS + 1..=C6_PAIRS {
+                let at: Vec<usize> = cells
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.rep == rep && c.conns == conns && c.workload == "http-keepalive")
+                    .map(|(i, _)| i)
+                    .collect();
+                assert_eq!(at.len(), 2, "round {rep} at {conns}");
+                assert_eq!(at[1], at[0] + 1, "round {rep} at {conns}");
+            }
+        }
+        // Other models keep their five.
+        assert_eq!(cells.iter().filter(|c| c.group == "http-keepalive/tokio/c1000").count(), REPS as usize);
     }
 
     #[test]

@@ -138,6 +138,13 @@ pub struct LoadSummary {
     pub client_bound_reasons: Vec<String>,
     /// Start of the measured window, ms since the epoch (estimated when the report lacks it).
     pub window_start_unix_ms: u64,
+    /// Jain's index of answers per connection over the window, and the connections
+    /// with under half the median's answers (`c10k load`'s fairness figures; `None`
+    /// in reports older than them).
+    #[serde(default)]
+    pub jain_index: Option<f64>,
+    #[serde(default)]
+    pub below_half_median: Option<u64>,
 }
 
 /// Figures derived from the monitor samples and the load report.

@@ -72,8 +72,8 @@ pub fn main_table(r: &Results) -> String {
     let mut out = String::from(
         "| id | model | req/s, 100 conns | req/s, 10,000 conns | p50 / p99 / p99.9, 100 conns | p99, 10,000 conns | \
          peak memory | memory / conn | CPU / req, server / client (100 conns) | req per server CPU-second (100 conns) | \
-         conns served (idle) | the documents say |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
+         conns served (idle) | fairness (Jain), 1,000 / 10,000 conns | the documents say |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let us = |v: f64| format!("{v:.1}");
     for s in ordered_servers(r, "http-keepalive") {
@@ -101,9 +101,14 @@ pub fn main_table(r: &Results) -> String {
             inv.show(n)
         });
         let held = r.served_max(&s).map(|(served, at)| format!("{} of {}", n(served), n(at as f64)));
+        let jain = |c: u64| ok_group(r, "http-keepalive", &s, c).and_then(|g| g.jain).map(|j| format!("{j:.3}"));
+        let fairness = match (jain(1_000), jain(10_000)) {
+            (None, None) => None,
+            (a, b) => Some(format!("{} / {}", cell(a), cell(b))),
+        };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             any.id,
             if crate::reference::is_reference(&s) { format!("{s} (reference)") } else { s.clone() },
             g100.and_then(rps_cell).unwrap_or_else(|| status_note(r, "http-keepalive", &s, 100)),
@@ -115,6 +120,7 @@ pub fn main_table(r: &Results) -> String {
             cell(cpu),
             cell(efficiency),
             cell(held),
+            cell(fairness),
             cell(Some(seed_text(&s)).filter(|t| !t.is_empty()))
         );
     }
@@ -124,7 +130,8 @@ pub fn main_table(r: &Results) -> String {
          {CLIENT_BOUND_MARK} the load generator was the bottleneck in at least one repetition: req/s there is the \
          client's limit, not the server's; compare such rows on requests per server CPU-second, which stays valid. \
          {STARVED_MARK} some connections got no answer in the whole run (the count is in the appendix). A missing \
-         figure is shown as – or the cell's status, never as zero."
+         figure is shown as – or the cell's status, never as zero. Fairness is Jain's index of answers per \
+         connection over the window: 1 when every connection was served equally, k/n when k of n were."
     );
     out
 }
@@ -136,7 +143,7 @@ pub fn knee_table(r: &Results) -> String {
         return String::new();
     }
     let mut out = format!(
-        "| model | knee: last rate before the first with p99 over {} | p99 there | first rate past the knee | its p99 / achieved | client lateness p99 there |\n|---|---|---|---|---|---|\n",
+        "| model | knee: last rate before the first with p99 over {} | p99 there | first rate past the knee | its p99 / achieved | client lateness p99 there (hypervisor steal on the client's CPU in the window) |\n|---|---|---|---|---|---|\n",
         lat(KNEE_P99_US)
     );
     for s in servers {
@@ -167,7 +174,13 @@ pub fn knee_table(r: &Results) -> String {
                     )
                 }
             })),
-            cell(past.and_then(|g| dispatch_lag_p99(r, g)).map(lat))
+            cell(past.and_then(|g| {
+                let lag = lat(dispatch_lag_p99(r, g)?);
+                Some(match client_steal_s(r, g) {
+                    Some(steal) => format!("{lag} (steal {:.0} ms)", steal * 1e3),
+                    None => lag,
+                })
+            }))
         );
     }
     out
@@ -182,6 +195,17 @@ fn dispatch_lag_p99(r: &Results, g: &Group) -> Option<f64> {
         .filter_map(|rec| rec.load_raw.as_ref()?.pointer("/open_loop/dispatch_lag/p99_us")?.as_f64())
         .collect();
     crate::aggregate::median(lags)
+}
+
+/// The hypervisor's steal on the client's CPUs over the window (median over
+/// repetitions); `None` for load reports older than the figure.
+fn client_steal_s(r: &Results, g: &Group) -> Option<f64> {
+    let steal: Vec<f64> = r
+        .records_of(&g.group)
+        .iter()
+        .filter_map(|rec| rec.load_raw.as_ref()?.pointer("/client/steal_s")?.as_f64())
+        .collect();
+    crate::aggregate::median(steal)
 }
 
 /// The knee (the highest rate under the bound) and the rate after it. Misses

@@ -58,6 +58,11 @@ pub struct LoadArgs {
     /// Poisson arrivals: seed of the generators, recorded in the report [default: 1].
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Open loop: sleep until this long before each send and spin the rest, or
+    /// `busy` to never sleep (a core per thread, for the tightest schedule; idle
+    /// spinning is reported apart and left out of the utilisation) [default: 100us].
+    #[arg(long, value_parser = crate::config::Spin::parse, value_name = "DURATION|busy")]
+    pub spin: Option<crate::config::Spin>,
     /// Close and reopen each connection after this many answers (1 = a connection per request).
     #[arg(long)]
     pub reqs_per_conn: Option<u64>,
@@ -183,6 +188,7 @@ pub fn config_from_args(args: &LoadArgs) -> Result<Config, LoadError> {
     check(args.connect_rate.is_none_or(|r| r.is_finite() && r > 0.0), "--connect-rate must be a positive number")?;
     check(args.rate.is_some() || args.arrivals == Arrivals::Uniform, "--arrivals poisson needs --rate")?;
     check(args.seed.is_none() || args.arrivals == Arrivals::Poisson, "--seed needs --arrivals poisson")?;
+    check(args.spin.is_none() || args.rate.is_some(), "--spin needs --rate (closed loop never waits for a schedule)")?;
     check(args.requests != Some(0), "--requests must be at least 1")?;
     check(args.reqs_per_conn != Some(0), "--reqs-per-conn must be at least 1")?;
     check(!args.timeout.is_zero() && !args.connect_timeout.is_zero(), "timeouts must be positive")?;
@@ -225,6 +231,7 @@ pub fn config_from_args(args: &LoadArgs) -> Result<Config, LoadError> {
         max_error_rate: args.max_error_rate,
         arrivals: args.arrivals,
         seed: args.seed.unwrap_or(DEFAULT_SEED),
+        spin: args.spin.unwrap_or_default(),
     })
 }
 
@@ -310,6 +317,23 @@ mod tests {
         assert!(err.to_string().contains("--pipeline"), "{err}");
         assert!(config(&["--addr", "127.0.0.1:1", "--rate=-3"]).is_err());
         assert!(config(&["--addr", "no-such-host.invalid:1"]).is_err());
+    }
+
+    #[test]
+    fn spin_is_a_duration_or_busy_and_needs_a_rate() {
+        use crate::config::Spin;
+        let c = config(&["--addr", "127.0.0.1:1", "--rate", "100"]).unwrap();
+        assert_eq!(c.spin, Spin::DEFAULT);
+        assert_eq!(c.echo().spin.as_deref(), Some("100us"));
+        let c = config(&["--addr", "127.0.0.1:1", "--rate", "100", "--spin", "2ms"]).unwrap();
+        assert_eq!((c.spin, c.spin.ns()), (Spin::Before(Duration::from_millis(2)), 2_000_000));
+        let c = config(&["--addr", "127.0.0.1:1", "--rate", "100", "--spin", "busy"]).unwrap();
+        assert_eq!((c.spin.ns(), c.echo().spin.as_deref()), (u64::MAX, Some("busy")));
+        let err = config(&["--addr", "127.0.0.1:1", "--spin", "busy"]).unwrap_err();
+        assert!(err.to_string().contains("--spin needs --rate"), "{err}");
+        assert_eq!(config(&["--addr", "127.0.0.1:1"]).unwrap().echo().spin, None, "closed loop records none");
+        let mut all = vec!["load", "--addr", "127.0.0.1:1", "--rate", "1", "--spin", "soon"];
+        assert!(Cli::try_parse_from(all.drain(..)).is_err(), "neither a duration nor busy");
     }
 
     #[test]

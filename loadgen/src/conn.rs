@@ -191,6 +191,11 @@ pub struct Conn {
     pub on_socket: u64,
     /// Answers over the whole run (warmup included): zero at the end = starved.
     pub answered: u64,
+    /// Answers in the measured window, and when the last one came (0: none yet).
+    pub window_answers: u64,
+    pub last_answer_at: u64,
+    /// Longest gap between answers in the window so far, ns (see [`crate::fairness`]).
+    pub longest_gap: u64,
     /// Measured requests this slot may still issue.
     pub budget: u64,
     /// Next due time of the open-loop schedule.
@@ -233,6 +238,9 @@ impl Conn {
             rx: Rx::new(proto),
             on_socket: 0,
             answered: 0,
+            window_answers: 0,
+            last_answer_at: 0,
+            longest_gap: 0,
             budget,
             due,
             rng,

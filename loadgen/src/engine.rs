@@ -5,8 +5,10 @@
 //! retries), start connects the window allows, housekeeping (timeouts, the
 //! timeline, progress), then wait in epoll. Timers are a binary heap driven by
 //! one `timerfd` (nanosecond deadlines, unlike epoll's milliseconds). In open loop
-//! the timer fires `SPIN_NS` before the deadline and the thread spins the
-//! rest, so a send is late by microseconds, not by a CPU wake-up.
+//! the timer fires `--spin` (100 us by default) before the deadline and the thread
+//! spins the rest, so a send is late by microseconds, not by a CPU wake-up; with
+//! `--spin busy` it never sleeps. Spinning with nothing to do is counted apart, so
+//! that the client's utilisation stays the share of its time it spent working.
 //!
 //! No allocation per request: the request bytes (repeated `pipeline` times) are
 //! shared by the thread's connections, answers are read into one 16 KiB buffer,
@@ -44,11 +46,6 @@ const MIN_SWEEP: u64 = 10 * MS;
 const MAX_SWEEP: u64 = 100 * MS;
 /// While waiting for the gate, look at it this often.
 const GATE_POLL: u64 = 5 * MS;
-/// Open loop: the thread sleeps until this long before its next deadline and
-/// then spins (polling epoll without blocking), so a send goes out within
-/// microseconds of its due time instead of after a CPU wake-up (tens of
-/// microseconds to milliseconds on an idle VM). Closed loop never spins.
-const SPIN_NS: u64 = 100_000;
 /// Set this thread's timer slack to the minimum (1 ns) so that its sleeps end
 /// when asked, not up to 50 us later (the default slack).
 fn min_timer_slack() {
@@ -65,8 +62,14 @@ pub struct Engine<'p> {
     pub(crate) poll: Poll,
     pub(crate) timerfd: TimerFd,
     pub(crate) armed: u64,
-    /// How long before a deadline the thread stops sleeping: [`SPIN_NS`] in open loop, else 0.
+    /// How long before a deadline the thread stops sleeping: `--spin` in open loop
+    /// (`u64::MAX` for busy), else 0.
     pub(crate) spin_ns: u64,
+    /// CPU spent spinning with nothing to do, in all and when the window opened.
+    pub(crate) idle_spin_ns: u64,
+    pub(crate) idle_spin_at_start: u64,
+    /// Steal on the process's CPUs when the window opened.
+    pub(crate) steal_at_start: u64,
     pub(crate) conns: Vec<Conn>,
     pub(crate) timers: BinaryHeap<Reverse<(u64, u32)>>,
     /// Slots waiting to connect, in order.
@@ -124,13 +127,16 @@ impl<'p> Engine<'p> {
         let of_process = share.count as f64 / plan.slots.max(1) as f64;
         let connect_cap = ((f64::from(c.connect_window) * of_process).ceil() as u32).max(1);
         let per_thread = share.count as f64 / c.slots() as f64;
-        let spin_ns = if plan.schedule.is_open() { SPIN_NS } else { 0 };
+        let spin_ns = if plan.schedule.is_open() { plan.config.spin.ns() } else { 0 };
         Ok(Engine {
             plan,
             poll,
             timerfd,
             armed: 0,
             spin_ns,
+            idle_spin_ns: 0,
+            idle_spin_at_start: 0,
+            steal_at_start: 0,
             queue: (0..conns.len() as u32).collect(),
             conns,
             timers: BinaryHeap::new(),
@@ -183,7 +189,8 @@ impl<'p> Engine<'p> {
             }
             let deadline = self.next_deadline(now);
             // Within `spin_ns` of the deadline: poll without blocking (spin).
-            let timeout = if deadline <= now + self.spin_ns {
+            let spinning = deadline <= now.saturating_add(self.spin_ns);
+            let timeout = if spinning {
                 Some(Duration::ZERO)
             } else {
                 self.arm(deadline - self.spin_ns)?;
@@ -193,6 +200,10 @@ impl<'p> Engine<'p> {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(LoadError::io("epoll_wait", e)),
+            }
+            // An empty turn ahead of the deadline did nothing but wait.
+            if spinning && deadline > now && events.is_empty() {
+                self.idle_spin_ns += now_ns().saturating_sub(now);
             }
             for event in events.iter() {
                 if event.token() == TIMER {
@@ -348,6 +359,8 @@ impl<'p> Engine<'p> {
         }
         if self.cpu_start.is_none() && now >= self.window_start {
             self.cpu_start = Some((now, ThreadCpu::now()));
+            self.idle_spin_at_start = self.idle_spin_ns;
+            self.steal_at_start = crate::env::steal_ns();
         }
         while self.next_second <= now && self.next_second <= self.window_end {
             let s = ((self.next_second - self.window_start) / SEC - 1) as usize;
@@ -371,6 +384,10 @@ impl<'p> Engine<'p> {
             return;
         }
         self.cpu_end = Some((now, ThreadCpu::now()));
+        self.rec.counts.idle_spin_ns = self.idle_spin_ns - self.idle_spin_at_start;
+        if self.cpu_start.is_some() {
+            self.rec.counts.steal_ns = crate::env::steal_ns().saturating_sub(self.steal_at_start);
+        }
         self.rec.counts.open_at_end = self.open;
         // A partial last second still gets its open-connection count.
         let end = now.min(self.window_end);

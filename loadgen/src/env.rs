@@ -97,6 +97,29 @@ impl ThreadCpu {
     }
 }
 
+/// Time the hypervisor ran something else while one of this process's CPUs
+/// wanted to run (steal, `/proc/stat`, 10 ms ticks), summed over the CPUs the
+/// process may run on; 0 where the kernel does not count it.
+///
+/// A thread that is stolen from is late by however long the steal lasts: this is
+/// the part of the load generator's lateness that no spinning can remove.
+pub fn steal_ns() -> u64 {
+    use procfs::CurrentSI;
+    let Ok(stat) = procfs::KernelStats::current() else { return 0 };
+    let allowed = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).ok();
+    // `cpu_time` lists the online CPUs in order; on a machine with CPUs offline the
+    // index is not the CPU number, and then every CPU counts.
+    let exact = stat.cpu_time.len()
+        == nix::unistd::sysconf(nix::unistd::SysconfVar::_NPROCESSORS_CONF).ok().flatten().map_or(0, |n| n as usize);
+    stat.cpu_time
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !exact || allowed.as_ref().is_none_or(|set| set.is_set(*i).unwrap_or(true)))
+        .filter_map(|(_, t)| t.steal_ms())
+        .sum::<u64>()
+        * 1_000_000
+}
+
 fn timeval_ns(tv: nix::sys::time::TimeVal) -> u64 {
     tv.tv_sec() as u64 * 1_000_000_000 + tv.tv_usec() as u64 * 1_000
 }
@@ -127,5 +150,13 @@ mod tests {
         std::hint::black_box(x);
         let used = ThreadCpu::now().since(before);
         assert!(used.user_ns + used.sys_ns >= 10_000_000, "{used:?}");
+    }
+
+    #[test]
+    fn steal_never_goes_backwards() {
+        let a = steal_ns();
+        let b = steal_ns();
+        assert!(b >= a, "{a} then {b}");
+        assert_eq!(a % 1_000_000, 0, "whole milliseconds from ticks");
     }
 }

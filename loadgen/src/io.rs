@@ -209,6 +209,11 @@ impl Engine<'_> {
         };
         let result = c.rx.feed(&self.buf[..n], &self.plan.request, &mut on_answer);
         c.answered += answered;
+        if in_window && answered > 0 {
+            c.longest_gap = c.longest_gap.max(now - c.last_answer_at.max(window_start));
+            c.last_answer_at = now;
+            c.window_answers += answered;
+        }
         if answered > 0 {
             self.last_progress = now;
             c.answered_since_failure = true;
@@ -402,13 +407,29 @@ impl Engine<'_> {
         counts.cpu_user_ns = used.user_ns;
         counts.cpu_sys_ns = used.sys_ns;
         counts.cpu_wait_ns = used.wait_ns;
-        counts.max_thread_util = if t1 > t0 { (used.user_ns + used.sys_ns) as f64 / (t1 - t0) as f64 } else { 0.0 };
+        if self.cpu_end.is_none() {
+            counts.idle_spin_ns = self.idle_spin_ns - self.idle_spin_at_start;
+        }
+        let working = (used.user_ns + used.sys_ns).saturating_sub(counts.idle_spin_ns);
+        counts.max_thread_util = if t1 > t0 { working as f64 / (t1 - t0) as f64 } else { 0.0 };
         counts.window_ns = if self.loaded { self.window_end.min(now).saturating_sub(self.window_start) } else { 0 };
         let (schedule, start, end) = (self.plan.schedule, self.window_start, self.window_end);
         counts.unsent = self.conns.iter().map(|c| schedule.remaining(c.due, c.rng, start, end).min(c.budget)).sum();
         let config = &self.plan.config;
         counts.starved =
             self.conns.iter().filter(|c| c.answered == 0 && config.request_budget(c.global) > 0).count() as u64;
+        // Fairness over the connections that carried load. The gap from the last answer
+        // to the window's end counts, unless the connection had spent its budget.
+        let end = self.window_end.min(now);
+        if self.loaded && end > start {
+            for c in self.conns.iter().filter(|c| config.request_budget(c.global) > 0) {
+                let trailing = if c.budget == 0 { 0 } else { end.saturating_sub(c.last_answer_at.max(start)) };
+                self.rec.answers_per_conn.saturating_record(c.window_answers);
+                self.rec.longest_gap.saturating_record(c.longest_gap.max(trailing));
+                self.rec.counts.fair_sum += c.window_answers;
+                self.rec.counts.fair_sum_sq += (c.window_answers as f64) * (c.window_answers as f64);
+            }
+        }
         // Reset rather than close what is still open: a client that closes
         // first keeps each port in TIME_WAIT for a minute, and the next run's
         // connects then crawl through a nearly exhausted port range.

@@ -31,6 +31,7 @@ pub mod conn;
 pub mod engine;
 pub mod env;
 pub mod error;
+pub mod fairness;
 pub mod hgrm;
 pub mod io;
 pub mod outcome;

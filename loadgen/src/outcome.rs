@@ -84,14 +84,17 @@ pub fn build(config: &Config, env: Environment, rec: &Recorder, times: Times) ->
         }
     });
     let threads = c.threads.max(1);
-    let cpu = secs(c.cpu_user_ns + c.cpu_sys_ns);
+    // Spinning with nothing to do is CPU spent, not work: the utilisations leave it out.
+    let working = secs((c.cpu_user_ns + c.cpu_sys_ns).saturating_sub(c.idle_spin_ns));
     let capacity = f64::from(threads) * window;
     let client = ClientUsage {
         threads,
         cpu_user_s: secs(c.cpu_user_ns),
         cpu_sys_s: secs(c.cpu_sys_ns),
-        utilisation: if capacity > 0.0 { cpu / capacity } else { 0.0 },
+        utilisation: if capacity > 0.0 { working / capacity } else { 0.0 },
         max_thread_utilisation: c.max_thread_util,
+        idle_spin_s: secs(c.idle_spin_ns),
+        steal_s: secs(c.steal_ns),
         run_queue_wait_s: secs(c.cpu_wait_ns),
     };
     let reasons = self_check(&client, open_loop.as_ref(), capacity);
@@ -145,6 +148,7 @@ pub fn build(config: &Config, env: Environment, rec: &Recorder, times: Times) ->
         client,
         client_bound: !reasons.is_empty(),
         client_bound_reasons: reasons,
+        fairness: crate::fairness::of(&rec.answers_per_conn, &rec.longest_gap, c.fair_sum, c.fair_sum_sq),
         histograms: Histograms {
             encoding: HISTOGRAM_ENCODING.into(),
             unit: "ns".into(),
@@ -201,7 +205,7 @@ fn self_check(client: &ClientUsage, open_loop: Option<&OpenLoop>, capacity: f64)
             BUSY_THRESHOLD * 100.0
         ));
     }
-    let cpu = client.cpu_user_s + client.cpu_sys_s;
+    let cpu = client.cpu_user_s + client.cpu_sys_s - client.idle_spin_s;
     if capacity > 0.0 && (cpu + client.run_queue_wait_s) / capacity > BUSY_THRESHOLD && client.run_queue_wait_s > 0.0 {
         reasons.push(format!(
             "load generator threads were busy or waiting for a CPU {:.0}% of the time ({:.2} s waiting): \
@@ -212,8 +216,13 @@ fn self_check(client: &ClientUsage, open_loop: Option<&OpenLoop>, capacity: f64)
     }
     if let Some(ol) = open_loop.filter(|ol| ol.client_behind) {
         reasons.push(format!(
-            "open loop fell behind its schedule on free connections (dispatch lag p99 {:.1} ms)",
-            ol.dispatch_lag.p99_us / 1_000.0
+            "open loop fell behind its schedule on free connections (dispatch lag p99 {:.1} ms{})",
+            ol.dispatch_lag.p99_us / 1_000.0,
+            if client.steal_s > 0.0 {
+                format!("; the hypervisor stole {:.0} ms of the client's CPUs in the window", client.steal_s * 1e3)
+            } else {
+                String::new()
+            }
         ));
     }
     reasons

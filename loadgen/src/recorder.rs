@@ -110,6 +110,19 @@ pub struct Counts {
     pub cpu_user_ns: u64,
     pub cpu_sys_ns: u64,
     pub cpu_wait_ns: u64,
+    /// CPU spent spinning idle before a send (summed when merging).
+    #[serde(default)]
+    pub idle_spin_ns: u64,
+    /// Steal on the client's CPUs over the window (max when merging: every thread
+    /// and process reads the same CPUs).
+    #[serde(default)]
+    pub steal_ns: u64,
+    /// Fairness: answers in the window summed over the connections that carried
+    /// load, and the sum of their squares (exact below 2^53), for Jain's index.
+    #[serde(default)]
+    pub fair_sum: u64,
+    #[serde(default)]
+    pub fair_sum_sq: f64,
     /// Busiest thread's CPU fraction of its window (max when merging).
     pub max_thread_util: f64,
 }
@@ -149,6 +162,10 @@ pub struct Recorder {
     pub reconnect: Histogram<u64>,
     pub schedule_lag: Histogram<u64>,
     pub dispatch_lag: Histogram<u64>,
+    /// Per connection that carried load: answers in the window (a count, not ns).
+    pub answers_per_conn: Histogram<u64>,
+    /// Per connection that carried load: its longest gap between answers, ns.
+    pub longest_gap: Histogram<u64>,
     pub counts: Counts,
     pub errors: Vec<ErrorTally>,
     pub seconds: Vec<Second>,
@@ -169,6 +186,8 @@ impl Recorder {
             reconnect: histogram(),
             schedule_lag: histogram(),
             dispatch_lag: histogram(),
+            answers_per_conn: histogram(),
+            longest_gap: histogram(),
             counts: Counts::default(),
             errors: vec![ErrorTally::default(); ErrorKind::ALL.len()],
             seconds: Vec::new(),
@@ -214,6 +233,9 @@ impl Recorder {
         self.reconnect.add(&other.reconnect)?;
         self.schedule_lag.add(&other.schedule_lag)?;
         self.dispatch_lag.add(&other.dispatch_lag)?;
+        self.answers_per_conn.add(&other.answers_per_conn)?;
+        self.longest_gap.add(&other.longest_gap)?;
+        self.counts.fair_sum_sq += other.counts.fair_sum_sq;
         for (mine, theirs) in self.errors.iter_mut().zip(&other.errors) {
             mine.count += theirs.count;
             mine.conns += theirs.conns;
@@ -240,6 +262,7 @@ impl Recorder {
         a.last_answer_ns = a.last_answer_ns.max(b.last_answer_ns);
         a.window_ns = a.window_ns.max(b.window_ns);
         a.max_thread_util = a.max_thread_util.max(b.max_thread_util);
+        a.steal_ns = a.steal_ns.max(b.steal_ns);
         for (x, y) in [
             (&mut a.requests, b.requests),
             (&mut a.answers_in_window, b.answers_in_window),
@@ -257,6 +280,8 @@ impl Recorder {
             (&mut a.cpu_user_ns, b.cpu_user_ns),
             (&mut a.cpu_sys_ns, b.cpu_sys_ns),
             (&mut a.cpu_wait_ns, b.cpu_wait_ns),
+            (&mut a.idle_spin_ns, b.idle_spin_ns),
+            (&mut a.fair_sum, b.fair_sum),
         ] {
             *x += y;
         }

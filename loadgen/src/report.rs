@@ -72,6 +72,32 @@ pub struct Report {
     pub passed: bool,
     /// The raw histograms, for exact merging across runs or processes.
     pub histograms: Histograms,
+    /// How evenly the connections were served over the window; `None` when no
+    /// connection carried load in a measured window.
+    #[serde(default)]
+    pub fairness: Option<Fairness>,
+}
+
+/// Answers per connection over the measured window, and each connection's longest
+/// gap between answers (see [`crate::fairness`]). Idle connections are left out.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Fairness {
+    /// Connections that carried load.
+    pub conns: u64,
+    /// Jain's index of answers per connection: 1 = all equal, k/n = k of n served equally.
+    pub jain_index: f64,
+    pub answers_min: u64,
+    pub answers_p1: u64,
+    pub answers_median: u64,
+    pub answers_p99: u64,
+    pub answers_max: u64,
+    /// Connections with fewer than half the median's answers, and their share.
+    pub below_half_median: u64,
+    pub below_half_median_share: f64,
+    /// Connections with no answer in the window.
+    pub unanswered_in_window: u64,
+    /// Longest gap between answers per connection (window edges count), microseconds.
+    pub longest_gap: Distribution,
 }
 
 /// Request loop: closed (send on answer) or open (fixed rate).
@@ -134,6 +160,10 @@ pub struct RunConfig {
     /// Poisson arrivals: the generators' seed (`--seed`, default 1); `None` otherwise.
     #[serde(default)]
     pub seed: Option<u64>,
+    /// Open loop: how long before each send the thread stopped sleeping (`100us`), or
+    /// `busy` (it never slept); `None` in closed loop.
+    #[serde(default)]
+    pub spin: Option<String>,
 }
 
 /// The machine the load generator ran on.
@@ -350,8 +380,18 @@ pub struct ClientUsage {
     pub cpu_sys_s: f64,
     /// `(cpu_user_s + cpu_sys_s) / (threads * window)`: 1.0 = every thread always busy.
     pub utilisation: f64,
-    /// Busiest thread's CPU time over the window.
+    /// Busiest thread's CPU time over the window, less its idle spinning: the
+    /// fraction of the window it spent working.
     pub max_thread_utilisation: f64,
+    /// CPU the event-loop threads spent spinning with nothing to do while waiting for a
+    /// send (`--spin`), seconds summed over threads; included in `cpu_*_s`, not in the
+    /// utilisations.
+    #[serde(default)]
+    pub idle_spin_s: f64,
+    /// Time the hypervisor took the client's CPUs over the window (steal in
+    /// `/proc/stat`, 10 ms resolution), seconds summed over those CPUs.
+    #[serde(default)]
+    pub steal_s: f64,
     /// Time the event-loop threads were runnable but waiting for a CPU
     /// (`/proc/thread-self/schedstat`), seconds summed over threads: high when
     /// the machine is oversubscribed.

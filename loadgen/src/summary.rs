@@ -122,12 +122,14 @@ pub fn render(r: &Report) -> String {
     if let Some(ol) = &r.open_loop {
         let _ = writeln!(
             out,
-            "  Open loop ({}): target {:.0} req/s, achieved {:.0} req/s, schedule lag p99 {}, dispatch lag p99 {}",
+            "  Open loop ({}, spin {}): target {:.0} req/s, achieved {:.0} req/s, schedule lag p99 {}, dispatch lag \
+             p99 {}",
             match (r.config.arrivals, r.config.seed) {
                 (Some(crate::schedule::Arrivals::Poisson), Some(seed)) => format!("poisson arrivals, seed {seed}"),
                 (Some(crate::schedule::Arrivals::Poisson), None) => "poisson arrivals".to_string(),
                 _ => "uniform arrivals".to_string(),
             },
+            r.config.spin.as_deref().unwrap_or("not recorded"),
             ol.target_rate,
             ol.achieved_rate,
             latency(ol.schedule_lag.p99_us),
@@ -141,18 +143,43 @@ pub fn render(r: &Report) -> String {
             );
         }
     }
+    if let Some(f) = &r.fairness {
+        let _ = writeln!(
+            out,
+            "  Fairness over {} connections: Jain index {:.3}; answers per connection min {}, p1 {}, median {}, \
+             p99 {}, max {}; {} ({:.1}%) got under half the median, {} none; longest gap p50 {}, p99 {}, max {}",
+            f.conns,
+            f.jain_index,
+            f.answers_min,
+            f.answers_p1,
+            f.answers_median,
+            f.answers_p99,
+            f.answers_max,
+            f.below_half_median,
+            f.below_half_median_share * 100.0,
+            f.unanswered_in_window,
+            latency(f.longest_gap.p50_us),
+            latency(f.longest_gap.p99_us),
+            latency(f.longest_gap.max_us)
+        );
+    }
     let _ = writeln!(out, "Requests/sec: {:>10.2}", t.requests_per_sec);
     let _ = writeln!(out, "Transfer/sec: {:>10}", bytes(t.received_bytes_per_sec));
     let u = &r.client;
     let _ = writeln!(
         out,
-        "Client: {} thread(s), {:.0}% of their CPU capacity (busiest {:.0}%, user {:.2}s, sys {:.2}s)",
+        "Client: {} thread(s), {:.0}% of their CPU capacity (busiest {:.0}%, user {:.2}s, sys {:.2}s{})",
         u.threads,
         u.utilisation * 100.0,
         u.max_thread_utilisation * 100.0,
         u.cpu_user_s,
-        u.cpu_sys_s
+        u.cpu_sys_s,
+        if u.idle_spin_s > 0.0 { format!(", of which {:.2}s spinning idle", u.idle_spin_s) } else { String::new() }
     );
+    if u.steal_s > 0.0 {
+        let _ =
+            writeln!(out, "Steal: the hypervisor took {:.0} ms of the client's CPUs in the window", u.steal_s * 1e3);
+    }
     for reason in &r.client_bound_reasons {
         let _ = writeln!(out, "CLIENT-BOUND: {reason}");
     }

@@ -57,6 +57,8 @@ pub struct WireRecorder {
     reconnect: String,
     schedule_lag: String,
     dispatch_lag: String,
+    answers_per_conn: String,
+    longest_gap: String,
     counts: Counts,
     errors: Vec<ErrorTally>,
     seconds: Vec<WireSecond>,
@@ -71,6 +73,8 @@ impl WireRecorder {
             reconnect: encode(&r.reconnect),
             schedule_lag: encode(&r.schedule_lag),
             dispatch_lag: encode(&r.dispatch_lag),
+            answers_per_conn: encode(&r.answers_per_conn),
+            longest_gap: encode(&r.longest_gap),
             counts: r.counts.clone(),
             errors: r.errors.clone(),
             seconds: r
@@ -97,6 +101,8 @@ impl WireRecorder {
             (&mut r.reconnect, &self.reconnect),
             (&mut r.schedule_lag, &self.schedule_lag),
             (&mut r.dispatch_lag, &self.dispatch_lag),
+            (&mut r.answers_per_conn, &self.answers_per_conn),
+            (&mut r.longest_gap, &self.longest_gap),
         ] {
             mine.add(decode(text)?).map_err(|e| LoadError::Histogram(format!("{e:?}")))?;
         }

@@ -107,6 +107,27 @@ fn open_loop_corrects_for_a_stall_and_closed_loop_max_shows_it() {
     assert_eq!(r.latency.corrected, r.latency.uncorrected, "closed loop: scheduled = sent");
 }
 
+#[test]
+fn busy_spin_keeps_the_counts_and_reports_its_idle_cpu_apart() {
+    let server = TestServer::start(Mode::Serve(Proto::Http));
+    let addr = server.addr.to_string();
+    let out =
+        load(&["--addr", &addr, "--conns", "4", "--rate", "400", "--requests", "400", "--spin", "busy", "-t", "1"]);
+    let r = &out.report;
+    assert_eq!((r.totals.requests, r.errors.total), (400, 0), "{:?}", r.errors);
+    assert_eq!(r.config.spin.as_deref(), Some("busy"));
+    // About a second at 400 req/s: the thread polled all of it, nearly all for nothing.
+    let cpu = r.client.cpu_user_s + r.client.cpu_sys_s;
+    assert!(r.client.idle_spin_s > 0.3, "idle spin {} s of {cpu} s", r.client.idle_spin_s);
+    assert!(r.client.idle_spin_s <= cpu + 0.01, "idle spin {} s is CPU spent, at most {cpu} s", r.client.idle_spin_s);
+    assert!(r.client.max_thread_utilisation < 0.9, "idle spinning is not work: {}", r.client.max_thread_utilisation);
+    assert!(!r.client_bound_reasons.iter().any(|s| s.contains("busy")), "{:?}", r.client_bound_reasons);
+    let ol = r.open_loop.as_ref().expect("open loop");
+    assert_eq!(ol.schedule_lag.count, 400, "every measured send has its lateness");
+    // Sends whose connection was still waiting for the previous answer are not the client's lateness.
+    assert!(ol.dispatch_lag.count >= 360, "most sends found their connection free: {}", ol.dispatch_lag.count);
+}
+
 fn detail<'a>(r: &'a loadgen::report::Report, kind: &str) -> &'a loadgen::report::ErrorDetail {
     r.errors.details.iter().find(|d| d.kind == kind).unwrap_or_else(|| panic!("no {kind} in {:?}", r.errors))
 }

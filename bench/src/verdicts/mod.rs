@@ -259,6 +259,17 @@ mod tests {
         assert_eq!(judge(&i, 1.7, false), Status::Holds);
     }
 
+    /// Every verdict looks its cells up by workload and server key; a key that no
+    /// longer names a server (a renamed model) trips the check in `Results::find`.
+    #[test]
+    fn verdicts_and_tables_name_only_known_servers() {
+        let empty = Results::new(None, Vec::new());
+        let verdicts = all(&empty);
+        assert_eq!(verdicts.len(), crate::claims::CLAIMS.len());
+        assert!(verdicts.iter().all(|v| v.status == Status::NotMeasured), "an empty folder measures nothing");
+        let _ = crate::tables::main_table(&empty);
+    }
+
     #[test]
     fn combining() {
         assert_eq!(combine(&[true, true]), Status::Holds);
