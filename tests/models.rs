@@ -351,5 +351,6 @@ scenarios! {
     reuseport: ["--model", "reuseport", "--procs", "2"], concurrency UNBOUNDED, shares_fd_table true;
     reuseport_shared: ["--model", "reuseport", "--procs", "2", "--shared-listener"], concurrency UNBOUNDED, shares_fd_table true;
     tokio: ["--model", "tokio", "--threads", "2"], concurrency UNBOUNDED, shares_fd_table true;
+    tokio_gq1: ["--model", "tokio", "--threads", "2", "--global-queue-interval", "1"], concurrency UNBOUNDED, shares_fd_table true;
     uring: ["--model", "uring", "--threads", "2"], concurrency UNBOUNDED, shares_fd_table true;
 }

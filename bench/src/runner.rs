@@ -411,14 +411,29 @@ fn run_load(ctx: &RunCtx, cell: &Cell, addr: &str, server: &mut Spawned) -> Opti
             reason: format!("every connection starved ({} of {})", s.starved, cell.conns),
         }
     } else if let Some(s) = summary.as_ref().filter(|s| s.requests == 0 && cell.duration_s.is_some()) {
-        Outcome::Failed {
-            stage: "load".into(),
-            reason: format!("no request answered in the measured window ({} errors, {} starved)", s.errors, s.starved),
-        }
+        Outcome::Failed { stage: "load".into(), reason: nothing_measured(s, raw.as_ref()) }
     } else {
         Outcome::Ok
     };
     Some(LoadRun { outcome, exit: Some(exit), stderr_tail, raw, summary })
+}
+
+/// Why a window measured no request. In an open loop a server that fell behind during the
+/// warm-up still answers earlier requests inside the window while every connection waits
+/// on one of them, so none of the window's own requests is sent: that is saturation, not
+/// silence, and the reason says so with the counts.
+fn nothing_measured(s: &LoadSummary, raw: Option<&serde_json::Value>) -> String {
+    let answers = (s.requests_per_sec * s.window_s).round() as u64;
+    let open = raw.and_then(|r| r.get("open_loop"));
+    let count = |k: &str| open.and_then(|o| o.get(k)).and_then(serde_json::Value::as_u64);
+    match (count("scheduled"), count("unsent")) {
+        (Some(scheduled), Some(unsent)) if answers > 0 => format!(
+            "saturated before the window: {unsent} of the window's {scheduled} scheduled requests could not be \
+             sent (every connection still awaited an earlier answer); {answers} answers to warm-up requests \
+             arrived in the window, so no latency of the window's own requests exists"
+        ),
+        _ => format!("no request answered in the measured window ({} errors, {} starved)", s.errors, s.starved),
+    }
 }
 
 /// The most telling line of a child's stderr: the last one mentioning an error, else the last.
@@ -468,6 +483,23 @@ mod tests {
         assert_eq!((s.counters.accepted, s.counters.answered, s.counters.closed), (3, 9, 0));
         assert!(s.other.contains_key("new_counter"));
         assert!(parse_stats("stats {").is_none());
+    }
+
+    #[test]
+    fn an_open_loop_behind_before_its_window_is_called_saturated() {
+        // The figures of idle-active/reactor-poll/c10/i9990/r2000/rep2 in results/2026-12-03-vm-c.
+        let s = LoadSummary { requests: 0, requests_per_sec: 851.333_333, window_s: 1.5, ..LoadSummary::default() };
+        let raw = serde_json::json!({"open_loop": {"scheduled": 3000, "unsent": 3000}});
+        let reason = nothing_measured(&s, Some(&raw));
+        assert!(reason.starts_with("saturated before the window: 3000 of the window's 3000"), "{reason}");
+        assert!(reason.contains("1277 answers to warm-up requests"), "{reason}");
+        // Nothing answered at all, or a closed loop: the plain reason.
+        let silent = LoadSummary { errors: 4, ..LoadSummary::default() };
+        assert_eq!(
+            nothing_measured(&silent, Some(&raw)),
+            "no request answered in the measured window (4 errors, 0 starved)"
+        );
+        assert!(nothing_measured(&s, None).starts_with("no request answered"));
     }
 
     #[test]

@@ -56,6 +56,10 @@ pub struct ServeArgs {
     /// One listener inherited by every process instead of SO_REUSEPORT (reuseport).
     #[arg(long)]
     pub shared_listener: bool,
+    /// Scheduler ticks between checks of the runtime's global task queue (tokio; default:
+    /// tokio's own, self-tuning). 1 serves tasks in the order they were woken.
+    #[arg(long, value_name = "TICKS")]
+    pub global_queue_interval: Option<u32>,
 }
 
 impl ServeArgs {
@@ -71,6 +75,7 @@ impl ServeArgs {
             backend: self.backend,
             trigger: self.trigger,
             shared_listener: self.shared_listener,
+            global_queue_interval: self.global_queue_interval,
         };
         Config::new(self.model, self.proto, self.addr, Work::from_micros(self.cpu_us, self.block_us), knobs)
     }

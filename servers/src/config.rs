@@ -37,6 +37,7 @@ pub enum Knob {
     Backend,
     Trigger,
     SharedListener,
+    GlobalQueueInterval,
 }
 
 impl Knob {
@@ -51,6 +52,7 @@ impl Knob {
             Knob::Backend => "--backend",
             Knob::Trigger => "--trigger",
             Knob::SharedListener => "--shared-listener",
+            Knob::GlobalQueueInterval => "--global-queue-interval",
         }
     }
 }
@@ -66,7 +68,8 @@ impl Model {
             Model::Pool => &[Workers, Queue, ThreadStack],
             Model::Reactor => &[Backend, Trigger],
             Model::ReactorPool => &[Workers],
-            Model::MultiReactor | Model::Tokio | Model::Uring => &[Threads],
+            Model::MultiReactor | Model::Uring => &[Threads],
+            Model::Tokio => &[Threads, GlobalQueueInterval],
             Model::Reuseport => &[Procs, SharedListener],
             Model::MultiReactorPool => &[Threads, Workers],
         }
@@ -100,6 +103,8 @@ pub struct Config {
     pub backend: Backend,
     pub trigger: Trigger,
     pub shared_listener: bool,
+    /// tokio's global queue interval; `None` is tokio's default (self-tuning).
+    pub global_queue_interval: Option<u32>,
 }
 
 /// Knob values as given; `None` where not given.
@@ -114,6 +119,7 @@ pub struct Knobs {
     pub backend: Option<Backend>,
     pub trigger: Option<Trigger>,
     pub shared_listener: bool,
+    pub global_queue_interval: Option<u32>,
 }
 
 impl Config {
@@ -129,6 +135,7 @@ impl Config {
             (Knob::Backend, knobs.backend.is_some()),
             (Knob::Trigger, knobs.trigger.is_some()),
             (Knob::SharedListener, knobs.shared_listener),
+            (Knob::GlobalQueueInterval, knobs.global_queue_interval.is_some()),
         ];
         for (knob, present) in given {
             if present && !model.knobs().contains(&knob) {
@@ -151,6 +158,9 @@ impl Config {
             if value == Some(0) {
                 return Err(ServeError::Config(format!("{flag} must be at least 1")));
             }
+        }
+        if knobs.global_queue_interval == Some(0) {
+            return Err(ServeError::Config("--global-queue-interval must be at least 1".into()));
         }
         let backend = knobs.backend.unwrap_or(Backend::Epoll);
         if knobs.trigger.is_some() && backend != Backend::Epoll {
@@ -182,6 +192,7 @@ impl Config {
             backend,
             trigger: knobs.trigger.unwrap_or(Trigger::Edge),
             shared_listener: knobs.shared_listener,
+            global_queue_interval: knobs.global_queue_interval,
         })
     }
 
@@ -214,6 +225,10 @@ impl Config {
                 Knob::SharedListener => {
                     write!(out, " listener={}", if self.shared_listener { "shared" } else { "reuseport" })
                 }
+                Knob::GlobalQueueInterval => match self.global_queue_interval {
+                    Some(n) => write!(out, " global_queue_interval={n}"),
+                    None => write!(out, " global_queue_interval=auto"),
+                },
             };
         }
         if !self.work.cpu.is_zero() {
@@ -245,6 +260,17 @@ mod tests {
         assert!(err.to_string().contains("--workers does not apply to --model thread"), "{err}");
         let err = config(Model::Iterative, Knobs { threads: Some(2), ..Knobs::default() }).unwrap_err();
         assert!(err.to_string().contains("it takes: none"), "{err}");
+    }
+
+    #[test]
+    fn global_queue_interval_is_tokio_only_and_described() {
+        let err = config(Model::Reactor, Knobs { global_queue_interval: Some(1), ..Knobs::default() }).unwrap_err();
+        assert!(err.to_string().contains("--global-queue-interval does not apply to --model reactor"), "{err}");
+        assert!(config(Model::Tokio, Knobs { global_queue_interval: Some(0), ..Knobs::default() }).is_err());
+        let set = config(Model::Tokio, Knobs { global_queue_interval: Some(1), ..Knobs::default() }).unwrap();
+        assert!(set.describe().contains(" global_queue_interval=1"), "{}", set.describe());
+        let default = config(Model::Tokio, Knobs::default()).unwrap();
+        assert!(default.describe().contains(" global_queue_interval=auto"), "{}", default.describe());
     }
 
     #[test]

@@ -633,6 +633,8 @@ pub fn c11(r: &Results) -> Verdict {
             .into_iter()
             .filter(|g| g.conns == conns && g.ok > 0 && g.starved == Some(0.0) && g.cpu_us_per_req.is_some())
             .filter(|g| !crate::reference::is_reference(&g.server))
+            // Models as a user gets them, not a setting shown beside one (tokio-gq1).
+            .filter(|g| servers::Model::ALL.iter().any(|m| m.name() == g.server))
             .collect();
         let Some(best) = groups
             .iter()
