@@ -1,5 +1,5 @@
 //! Generic SVG charts on plotters: lines over log or linear axes, horizontal
-//! bars, and a two-axis timeline. Every drawing error becomes a
+//! bars, horizontal ranges (quantiles), and a two-axis timeline. Every drawing error becomes a
 //! [`BenchError::Plot`] naming the file; nothing here unwraps.
 
 use std::path::Path;
@@ -270,6 +270,93 @@ pub fn bars(path: &Path, title: &str, x_label: &str, bars: &[(String, f64, usize
             Text::new(si(*v), (*v + hi * 0.01, row + 0.62), ("sans-serif", 13))
         }))
         .map_err(&err)?;
+    root.present().map_err(&err)?;
+    Ok(())
+}
+
+/// One row of [`ranges`]: a distribution by its quantiles, or a note where it has none.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Range {
+    pub label: String,
+    /// Palette index of the row's colour.
+    pub colour: usize,
+    /// min, p1, median, p99, max; `None` writes `note` in the row instead.
+    pub quantiles: Option<[f64; 5]>,
+    pub note: String,
+}
+
+/// Horizontal ranges, one row each: a thin line from min to max, a bar from p1 to p99
+/// and a black tick at the median. Values beyond `clip` are drawn to it and labelled.
+pub fn ranges(path: &Path, title: &str, x_label: &str, rows: &[Range], clip: f64) -> Result<()> {
+    let err = perr(path);
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(&err)?;
+    let n = rows.len().max(1);
+    let hi = rows.iter().filter_map(|r| r.quantiles).map(|q| q[4].min(clip)).fold(0.0, f64::max).max(1e-9) * 1.15;
+    let labels: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(190)
+        .build_cartesian_2d(0.0..hi, 0.0..n as f64)
+        .map_err(&err)?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(n * 2 + 1)
+        .y_label_formatter(&|v: &f64| {
+            let i = v.floor() as usize;
+            if (v - v.floor() - 0.5).abs() < 0.01 && i < labels.len() {
+                labels[n - 1 - i].clone()
+            } else {
+                String::new()
+            }
+        })
+        .x_label_formatter(&|v| si(*v))
+        .x_desc(x_label)
+        .label_style(("sans-serif", 14))
+        .axis_desc_style(("sans-serif", 16))
+        .draw()
+        .map_err(&err)?;
+    for (i, r) in rows.iter().enumerate() {
+        let row = (n - 1 - i) as f64;
+        let c = color(r.colour);
+        let Some([min, p1, median, p99, max]) = r.quantiles else {
+            chart
+                .draw_series(std::iter::once(Text::new(r.note.clone(), (hi * 0.01, row + 0.62), ("sans-serif", 13))))
+                .map_err(&err)?;
+            continue;
+        };
+        let x = |v: f64| v.min(clip);
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(x(min), row + 0.5), (x(max), row + 0.5)],
+                c.stroke_width(2),
+            )))
+            .map_err(&err)?;
+        chart
+            .draw_series(std::iter::once(Rectangle::new([(x(p1), row + 0.3), (x(p99), row + 0.7)], c.mix(0.6).filled())))
+            .map_err(&err)?;
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(x(median), row + 0.2), (x(median), row + 0.8)],
+                BLACK.stroke_width(3),
+            )))
+            .map_err(&err)?;
+        if max > clip {
+            let label = format!("max {}", si(max));
+            chart
+                .draw_series(std::iter::once(Text::new(label, (x(max) - hi * 0.1, row + 0.95), ("sans-serif", 12))))
+                .map_err(&err)?;
+        }
+        if !r.note.is_empty() {
+            let at = (x(max) + hi * 0.01).min(hi * 0.8);
+            chart
+                .draw_series(std::iter::once(Text::new(r.note.clone(), (at, row + 0.62), ("sans-serif", 12))))
+                .map_err(&err)?;
+        }
+    }
     root.present().map_err(&err)?;
     Ok(())
 }

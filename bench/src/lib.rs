@@ -38,6 +38,7 @@ pub mod compare;
 pub mod digest;
 pub mod env;
 pub mod error;
+pub mod fairness;
 pub mod matrix;
 pub mod monitor;
 pub mod plots;

@@ -33,6 +33,7 @@ pub fn draw_all(results: &Results, dir: &Path) -> Result<Vec<Plot>> {
     plots.extend(timeline(results, &out)?);
     plots.extend(sweep(results, &out)?);
     plots.extend(idle_active(results, &out)?);
+    plots.extend(fairness(results, &out)?);
     // A plot an earlier report drew from data this folder no longer has would be read as current.
     let entries = std::fs::read_dir(&out).map_err(BenchError::io("read folder", &out))?;
     for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
@@ -154,6 +155,58 @@ fn per_connection(results: &Results, out: &Path, workload: &str) -> Result<Vec<P
         plots.push(Plot { file, caption: format!("{workload}: {what}, one line per model. {about}") });
     }
     Ok(plots)
+}
+
+/// Answers per connection relative to each model's median connection, where a median
+/// connection was answered; beyond this the row is clipped and labelled.
+const FAIRNESS_CLIP: f64 = 6.0;
+
+fn fairness(results: &Results, out: &Path) -> Result<Vec<Plot>> {
+    use crate::fairness::{rows, FAIRNESS_CONNS};
+    let rows = rows(results, FAIRNESS_CONNS);
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let colours = palette(results);
+    let ranges: Vec<charts::Range> = rows
+        .iter()
+        .map(|r| {
+            let colour = colours.iter().position(|s| *s == r.server).unwrap_or(0);
+            let med = r.answers[2];
+            let jain = format!("Jain {:.3}", r.jain.median);
+            if med > 0.0 {
+                charts::Range {
+                    label: r.server.clone(),
+                    colour,
+                    quantiles: Some(r.answers.map(|a| a / med)),
+                    note: jain,
+                }
+            } else {
+                let note = format!(
+                    "median connection unanswered: {} of {} without an answer, {jain}",
+                    crate::verdicts::n(r.unanswered),
+                    crate::verdicts::n(r.conns as f64)
+                );
+                charts::Range { label: r.server.clone(), colour, quantiles: None, note }
+            }
+        })
+        .collect();
+    let file = format!("fairness-c{FAIRNESS_CONNS}.svg");
+    charts::ranges(
+        &out.join(&file),
+        &format!("Answers per connection at {} keep-alive connections", crate::verdicts::n(FAIRNESS_CONNS as f64)),
+        "answers per connection / the median connection's (line: min-max, bar: p1-p99, tick: median)",
+        &ranges,
+        FAIRNESS_CLIP,
+    )?;
+    Ok(vec![Plot {
+        file,
+        caption: format!(
+            "Who gets served at {} connections: each model's answers per connection over the window, relative to its \
+             median connection (1 = the median); a fair server is a short range around 1. Medians over repetitions.",
+            crate::verdicts::n(FAIRNESS_CONNS as f64)
+        ),
+    }])
 }
 
 fn memory_bars(results: &Results, out: &Path) -> Result<Vec<Plot>> {

@@ -88,6 +88,7 @@ pub fn render(r: &Results, verdicts: &[Verdict], plots: &[Plot], plot_dir: &str,
         let _ = writeln!(s, "\n### The knee of the fixed-rate sweep\n\nOpen loop over 100 connections; latency is measured from each request's scheduled time, so a late client counts against the server. The last column is the load generator's own lateness at the first rate past the knee: the p99 of how late requests on free connections left it (dispatch lag). Where that is a sizeable part of the bound, the client's (or the virtual machine's) scheduling, not the server, moved the knee. Beside it, the time the hypervisor ran something else while the client's CPU wanted to run (steal): lateness that no spinning removes. The client never sleeps between open-loop sends (`--spin {}`).\n", crate::matrix::OPEN_LOOP_SPIN);
         s.push_str(&knee);
     }
+    s.push_str(&crate::fairness::section(r));
     claims(&mut s, verdicts);
     let _ = writeln!(s, "\n## 4. Plots\n");
     for p in plots {
