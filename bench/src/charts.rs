@@ -336,7 +336,10 @@ pub fn ranges(path: &Path, title: &str, x_label: &str, rows: &[Range], clip: f64
             )))
             .map_err(&err)?;
         chart
-            .draw_series(std::iter::once(Rectangle::new([(x(p1), row + 0.3), (x(p99), row + 0.7)], c.mix(0.6).filled())))
+            .draw_series(std::iter::once(Rectangle::new(
+                [(x(p1), row + 0.3), (x(p99), row + 0.7)],
+                c.mix(0.6).filled(),
+            )))
             .map_err(&err)?;
         chart
             .draw_series(std::iter::once(PathElement::new(

@@ -159,10 +159,40 @@ pub fn section(r: &Results) -> String {
                 let _ = writeln!(s, "\nWhere the index is low, and why (from the same cells):\n");
                 first = false;
             }
-            let _ = writeln!(s, "- {}", sentence(row, &fair));
+            let mut line = sentence(row, &fair);
+            for v in rows.iter().filter(|v| !v.unfair() && same_model(v, row)) {
+                line.push(' ');
+                line.push_str(&setting_sentence(row, v));
+            }
+            let _ = writeln!(s, "- {line}");
         }
     }
     s
+}
+
+/// The model behind a server key, and the arguments that make the key a variant.
+fn spec(key: &str) -> Option<crate::matrix::ServerSpec> {
+    crate::matrix::ServerSpec::named(key, 1)
+}
+
+fn same_model(a: &Row, b: &Row) -> bool {
+    a.server != b.server && matches!((spec(&a.server), spec(&b.server)), (Some(x), Some(y)) if x.model == y.model)
+}
+
+/// What one setting changes: the same model with `variant`'s arguments, in the same run.
+fn setting_sentence(row: &Row, variant: &Row) -> String {
+    let args = spec(&variant.server).map(|s| s.args.join(" ")).unwrap_or_default();
+    let rps = |r: &Row| r.rps.map(n).unwrap_or_else(|| "not measured".into());
+    format!(
+        "With `{args}` ({}), in the same run: Jain index {}, the median connection's longest gap {}, p99 {}, at {} \
+         req/s against {}: the spread is that setting's doing, not the load generator's.",
+        variant.server,
+        variant.jain.show(|v| format!("{v:.3}")),
+        lat(variant.gap_p50_us),
+        variant.p99_us.map(lat).unwrap_or_else(|| "not measured".into()),
+        rps(variant),
+        rps(row)
+    )
 }
 
 /// Connection counts whose unfair models get a sentence.
@@ -278,6 +308,19 @@ mod tests {
         let s = sentence(&pool, &[]);
         assert!(s.contains("936 of 1,000 connections went unanswered"), "{s}");
         assert!(s.ends_with('.'));
+    }
+
+    #[test]
+    fn a_fair_setting_of_the_same_model_is_named_beside_it() {
+        let tokio = row("tokio", &[0.5, 0.6, 0.6, 0.7, 0.77], [2.0, 3.0, 13.0, 55.0, 113.0], 0.0, None);
+        let fifo = row("tokio-gq1", &[0.998, 0.999, 0.999], [12.0, 12.0, 13.0, 14.0, 15.0], 0.0, None);
+        assert!(same_model(&tokio, &fifo));
+        assert!(!same_model(&tokio, &row("reactor", &[0.999], [0.0; 5], 0.0, None)));
+        let s = setting_sentence(&tokio, &fifo);
+        assert!(
+            s.starts_with("With `--global-queue-interval 1` (tokio-gq1), in the same run: Jain index 0.999"),
+            "{s}"
+        );
     }
 
     #[test]
