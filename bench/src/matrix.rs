@@ -206,7 +206,7 @@ struct Block {
 pub const OPEN_LOOP_SPIN: &str = "busy";
 
 /// Seconds a cell takes beyond connecting, warm-up and window (server start, client exit).
-/// Calibrated on results/2026-12-03-vm-d: its 426 cells took 1,366 s of wall time in all,
+/// Calibrated on a standard run of 2026-12-03 (not kept): its 426 cells took 1,366 s of wall time in all,
 /// 1,400 s as planned with 0.3 s here.
 const CELL_OVERHEAD_S: f64 = 0.22;
 
@@ -240,7 +240,7 @@ pub const REPS: u32 = crate::stats::MIN_REPS as u32;
 /// Rounds of the pair C6 compares (multi-reactor and reactor-pool with keep-alive), per
 /// connection count; the first [`REPS`] run with the other models, the rest back to back.
 /// Over 12 pairs the per-pair ratio of CPU per request spread 1.00-1.56 and 1.06-1.89 at
-/// 1,000 connections (results/2026-12-03-vm-c, -d): 9 pairs, `[x(2), x(8)]` (96.1%; 8 would
+/// 1,000 connections (two standard runs of 2026-12-03, not kept): 9 pairs, `[x(2), x(8)]` (96.1%; 8 would
 /// be min-max), keep it well above the threshold. At 10,000 the gap is smaller (0.86-1.43 and 0.82-1.44,
 /// medians 1.21 and 1.12) and 12 pairs left it on the threshold in one of the two runs;
 /// 17 pairs give `[x(5), x(13)]` (95.1%), past two stray pairs on either side.
@@ -249,17 +249,29 @@ pub const C6_ROUNDS: [(u64, u32); 2] = [(1_000, 9), (10_000, 17)];
 pub const C6_MODELS: [&str; 2] = ["multi-reactor", "reactor-pool"];
 /// Repetitions of the herd experiment (C10). Over 5 one noisy repetition of reuseport-4
 /// (1.13 context switches per connection against 2.47-2.82) put the shared listener's
-/// interval across its threshold (results/2026-12-03-vm-c); 9 give `[x(2), x(8)]` (96.1%),
+/// interval across its threshold (a standard run of 2026-12-03, not kept); 9 give `[x(2), x(8)]` (96.1%),
 /// which one stray repetition on either side does not move.
 pub const HERD_REPS: u32 = 9;
 /// Repetitions of the experiments whose verdicts sit far from their thresholds: the
 /// reactor's p99 over the pool's under CPU-bound handlers (C3) was 0.58 (0.56-0.88) against
-/// 1.25, the burst's connect p99 ratio (C4) 0.99 (0.74-1.29) against 2 (results/2026-12-03-vm-d).
+/// 1.25, the burst's connect p99 ratio (C4) 0.99 (0.74-1.29) against 2 (a standard run of 2026-12-03, not kept).
 pub const FAR_REPS: u32 = 3;
 /// tokio with its global queue checked on every tick (`--global-queue-interval 1`), run
 /// beside the default at 10,000 connections: what the one setting behind tokio's unfair
 /// tail changes (a setting shown, not a model tuned; the main table keeps the default).
 pub const TOKIO_FIFO: &str = "tokio-gq1";
+
+/// What a variant's setting does, for the sentences that show it beside its model.
+pub fn setting_note(key: &str) -> Option<&'static str> {
+    match key {
+        TOKIO_FIFO => Some(
+            "the global queue interval is how many scheduler ticks pass between a worker's looks at the runtime's \
+             global queue, where woken tasks go once the worker's local queue of 256 is full; tokio tunes it itself \
+             by default, and 1 serves tasks in the order they were woken",
+        ),
+        _ => None,
+    }
+}
 /// What the standard profile leaves out, and why (the report prints this).
 pub const STANDARD_DROPS: &[&str] = &[
     "echo and http-keepalive at 1 connection: no verdict or table reads them (the full profile runs them)",

@@ -487,7 +487,7 @@ mod tests {
 
     #[test]
     fn an_open_loop_behind_before_its_window_is_called_saturated() {
-        // The figures of idle-active/reactor-poll/c10/i9990/r2000/rep2 in results/2026-12-03-vm-c.
+        // The figures of idle-active/reactor-poll/c10/i9990/r2000/rep2 in a standard run of 2026-12-03 (not kept).
         let s = LoadSummary { requests: 0, requests_per_sec: 851.333_333, window_s: 1.5, ..LoadSummary::default() };
         let raw = serde_json::json!({"open_loop": {"scheduled": 3000, "unsent": 3000}});
         let reason = nothing_measured(&s, Some(&raw));

@@ -64,8 +64,9 @@ pub const C11_SHARE: f64 = 0.8;
 /// C13: sendfile "lowers CPU" when it costs at most this factor of read+write's CPU per GiB.
 pub const C13_MAX: f64 = 0.8;
 
-/// Fairness section: a model is named as unfair when Jain's index of answers per
-/// connection lies wholly under this (0.9: as if a tenth of the connections got nothing).
+/// Fairness section: a model is named as unfair when the median of Jain's index of
+/// answers per connection over repetitions is under this (0.9: as if a tenth of the
+/// connections got nothing).
 pub const FAIR_JAIN_MIN: f64 = 0.9;
 
 /// `0.05` -> `"5%"`, `1.25` -> `"25%"` above 1: a factor as the percentage a sentence uses.
