@@ -12,11 +12,12 @@
 //! tasks; what IO wakes beyond that overflows to the runtime's global queue, which the
 //! worker checks only every so many ticks (`--global-queue-interval`; tokio's default is
 //! self-tuning). Tasks in the local queue are served again and again while those in
-//! the global queue wait, so answers per connection spread wide (Jain index 0.79-0.89
-//! and median longest gaps of 0.46-0.62 s, against 0.998 and 0.15-0.21 s for the
-//! reactors, in results/2026-12-03-vm-d). `--global-queue-interval 1` serves tasks in
-//! wake order: Jain 0.997-0.999 and a p99 like the reactors', for about a third less
-//! throughput (README, fairness). Left at tokio's default here: that is what a user gets.
+//! the global queue wait, so answers per connection spread wide (Jain index 0.715
+//! (0.586-0.869) and a median longest gap of 571.5 ms, against 0.999 and 147.5 ms for
+//! the multi-reactor, in results/2026-12-04-vm-b). `--global-queue-interval 1` serves
+//! tasks in wake order: Jain 0.999 and a p99 like the event loops' (182.6 ms against
+//! 642.8 ms), at 81,743 req/s against 99,842 (README, fairness). Left at tokio's
+//! default here: that is what a user gets.
 //!
 //! Reads go into the worker thread's 16 KiB buffer (`readable().await`, then
 //! `try_read`), like the other models, rather than a buffer per task.
