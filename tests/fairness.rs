@@ -28,7 +28,9 @@ fn a_pool_of_two_serves_two_of_eight_connections() {
     // Two workers hold two keep-alive connections for the whole run; six wait.
     assert_eq!(f.unanswered_in_window, 6, "{f:?}");
     assert_eq!(r.errors.starved_conns, 6, "{:?}", r.errors);
-    assert!((f.jain_index - 0.25).abs() < 0.02, "two equal shares of eight: {}", f.jain_index);
+    // Two of eight served: 2/8 when their shares are equal, towards 1/8 as one takes all
+    // (the two workers need not be scheduled alike).
+    assert!(f.jain_index > 0.125 && f.jain_index <= 0.25 + 1e-9, "two served of eight: {}", f.jain_index);
     assert_eq!(f.below_half_median, 0, "the median connection got nothing, so nothing is below half of it");
     // A connection never answered waited the whole window.
     assert!(f.longest_gap.max_us >= 0.95e6, "longest gap {} us", f.longest_gap.max_us);

@@ -294,7 +294,9 @@ mod tests {
         assert!(low.unfair() && !low.wavers());
         let varies = row("b", &[0.42, 0.6, 0.78, 0.85, 0.92], [2.0, 3.0, 12.0, 39.0, 57.0], 0.0, None);
         assert!(varies.unfair() && varies.wavers());
-        assert!(sentence(&varies, &[]).contains("(some repetitions reached 0.9: the unfairness varies from run to run)"));
+        assert!(
+            sentence(&varies, &[]).contains("(some repetitions reached 0.9: the unfairness varies from run to run)")
+        );
         assert!(!row("c", &[0.8, 0.88, 0.95, 0.99, 0.999], [0.0; 5], 0.0, None).unfair());
         assert!(row("d", &[0.4], [0.0; 5], 0.0, None).unfair());
     }

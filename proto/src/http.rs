@@ -118,9 +118,13 @@ pub fn frame(proto: Proto, input: &[u8]) -> Frame {
 fn frame_http(input: &[u8]) -> Frame {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
-    let head_len = match req.parse(input) {
-        Ok(httparse::Status::Complete(n)) if n <= MAX_HEAD => n,
-        Ok(httparse::Status::Complete(_)) => return error(Reply::HeadersTooLarge, input),
+    // Parse no further than MAX_HEAD bytes: a head that does not end within
+    // them is 431 whatever follows, so the answer cannot depend on how the
+    // bytes were split into reads (parsing all of them answered 400 for a
+    // syntax error past MAX_HEAD when it arrived in one read, 431 otherwise).
+    let window = &input[..input.len().min(MAX_HEAD)];
+    let head_len = match req.parse(window) {
+        Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if input.len() > MAX_HEAD => return error(Reply::HeadersTooLarge, input),
         Ok(httparse::Status::Partial) => return Frame::Partial,
         Err(httparse::Error::TooManyHeaders) => return error(Reply::HeadersTooLarge, input),
@@ -341,6 +345,23 @@ mod tests {
         }
         many.extend_from_slice(b"\r\n");
         assert_eq!(framed(&many).1.reply, Reply::HeadersTooLarge);
+    }
+
+    #[test]
+    fn oversized_head_answer_does_not_depend_on_the_split() {
+        // Regression (found by proto/tests/properties.rs): a syntax error past
+        // MAX_HEAD was 400 when the head arrived whole, 431 when it arrived in
+        // pieces.
+        let mut input = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+        input.resize(MAX_HEAD + 10, b'a');
+        input.extend_from_slice(b"\r\nBad Header\r\n\r\n");
+        assert_eq!(framed(&input).1.reply, Reply::HeadersTooLarge);
+        assert_eq!(framed(&input[..MAX_HEAD + 1]).1.reply, Reply::HeadersTooLarge);
+        // A head of exactly MAX_HEAD bytes is still accepted.
+        let mut exact = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+        exact.resize(MAX_HEAD - 4, b'a');
+        exact.extend_from_slice(b"\r\n\r\n");
+        assert_eq!(framed(&exact), (MAX_HEAD, framed(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").1));
     }
 
     #[test]

@@ -33,6 +33,25 @@ pub const READ_BUF_SIZE: usize = 16 * 1024;
 /// a client that sends but never reads cannot make a server buffer without limit.
 pub const OUTPUT_HIGH_WATER: usize = 64 * 1024;
 
+/// The most memory a client that sends without ever reading may add to a
+/// server, beyond what an idle connection of the model costs (a thread, a
+/// process): 160 KiB. `tests/hostile.rs` holds every model to it, measured as
+/// the growth of the server's anonymous memory, with 25% margin:
+///
+/// - the output bound, [`OUTPUT_HIGH_WATER`], and the answer that crossed it
+///   (the reactor + pool models count each framed request's answer against it
+///   before it is computed);
+/// - input held back meanwhile, up to three reads ([`READ_BUF_SIZE`] each): the
+///   rest of the read that crossed the mark, and what io_uring's capped
+///   multishot receive may still deliver after it (up to two reads);
+/// - a blocking model's read buffer on its thread's stack (one read);
+/// - 32 KiB of bookkeeping: allocator slack, the slab entry, stack pages.
+///
+/// A `fork` child pays more for the same buffers (its allocations copy the
+/// parent's heap pages they land on, and what it frees serves no other
+/// connection); the test allows it 64 KiB more.
+pub const CONN_MEMORY_BOUND: usize = OUTPUT_HIGH_WATER + 4 * READ_BUF_SIZE + 32 * 1024;
+
 /// Largest HTTP request head (request line and headers) a server accepts; a longer
 /// one is answered `431` and the connection closed.
 pub const MAX_HEAD: usize = 8 * 1024;

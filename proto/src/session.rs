@@ -91,7 +91,15 @@ impl Session {
             return None;
         }
         deferred.in_flight = true;
-        Some(std::mem::take(&mut deferred.pending))
+        let batch = std::mem::take(&mut deferred.pending);
+        // The pending batch no longer counts against the high-water mark:
+        // frame what was held back for it now, or the session would ask for
+        // more input while still holding complete requests, and a client that
+        // pipelines without reading could make it buffer without limit.
+        if !self.input.is_empty() && self.has_room() {
+            self.serve_pending();
+        }
+        Some(batch)
     }
 
     /// The answers to the batch last taken.
@@ -140,7 +148,9 @@ impl Session {
         }
     }
 
-    /// Answer bytes waiting to be written.
+    /// Answer bytes waiting to be written. They stay where they are until the
+    /// next call through `&mut self`: the io_uring driver hands the kernel this
+    /// very memory and holds its input back until the send completes.
     pub fn pending_output(&self) -> &[u8] {
         &self.output[self.written..]
     }
@@ -171,6 +181,18 @@ impl Session {
     /// Nothing more will be written: the connection can be closed.
     pub fn is_done(&self) -> bool {
         self.state != State::Open && self.pending_output().is_empty() && !self.awaiting_answers()
+    }
+
+    /// Received bytes held and not yet answered: a partial request, or
+    /// requests held back while the output is over the high-water mark.
+    ///
+    /// For a driver that reads at most [`READ_BUF_SIZE`] bytes a call and only
+    /// while [`wants_read`](Self::wants_read): always 0 for echo; for HTTP under
+    /// [`MAX_HEAD`](crate::MAX_HEAD) + [`MAX_BODY`](crate::MAX_BODY) (one
+    /// partial request) whenever the session wants to read, and under that plus
+    /// [`READ_BUF_SIZE`] at any time.
+    pub fn buffered_input(&self) -> usize {
+        self.input.len()
     }
 
     /// Requests answered so far (errors included).
@@ -387,6 +409,35 @@ mod tests {
         assert_eq!(drain(&mut s).len(), fed);
         s.peer_closed();
         assert!(s.is_done());
+    }
+
+    #[test]
+    fn deferred_pipelining_slow_reader_holds_bounded_input() {
+        // Regression: once a batch was taken, the session asked for more input
+        // while still holding the complete requests held back for that batch,
+        // so a client that pipelines and reads slowly grew its input without
+        // limit (found by proto/tests/properties.rs).
+        let mut s = Session::deferred(Proto::Http, Work::default());
+        let burst = GET.repeat(READ_BUF_SIZE / GET.len());
+        let mut out = None;
+        for round in 0..5_000 {
+            if out.is_none() {
+                out = s.take_batch();
+            }
+            if s.wants_read() {
+                let held = s.buffered_input();
+                assert!(held < crate::MAX_HEAD + crate::MAX_BODY, "round {round}: reads while holding {held}");
+                s.receive(&burst);
+            }
+            if let Some(batch) = out.take() {
+                s.finish_batch(batch.answer(&Work::default()));
+            }
+            let n = s.pending_output().len().min(100);
+            s.consume_output(n);
+            let held = s.buffered_input();
+            assert!(held < crate::MAX_HEAD + crate::MAX_BODY + READ_BUF_SIZE, "round {round}: holds {held}");
+        }
+        assert!(s.answered() > 0);
     }
 
     #[test]

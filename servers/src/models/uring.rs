@@ -25,31 +25,53 @@
 //!   `EMFILE`/`ENFILE` the accept ends; a 50 ms timeout request re-arms it.
 //! - Reads: provided buffers, not a buffer per connection. Each thread registers
 //!   a buffer ring (up to 256 buffers of 16 KiB, `READ_BUF_SIZE`) and keeps one
-//!   multishot recv (6.0) armed per connection that selects from it: the kernel
-//!   takes a buffer only when data has arrived, and the completion is handed to
-//!   the session and the buffer put back within the same batch. A connection
-//!   waiting for its next request costs its socket and a slab entry, no buffer.
-//!   The pool starts at 16 buffers and doubles whenever a batch ran out, so its
-//!   resident memory (at most 4 MiB per thread) follows the largest burst, not
-//!   the connection count. A recv that found no buffer ends with `ENOBUFS`; its
-//!   connection waits in a queue, and each batch re-arms only as many of them as
-//!   there are buffers (re-arming thousands at once fails most again, round
-//!   after round: 47,000 `ENOBUFS` for 10,000 requests, against 64 this way).
-//! - Writes: at most one send in flight per connection, so answers stay in order.
-//!   Its bytes are copied out of the session into a buffer the connection owns
-//!   (the session's own buffer may grow, and move, as pipelined requests are
-//!   answered meanwhile); a partial send is resubmitted for the rest.
+//!   multishot recv armed per connection, while its session wants input, that
+//!   selects from it: the kernel takes a buffer only when data has arrived, and
+//!   the completion is handed to the session and the buffer put back within the
+//!   same batch; no buffer is ever held for a connection. A connection waiting
+//!   for its next request costs its socket and a slab entry, no buffer. Each
+//!   recv is capped (`sqe->optlen`, Linux 6.17): it ends by itself once it has
+//!   delivered 16 KiB (`RECV_CAP`) and is re-armed if the session still wants
+//!   input, about every 550 pipelined `GET`s. The pool starts at 16 buffers and
+//!   doubles whenever a batch ran out, so its resident memory (at most 4 MiB per
+//!   thread) follows the largest burst, not the connection count. A recv that
+//!   found no buffer ends with `ENOBUFS`; its connection waits in a queue, and
+//!   each batch re-arms only as many of them as there are buffers (re-arming
+//!   thousands at once fails most again, round after round: 47,000 `ENOBUFS`
+//!   for 10,000 requests, against 64 this way).
+//! - Writes: at most one send in flight per connection, so answers stay in order,
+//!   straight from the session's own buffer (no copy): until it completes, the
+//!   session is not called through `&mut`, so its buffer neither grows nor
+//!   moves, and what arrives meanwhile (data, end of stream) waits in the
+//!   connection's `held` buffer, handed to the session, in order, when the send
+//!   completes. The session consumes the bytes as the kernel reports them sent:
+//!   its pending output, which its high-water mark limits, includes the send in
+//!   flight, and its buffer empties whenever a send completes whole (consuming
+//!   at submission instead, and copying, held the output twice; consuming in
+//!   pieces while answering meanwhile kept every answer ever sent in a buffer
+//!   that never emptied). A partial send is resubmitted for the rest.
 //! - Bounded buffering: while the session does not want input (output over the
-//!   high-water mark, or the peer is done), the recv is cancelled; it is re-armed
-//!   once the output drains. At most one in-flight send plus the session's
-//!   high-water mark are buffered for a client that never reads.
+//!   64 KiB high-water mark, the send in flight included, or the peer is done),
+//!   the recv is cancelled, and it is re-armed only once the output drains below
+//!   the mark; nor is it re-armed while bytes wait in `held`. What arrives before
+//!   the cancel takes effect waits in the session's input (or in `held`), and
+//!   the cap bounds it: one recv delivers at most 32 KiB less a byte (the kernel
+//!   checks the cap after each buffer it fills). Without the cap, one wake-up of
+//!   a flooded socket filled buffers for as long as the pool had any, all for a
+//!   connection that had stopped wanting input at the first: 500 clients
+//!   pipelining 1 MiB each without reading grew the server by 334 MiB (issue
+//!   14; 656 KiB a connection in `tests/hostile.rs`, 1.7 MiB with 32 MiB
+//!   each). A client that never reads now costs at most the output bound and
+//!   three reads of input, within `proto::CONN_MEMORY_BOUND` (160 KiB), which
+//!   `tests/hostile.rs` holds every model to: about 110-150 KiB here.
 //! - Buffer lifetime: a request's memory must stay put until its completion. A
-//!   connection leaves the slab (closing its socket and freeing its send buffer)
-//!   only when neither its recv nor its send is in flight: closing first cancels
-//!   them and waits for their final completions. The receive buffers live as
-//!   long as the thread's ring; on stop every request is cancelled and reaped
-//!   (for at most 500 ms) before the buffer ring is unregistered and freed, and
-//!   anything still in flight after that is leaked rather than freed.
+//!   connection leaves the slab (closing its socket and freeing its session,
+//!   whose buffer a send reads) only when neither its recv nor its send is in
+//!   flight: closing first cancels them and waits for their final completions.
+//!   The receive buffers live as long as the thread's ring; on stop every
+//!   request is cancelled and reaped (for at most 500 ms) before the buffer
+//!   ring is unregistered and freed, and anything still in flight after that
+//!   is leaked rather than freed.
 //! - Stop: the signal handler shuts every listener down, which completes each
 //!   ring's pending accept with an error; the thread that took the signal also
 //!   returns from `io_uring_enter` with `EINTR`. Each thread then sees
@@ -57,11 +79,12 @@
 //! - Kernels: the ring is set up single-issuer with deferred task running (6.1)
 //!   where possible, else cooperative (5.19), else plain. Without buffer rings
 //!   (before 5.19) the same buffers are given through `PROVIDE_BUFFERS`
-//!   requests, with single-shot accept and recv; without multishot recv (5.19)
-//!   recv is single-shot. Where io_uring cannot be set up at all (not built,
-//!   `kernel.io_uring_disabled`, a seccomp filter) or lacks the socket opcodes
-//!   (before 5.7), the model refuses to start with the reason, before the ready
-//!   line.
+//!   requests, with single-shot accept and recv. Without the recv cap (before
+//!   6.17, which refuses the field with `EINVAL`) recv is single-shot, one buffer
+//!   per request: an uncapped multishot recv cannot be kept to the bound. Where
+//!   io_uring cannot be set up at all (not built, `kernel.io_uring_disabled`, a
+//!   seccomp filter) or lacks the socket opcodes (before 5.7), the model refuses
+//!   to start with the reason, before the ready line.
 //!
 //! # Layout
 //!

@@ -23,9 +23,17 @@ static BACKOFF: Timespec = Timespec::new().nsec(50_000_000);
 /// for the cancelled requests' completions.
 static DRAIN_TICK: Timespec = Timespec::new().nsec(10_000_000);
 const DRAIN_LIMIT: Duration = Duration::from_millis(500);
-/// Send buffers kept for reuse, and the largest capacity worth keeping.
-const SPARE_SENDS: usize = 64;
-const SPARE_CAPACITY: usize = 64 * 1024;
+/// Bytes after which a multishot recv ends by itself (`IORING_RECV_MULTISHOT`
+/// with a total length in `sqe->optlen`, Linux 6.17) and is re-armed only if the
+/// session still wants input. Without it one wake-up of a flooded socket hands
+/// the ring as many buffers as the kernel can fill (up to the pool, 4 MiB), all
+/// for a connection that may have stopped wanting input at the first.
+const RECV_CAP: usize = READ_BUF_SIZE;
+/// Most bytes one capped recv can deliver: the kernel checks the cap after each
+/// buffer it fills, so the last one may overshoot it by up to a buffer less a byte.
+const RECV_CAP_MAX_DELIVERED: usize = RECV_CAP + READ_BUF_SIZE - 1;
+/// Byte offset of the `optlen` field (the union with `file_index`) in an SQE.
+const SQE_OPTLEN_OFFSET: usize = 44;
 
 /// `user_data` of the requests. Connection requests carry their slab key.
 mod token {
@@ -70,12 +78,21 @@ enum Closing {
 struct Conn {
     stream: TcpStream,
     session: Session,
-    /// The bytes of the send in flight (taken out of the session); empty, with
-    /// no allocation, when none is. Never touched while `sending`.
-    out: Vec<u8>,
-    sent: usize,
+    /// A send of the session's pending output, from the session's own buffer,
+    /// is in flight: until it completes the session is not called through
+    /// `&mut` (see [`Worker::send`]).
     sending: bool,
+    /// Bytes received while a send is in flight, handed to the session when it
+    /// completes. No recv is armed while any wait here, so this holds at most
+    /// what one recv delivers.
+    held: Vec<u8>,
+    /// The peer's end of stream, received while a send was in flight.
+    held_eof: bool,
     recv: Recv,
+    /// Bytes delivered by the current recv (checked against [`RECV_CAP`]).
+    recv_bytes: usize,
+    /// The current (or last) recv was armed multishot.
+    recv_multishot: bool,
     closing: Option<Closing>,
 }
 
@@ -87,7 +104,8 @@ pub struct Worker<'a> {
     listener: &'a TcpListener,
     shared: Shared,
     accept: Accept,
-    /// Multishot accept and recv (5.19 / 6.0); single-shot requests otherwise.
+    /// Multishot accept (5.19) and capped multishot recv (6.17); single-shot
+    /// requests otherwise.
     multishot_accept: bool,
     multishot_recv: bool,
     /// Connections to drive once the current batch of completions is handled.
@@ -98,7 +116,6 @@ pub struct Worker<'a> {
     /// once while data waits on thousands of sockets would fail most of them
     /// again, round after round; each batch re-arms as many as there are buffers.
     starved: VecDeque<usize>,
-    spare: Vec<Vec<u8>>,
 }
 
 impl<'a> Worker<'a> {
@@ -120,7 +137,6 @@ impl<'a> Worker<'a> {
             dirty: Vec::new(),
             ran_out: false,
             starved: VecDeque::new(),
-            spare: Vec::new(),
         };
         if let Some(entry) = provide {
             // SAFETY: the buffers live as long as the worker and are freed only
@@ -221,10 +237,12 @@ impl<'a> Worker<'a> {
             let key = self.conns.insert(Conn {
                 stream,
                 session,
-                out: Vec::new(),
-                sent: 0,
                 sending: false,
+                held: Vec::new(),
+                held_eof: false,
                 recv: Recv::Idle,
+                recv_bytes: 0,
+                recv_multishot: false,
                 closing: None,
             });
             self.dirty.push(key);
@@ -249,14 +267,39 @@ impl<'a> Worker<'a> {
     fn received(&mut self, key: usize, result: i32, flags: u32) {
         let bid = cqueue::buffer_select(flags);
         if let Some(conn) = self.conns.get_mut(key) {
-            if !cqueue::more(flags) {
+            let more = cqueue::more(flags);
+            if !more {
                 conn.recv = Recv::Idle;
             }
             match result {
                 n if n > 0 => match bid {
-                    Some(bid) => conn.session.receive(self.bufs.filled(bid, n as usize)),
+                    Some(bid) => {
+                        // Bytes that arrive after the session stopped wanting
+                        // input (the recv is being cancelled, or its cap is not
+                        // reached yet) wait in the session's input, or in `held`
+                        // while a send is in flight: at most what one capped recv
+                        // delivers.
+                        let data = self.bufs.filled(bid, n as usize);
+                        if conn.sending {
+                            conn.held.extend_from_slice(data);
+                        } else {
+                            conn.session.receive(data);
+                        }
+                        conn.recv_bytes += n as usize;
+                        if more && conn.recv == Recv::Armed && conn.recv_bytes > RECV_CAP_MAX_DELIVERED {
+                            // The kernel took the request but not its cap:
+                            // nothing would bound what a flooded socket hands over.
+                            crate::warn_rate_limited(
+                                "io_uring: the kernel ignores the multishot recv cap, using single-shot recv",
+                            );
+                            self.multishot_recv = false;
+                            conn.recv = Recv::Cancelling;
+                            self.q.cancel(token::recv(key), token::NOTE);
+                        }
+                    }
                     None => conn.closing = Some(Closing::Abort),
                 },
+                0 if conn.sending => conn.held_eof = true,
                 0 => conn.session.peer_closed(),
                 e if e == -libc::ENOBUFS => {
                     if conn.recv == Recv::Idle {
@@ -266,8 +309,10 @@ impl<'a> Worker<'a> {
                     self.ran_out = true;
                 }
                 e if e == -libc::ECANCELED => {}
-                e if e == -libc::EINVAL && self.multishot_recv => {
-                    crate::warn_rate_limited("io_uring: no multishot recv (Linux < 6.0), using single-shot recv");
+                e if e == -libc::EINVAL && conn.recv_multishot => {
+                    crate::warn_rate_limited(
+                        "io_uring: no capped multishot recv (Linux < 6.17), using single-shot recv",
+                    );
                     self.multishot_recv = false;
                 }
                 _ => {
@@ -289,41 +334,47 @@ impl<'a> Worker<'a> {
             return;
         };
         conn.sending = false;
+        // The kernel is done with the session's buffer: the session may be
+        // called again, first with what arrived meanwhile, in order.
         if result > 0 {
-            conn.sent += result as usize;
+            conn.session.consume_output(result as usize);
         } else {
             conn.closing = Some(Closing::Abort);
         }
-        if conn.sent < conn.out.len() && conn.closing != Some(Closing::Abort) {
-            self.send(key); // a partial send: the rest, before anything else
-        } else {
-            let mut out = std::mem::take(&mut conn.out);
-            if self.spare.len() < SPARE_SENDS && out.capacity() <= SPARE_CAPACITY {
-                out.clear();
-                self.spare.push(out);
+        if !conn.held.is_empty() {
+            conn.session.receive(&conn.held);
+            conn.held.clear();
+            if conn.held.capacity() > READ_BUF_SIZE {
+                conn.held = Vec::new();
             }
-            self.dirty.push(key);
         }
+        if std::mem::take(&mut conn.held_eof) {
+            conn.session.peer_closed();
+        }
+        self.dirty.push(key); // a partial send: `advance` sends the rest
     }
 
-    /// Submit a send of the rest of `out`.
+    /// Submit a send of the session's pending output, from its own buffer.
     fn send(&mut self, key: usize) {
         let conn = &mut self.conns[key];
-        let rest = &conn.out[conn.sent..];
-        let entry = opcode::Send::new(Fd(conn.stream.as_raw_fd()), rest.as_ptr(), rest.len() as u32)
-            .flags(libc::MSG_NOSIGNAL)
-            .build();
+        let out = conn.session.pending_output();
+        let len = out.len().min(u32::MAX as usize) as u32;
+        let entry = opcode::Send::new(Fd(conn.stream.as_raw_fd()), out.as_ptr(), len).flags(libc::MSG_NOSIGNAL).build();
         conn.sending = true;
-        // SAFETY: `out` is neither resized nor dropped while `sending`, and the
-        // connection (its descriptor and its `out`) is removed from the slab only
-        // once no send is in flight; moving the `Conn` within the slab does not
-        // move the bytes `out` points to.
+        // SAFETY: the bytes are the session's pending output. Until this send's
+        // completion the session is called only through `&self` (`received`
+        // keeps data and end of stream in `held` while `sending`; `sent` is the
+        // first to call it through `&mut` again), and `Session` has no interior
+        // mutability, so its output buffer is neither reallocated nor freed
+        // meanwhile. The connection (its descriptor and session) leaves the slab
+        // only once no send is in flight, and moving the `Conn` within the slab
+        // does not move the buffer's heap memory.
         unsafe { self.q.push(entry.user_data(token::send(key))) };
     }
 
     fn recv_entry(multishot: bool, fd: RawFd) -> squeue::Entry {
         if multishot {
-            opcode::RecvMulti::new(Fd(fd), GROUP).build()
+            capped(opcode::RecvMulti::new(Fd(fd), GROUP).build(), RECV_CAP as u32)
         } else {
             opcode::Recv::new(Fd(fd), std::ptr::null_mut(), READ_BUF_SIZE as u32)
                 .buf_group(GROUP)
@@ -341,20 +392,18 @@ impl<'a> Worker<'a> {
         };
         if conn.closing.is_none() {
             if !conn.sending && !conn.session.pending_output().is_empty() {
-                let mut out = self.spare.pop().unwrap_or_default();
-                out.extend_from_slice(conn.session.pending_output());
-                conn.session.consume_output(out.len());
-                conn.out = out;
-                conn.sent = 0;
                 self.send(key);
             }
             let conn = &mut self.conns[key];
             if conn.session.is_done() && !conn.sending {
                 conn.closing = Some(Closing::Graceful);
             } else if conn.session.wants_read() {
-                if conn.recv == Recv::Idle {
+                // Not while bytes wait in `held`: that bounds them to one recv.
+                if conn.recv == Recv::Idle && conn.held.is_empty() {
                     let entry = Self::recv_entry(self.multishot_recv, conn.stream.as_raw_fd());
                     conn.recv = Recv::Armed;
+                    conn.recv_bytes = 0;
+                    conn.recv_multishot = self.multishot_recv;
                     // SAFETY: the recv selects one of the thread's provided
                     // buffers, which outlive every request; the descriptor stays
                     // open until the connection leaves the slab, which waits for
@@ -362,8 +411,10 @@ impl<'a> Worker<'a> {
                     unsafe { self.q.push(entry.user_data(token::recv(key))) };
                 }
             } else if conn.recv == Recv::Armed {
-                // Output over the high-water mark, or the peer is done: stop
-                // reading until it drains (bounded buffering).
+                // Output (the send in flight included) over the high-water
+                // mark, or the peer is done: stop reading until it drains
+                // (bounded buffering). A recv is armed (a starved one re-armed)
+                // only in the branch above, while the session wants input.
                 conn.recv = Recv::Cancelling;
                 self.q.cancel(token::recv(key), token::NOTE);
             }
@@ -432,6 +483,23 @@ impl<'a> Worker<'a> {
     }
 }
 
+/// `entry` (a multishot recv) with a total byte cap: the kernel ends it, without
+/// `IORING_CQE_F_MORE`, once it has delivered `cap` bytes. Kernels before 6.17
+/// refuse the request with `EINVAL` (the field was `file_index`, which a recv
+/// must leave zero), which [`Worker::received`] answers by falling back to
+/// single-shot recv.
+fn capped(mut entry: squeue::Entry, cap: u32) -> squeue::Entry {
+    const _: () = assert!(std::mem::size_of::<squeue::Entry>() == 64);
+    let sqe = std::ptr::addr_of_mut!(entry).cast::<u8>();
+    // SAFETY: `squeue::Entry` is a `#[repr(C)]` wrapper of the kernel's 64-byte
+    // `struct io_uring_sqe` (size checked above), whose bytes 44..48 are the
+    // `__u32` union of `optlen` and `file_index` (checked against the crate's
+    // own `SetSockOpt` builder in the tests below); the write stays in bounds
+    // and any bit pattern is a valid value there.
+    unsafe { sqe.add(SQE_OPTLEN_OFFSET).cast::<u32>().write_unaligned(cap) };
+    entry
+}
+
 impl Drop for Worker<'_> {
     fn drop(&mut self) {
         if self.q.in_flight > 0 {
@@ -441,5 +509,38 @@ impl Drop for Worker<'_> {
             self.bufs.leak();
             std::mem::forget(std::mem::take(&mut self.conns));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(entry: &squeue::Entry) -> [u8; 64] {
+        let mut out = [0u8; 64];
+        // SAFETY: an `Entry` is 64 initialised bytes (a zeroed SQE that the
+        // builders fill in), read here through a byte pointer into a local copy.
+        unsafe { std::ptr::copy_nonoverlapping(std::ptr::addr_of!(*entry).cast::<u8>(), out.as_mut_ptr(), 64) };
+        out
+    }
+
+    #[test]
+    fn the_cap_lands_where_the_kernel_reads_optlen() {
+        let optlen = 0x1234_5678u32;
+        let reference = opcode::SetSockOpt::new(Fd(3), 0, 0, std::ptr::null(), optlen).build();
+        let at = &bytes(&reference)[SQE_OPTLEN_OFFSET..SQE_OPTLEN_OFFSET + 4];
+        assert_eq!(at, optlen.to_ne_bytes(), "optlen is not at byte {SQE_OPTLEN_OFFSET}");
+
+        let plain = opcode::RecvMulti::new(Fd(3), GROUP).build().user_data(7);
+        let with_cap = capped(plain.clone(), RECV_CAP as u32);
+        let (before, after) = (bytes(&plain), bytes(&with_cap));
+        for i in 0..64 {
+            if (SQE_OPTLEN_OFFSET..SQE_OPTLEN_OFFSET + 4).contains(&i) {
+                continue;
+            }
+            assert_eq!(before[i], after[i], "byte {i} changed");
+        }
+        assert_eq!(&after[SQE_OPTLEN_OFFSET..SQE_OPTLEN_OFFSET + 4], (RECV_CAP as u32).to_ne_bytes());
+        assert_eq!(with_cap.get_user_data(), 7);
     }
 }
