@@ -225,21 +225,28 @@ where
     Ok(())
 }
 
-/// Horizontal bars: one per `(label, value, colour index)`, top to bottom.
-pub fn bars(path: &Path, title: &str, x_label: &str, bars: &[(String, f64, usize)]) -> Result<()> {
-    let err = perr(path);
-    let root = SVGBackend::new(path, SIZE).into_drawing_area();
-    root.fill(&WHITE).map_err(&err)?;
-    let n = bars.len().max(1);
-    let hi = bars.iter().map(|b| b.1).fold(0.0, f64::max).max(1e-9) * 1.15;
-    let labels: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
-    let mut chart = ChartBuilder::on(&root)
+/// A chart of horizontal rows, one per label top to bottom, over `0..hi` on x: what
+/// [`bars`] and [`ranges`] draw on.
+type Rows<'a> = ChartContext<
+    'a,
+    SVGBackend<'a>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+fn labelled_rows<'a>(
+    root: &DrawingArea<SVGBackend<'a>, plotters::coord::Shift>,
+    title: &str,
+    x_label: &str,
+    labels: &[String],
+    hi: f64,
+) -> std::result::Result<Rows<'a>, DrawingAreaErrorKind<std::io::Error>> {
+    let n = labels.len().max(1);
+    let mut chart = ChartBuilder::on(root)
         .caption(title, ("sans-serif", 22))
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(190)
-        .build_cartesian_2d(0.0..hi, 0.0..n as f64)
-        .map_err(&err)?;
+        .build_cartesian_2d(0.0..hi, 0.0..n as f64)?;
     chart
         .configure_mesh()
         .disable_y_mesh()
@@ -256,8 +263,19 @@ pub fn bars(path: &Path, title: &str, x_label: &str, bars: &[(String, f64, usize
         .x_desc(x_label)
         .label_style(("sans-serif", 14))
         .axis_desc_style(("sans-serif", 16))
-        .draw()
-        .map_err(&err)?;
+        .draw()?;
+    Ok(chart)
+}
+
+/// Horizontal bars: one per `(label, value, colour index)`, top to bottom.
+pub fn bars(path: &Path, title: &str, x_label: &str, bars: &[(String, f64, usize)]) -> Result<()> {
+    let err = perr(path);
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(&err)?;
+    let n = bars.len().max(1);
+    let hi = bars.iter().map(|b| b.1).fold(0.0, f64::max).max(1e-9) * 1.15;
+    let labels: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
+    let mut chart = labelled_rows(&root, title, x_label, &labels, hi).map_err(&err)?;
     chart
         .draw_series(bars.iter().enumerate().map(|(i, (_, v, c))| {
             let row = (n - 1 - i) as f64;
@@ -294,31 +312,7 @@ pub fn ranges(path: &Path, title: &str, x_label: &str, rows: &[Range], clip: f64
     let n = rows.len().max(1);
     let hi = rows.iter().filter_map(|r| r.quantiles).map(|q| q[4].min(clip)).fold(0.0, f64::max).max(1e-9) * 1.15;
     let labels: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 22))
-        .margin(16)
-        .x_label_area_size(48)
-        .y_label_area_size(190)
-        .build_cartesian_2d(0.0..hi, 0.0..n as f64)
-        .map_err(&err)?;
-    chart
-        .configure_mesh()
-        .disable_y_mesh()
-        .y_labels(n * 2 + 1)
-        .y_label_formatter(&|v: &f64| {
-            let i = v.floor() as usize;
-            if (v - v.floor() - 0.5).abs() < 0.01 && i < labels.len() {
-                labels[n - 1 - i].clone()
-            } else {
-                String::new()
-            }
-        })
-        .x_label_formatter(&|v| si(*v))
-        .x_desc(x_label)
-        .label_style(("sans-serif", 14))
-        .axis_desc_style(("sans-serif", 16))
-        .draw()
-        .map_err(&err)?;
+    let mut chart = labelled_rows(&root, title, x_label, &labels, hi).map_err(&err)?;
     for (i, r) in rows.iter().enumerate() {
         let row = (n - 1 - i) as f64;
         let c = color(r.colour);
