@@ -56,21 +56,12 @@ impl Row {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        l if l % 2 == 1 => v[l / 2],
-        l => (v[l / 2 - 1] + v[l / 2]) / 2.0,
-    }
-}
-
 /// Every keep-alive server measured at `conns` with fairness figures, in the report's order.
 pub fn rows(r: &Results, conns: u64) -> Vec<Row> {
     let mut out = Vec::new();
     for server in crate::tables::ordered_servers(r, "http-keepalive") {
         let Some(g) = r.find("http-keepalive", &server, conns).filter(|g| g.ok > 0) else { continue };
-        let recs = r.records_of(&format!("http-keepalive/{server}/c{conns}"));
+        let recs = r.records_of(&g.group);
         let reps: Vec<(Fairness, f64)> = recs
             .iter()
             .filter(|rec| rec.valid().is_some())
@@ -81,7 +72,9 @@ pub fn rows(r: &Results, conns: u64) -> Vec<Row> {
             .filter(|(f, _)| f.conns > 0)
             .collect();
         let Some(jain) = Interval::of(&reps.iter().map(|(f, _)| f.jain_index).collect::<Vec<_>>()) else { continue };
-        let m = |get: &dyn Fn(&Fairness) -> f64| median(reps.iter().map(|(f, _)| get(f)).collect());
+        let m = |get: &dyn Fn(&Fairness) -> f64| {
+            crate::aggregate::median(reps.iter().map(|(f, _)| get(f)).collect()).unwrap_or(f64::NAN)
+        };
         out.push(Row {
             server: server.clone(),
             conns,

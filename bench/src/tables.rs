@@ -186,26 +186,23 @@ pub fn knee_table(r: &Results) -> String {
     out
 }
 
-/// The load generator's own lateness in a group (median over repetitions of the
-/// p99 dispatch lag: how late requests on free connections left the client).
-fn dispatch_lag_p99(r: &Results, g: &Group) -> Option<f64> {
-    let lags: Vec<f64> = r
-        .records_of(&g.group)
-        .iter()
-        .filter_map(|rec| rec.load_raw.as_ref()?.pointer("/open_loop/dispatch_lag/p99_us")?.as_f64())
-        .collect();
-    crate::aggregate::median(lags)
+/// The median over a group's repetitions of one figure of the load generator's raw
+/// report (a JSON pointer); `None` for reports older than the figure.
+fn raw_median(r: &Results, g: &Group, pointer: &str) -> Option<f64> {
+    let values: Vec<f64> =
+        r.records_of(&g.group).iter().filter_map(|rec| rec.load_raw.as_ref()?.pointer(pointer)?.as_f64()).collect();
+    crate::aggregate::median(values)
 }
 
-/// The hypervisor's steal on the client's CPUs over the window (median over
-/// repetitions); `None` for load reports older than the figure.
+/// The load generator's own lateness in a group: the p99 dispatch lag, how late
+/// requests on free connections left the client.
+fn dispatch_lag_p99(r: &Results, g: &Group) -> Option<f64> {
+    raw_median(r, g, "/open_loop/dispatch_lag/p99_us")
+}
+
+/// The hypervisor's steal on the client's CPUs over the window.
 fn client_steal_s(r: &Results, g: &Group) -> Option<f64> {
-    let steal: Vec<f64> = r
-        .records_of(&g.group)
-        .iter()
-        .filter_map(|rec| rec.load_raw.as_ref()?.pointer("/client/steal_s")?.as_f64())
-        .collect();
-    crate::aggregate::median(steal)
+    raw_median(r, g, "/client/steal_s")
 }
 
 /// The knee (the highest rate under the bound) and the rate after it. Misses

@@ -79,16 +79,7 @@ mod tests {
 
     #[test]
     fn no_http_answer_is_longer_than_counted() {
-        let replies = [
-            Reply::Hello,
-            Reply::NotFound,
-            Reply::MethodNotAllowed,
-            Reply::BadRequest,
-            Reply::PayloadTooLarge,
-            Reply::HeadersTooLarge,
-            Reply::NotImplemented,
-        ];
-        for reply in replies {
+        for reply in Reply::HTTP {
             for (keep_alive, http10) in [(true, false), (false, false), (true, true), (false, true)] {
                 let request = Request { reply, head: false, keep_alive, http10 };
                 let mut out = Vec::new();

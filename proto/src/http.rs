@@ -37,6 +37,17 @@ pub enum Reply {
 }
 
 impl Reply {
+    /// Every HTTP reply (all but [`Reply::Echo`]), for checks over each answer.
+    pub const HTTP: [Reply; 7] = [
+        Reply::Hello,
+        Reply::NotFound,
+        Reply::MethodNotAllowed,
+        Reply::BadRequest,
+        Reply::PayloadTooLarge,
+        Reply::HeadersTooLarge,
+        Reply::NotImplemented,
+    ];
+
     /// The status code, or `None` for echo.
     pub fn status(self) -> Option<u16> {
         Some(match self {

@@ -19,17 +19,8 @@ pub const MAX_STEPS: usize = 2_000_000;
 /// The longest answer a single HTTP request can get, computed from
 /// [`http::answer`] over every reply and flag.
 pub fn max_http_answer() -> usize {
-    let replies = [
-        Reply::Hello,
-        Reply::NotFound,
-        Reply::MethodNotAllowed,
-        Reply::BadRequest,
-        Reply::PayloadTooLarge,
-        Reply::HeadersTooLarge,
-        Reply::NotImplemented,
-    ];
     let mut longest = 0;
-    for reply in replies {
+    for reply in Reply::HTTP {
         for bits in 0..8u8 {
             let request = Request { reply, head: bits & 1 != 0, keep_alive: bits & 2 != 0, http10: bits & 4 != 0 };
             let mut out = Vec::new();
