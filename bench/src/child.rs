@@ -39,6 +39,30 @@ pub struct Launch<'a> {
     pub cgroup: &'a [std::ffi::CString],
 }
 
+/// How long `spawn` keeps retrying an executable that is still open for writing.
+const TEXT_BUSY_RETRY: Duration = Duration::from_secs(1);
+
+/// `cmd.spawn()`, retried while exec fails with `ETXTBSY`.
+///
+/// A program file that some process still holds open for writing cannot be
+/// executed. That holds not only while it is being written: when another
+/// thread forks while this process writes a file (a freshly built binary, a
+/// test's script), the child inherits the descriptor until its own exec closes
+/// it. The window is a few microseconds to milliseconds, so the spawn is
+/// retried for up to [`TEXT_BUSY_RETRY`] (as Cargo and Go's `os/exec` tests do)
+/// before the error is reported.
+fn spawn_retrying(cmd: &mut Command) -> std::io::Result<Child> {
+    let start = Instant::now();
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && start.elapsed() < TEXT_BUSY_RETRY => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Start `launch` in a new process group.
 pub fn spawn(launch: &Launch<'_>) -> std::io::Result<Spawned> {
     let mut cmd = Command::new(launch.bin);
@@ -84,7 +108,7 @@ pub fn spawn(launch: &Launch<'_>) -> std::io::Result<Spawned> {
             Ok(())
         });
     }
-    let mut child = cmd.spawn()?;
+    let mut child = spawn_retrying(&mut cmd)?;
     let (tx, lines) = crossbeam_channel::unbounded();
     let stderr = Arc::new(Mutex::new(VecDeque::new()));
     let mut readers = Vec::new();
