@@ -66,12 +66,11 @@ impl ServerSpec {
     /// The model with the knobs the main comparison uses, sized to the server's CPU share.
     pub fn base(model: Model, server_cpus: usize) -> ServerSpec {
         let n = server_cpus.max(1).to_string();
-        let args: Vec<String> = match model {
-            Model::MultiReactor | Model::MultiReactorPool | Model::Tokio | Model::Uring => vec!["--threads".into(), n],
-            Model::Reuseport => vec!["--procs".into(), n],
+        let args: Vec<String> = match (model, model.info().cores_knob) {
             // The documents' Gunicorn example (T1): 3 processes x 4 threads, each blocking in accept.
-            Model::Prefork => ["--procs", "3", "--threads-per-proc", "4"].map(String::from).to_vec(),
-            _ => Vec::new(),
+            (Model::Prefork, _) => ["--procs", "3", "--threads-per-proc", "4"].map(String::from).to_vec(),
+            (_, Some(knob)) => vec![knob.flag().into(), n],
+            (_, None) => Vec::new(),
         };
         ServerSpec { key: model.name().into(), model: model.name().into(), id: model.id().into(), args, nofile: None }
     }
@@ -175,9 +174,11 @@ pub struct Sizing {
     pub client_cpus: Vec<usize>,
 }
 
-/// Models that serve a fixed number of connections at once (one, procs x threads,
-/// workers).
-pub const FIXED_CONCURRENCY: [&str; 3] = ["iterative", "prefork", "pool"];
+/// A server that serves a fixed number of connections at once (one, procs x
+/// threads, workers), as its model's registry entry says.
+pub fn fixed_concurrency(server: &ServerSpec) -> bool {
+    Model::from_name(&server.model).is_some_and(|m| m.info().fixed_concurrency)
+}
 
 /// Load arguments for a fixed-concurrency model with more connections than a
 /// listen backlog holds (4,096 here). Such a server accepts the backlog's worth
@@ -320,9 +321,7 @@ fn blocks(profile: Profile, cpus: usize) -> Vec<Block> {
     // Models whose concurrency is fixed (one connection, 3 x 4 threads, 64 workers)
     // serve 1, 12 or 64 of 1,000 idle connections; more connections only wait out the
     // time limit, so they run once at 10,000 and the idle ladder stops at 1,000 for them.
-    let fixed_keys = FIXED_CONCURRENCY;
-    let fixed = pick(&fixed_keys);
-    let scalable: Vec<ServerSpec> = all.iter().filter(|s| !fixed_keys.contains(&s.key.as_str())).cloned().collect();
+    let (fixed, scalable): (Vec<ServerSpec>, Vec<ServerSpec>) = all.iter().cloned().partition(fixed_concurrency);
     // The same servers with nginx as a reference row beside them.
     let with_ref = |servers: &Vec<ServerSpec>| -> Vec<ServerSpec> {
         let mut v = servers.clone();
@@ -489,10 +488,7 @@ impl CellSpec<'_> {
             load_args.extend(["--idle-conns".into(), self.idle.to_string()]);
         }
         load_args.extend(w.load_args.iter().map(|s| s.to_string()));
-        if FIXED_CONCURRENCY.contains(&self.server.model.as_str())
-            && all > FIXED_AT_SCALE_FROM
-            && w.load_args.is_empty()
-        {
+        if fixed_concurrency(&self.server) && all > FIXED_AT_SCALE_FROM && w.load_args.is_empty() {
             load_args.extend(FIXED_AT_SCALE.iter().map(|s| s.to_string()));
         }
         // Connecting 10,000 sockets and waiting out the last timeouts both take time.

@@ -57,25 +57,6 @@ impl Knob {
     }
 }
 
-impl Model {
-    /// The knobs this model takes; any other is refused.
-    pub fn knobs(self) -> &'static [Knob] {
-        use Knob::*;
-        match self {
-            Model::Iterative | Model::Fork => &[],
-            Model::Thread => &[ThreadStack],
-            Model::Prefork => &[Procs, ThreadsPerProc, ThreadStack],
-            Model::Pool => &[Workers, Queue, ThreadStack],
-            Model::Reactor => &[Backend, Trigger],
-            Model::ReactorPool => &[Workers],
-            Model::MultiReactor | Model::Uring => &[Threads],
-            Model::Tokio => &[Threads, GlobalQueueInterval],
-            Model::Reuseport => &[Procs, SharedListener],
-            Model::MultiReactorPool => &[Threads, Workers],
-        }
-    }
-}
-
 /// Default pool size for the models with worker threads.
 pub const DEFAULT_WORKERS: usize = 64;
 /// Default capacity of the pool's connection queue.

@@ -1,5 +1,11 @@
-//! One file per concurrency model. Each module's documentation says which model
-//! of the documents it is, who blocks where, and what that costs.
+//! One file per concurrency model, and the registry that lists them. Each
+//! module's documentation says which model of the documents it is, who blocks
+//! where, and what that costs.
+//!
+//! Adding a model: its module here, and one entry in `registry!` below (name,
+//! id, knobs, capabilities, entry point, trade-off). The CLI, `c10k models`,
+//! the knob checks, the scenario table's coverage test and the bench all read
+//! the registry.
 
 mod children;
 mod fork;
@@ -16,24 +22,80 @@ mod thread;
 mod tokio;
 mod uring;
 
-use crate::{Ctx, Model, ServeError};
+use crate::config::Knob;
+use crate::model::registry;
+use crate::{Ctx, ServeError};
+
+registry! {
+    Iterative {
+        name: "iterative", id: "M0", knobs: [], cores_knob: None, fixed_concurrency: true,
+        run: iterative::run,
+        tradeoff: "one connection at a time: no concurrency at all, one idle client stalls everyone",
+    },
+    Fork {
+        name: "fork", id: "M1", knobs: [], cores_knob: None, fixed_concurrency: false,
+        run: fork::run,
+        tradeoff: "a process per connection: full isolation, a fork and a process's memory per client",
+    },
+    Thread {
+        name: "thread", id: "M2", knobs: [ThreadStack], cores_knob: None, fixed_concurrency: false,
+        run: thread::run,
+        tradeoff: "a thread per connection: simple blocking code, a stack and a scheduler entry per client",
+    },
+    Prefork {
+        name: "prefork", id: "M3", knobs: [Procs, ThreadsPerProc, ThreadStack], cores_knob: Some(Knob::Procs),
+        fixed_concurrency: true,
+        run: prefork::run,
+        tradeoff: "N processes blocking in accept: no fork per client, but N connections at most at once",
+    },
+    Pool {
+        name: "pool", id: "M4", knobs: [Workers, Queue, ThreadStack], cores_knob: None, fixed_concurrency: true,
+        run: pool::run,
+        tradeoff: "fixed worker threads: bounded cost, but long-lived connections hold workers and others wait",
+    },
+    Reactor {
+        name: "reactor", id: "M5", knobs: [Backend, Trigger], cores_knob: None, fixed_concurrency: false,
+        run: reactor::run,
+        tradeoff: "one thread, epoll: cheap idle connections, but any slow handler stalls every connection",
+    },
+    ReactorPool {
+        name: "reactor-pool", id: "M8", knobs: [Workers], cores_knob: None, fixed_concurrency: false,
+        run: reactor_pool::run,
+        tradeoff: "one I/O thread hands requests to a pool: slow handlers tolerated, two hand-offs per request",
+    },
+    MultiReactor {
+        name: "multi-reactor", id: "M9", knobs: [Threads], cores_knob: Some(Knob::Threads), fixed_concurrency: false,
+        run: multi_reactor::run,
+        tradeoff: "a reactor per core behind an acceptor: uses every core, a slow handler stalls its share",
+    },
+    Reuseport {
+        name: "reuseport", id: "M10", knobs: [Procs, SharedListener], cores_knob: Some(Knob::Procs),
+        fixed_concurrency: false,
+        run: reuseport::run,
+        tradeoff: "a reactor per process on SO_REUSEPORT (Nginx): kernel balances accepts, no shared state",
+    },
+    MultiReactorPool {
+        name: "multi-reactor-pool", id: "M11", knobs: [Threads, Workers], cores_knob: Some(Knob::Threads),
+        fixed_concurrency: false,
+        run: multi_reactor_pool::run,
+        tradeoff: "reactors per core plus a work pool: most flexible, most hand-offs",
+    },
+    Tokio {
+        name: "tokio", id: "MN", knobs: [Threads, GlobalQueueInterval], cores_knob: Some(Knob::Threads),
+        fixed_concurrency: false,
+        run: tokio::run,
+        tradeoff: "M:N tasks over epoll (tokio): blocking-style code at reactor cost, a blocking call stalls a worker",
+    },
+    Uring {
+        name: "uring", id: "AIO", knobs: [Threads], cores_knob: Some(Knob::Threads), fixed_concurrency: false,
+        run: uring::run,
+        tradeoff: "io_uring completions: accept, recv and send submitted in batches, fewer syscalls",
+    },
+}
 
 /// Run the configured model until a stop is requested.
 pub fn run(ctx: &Ctx) -> Result<(), ServeError> {
-    match ctx.config.model {
-        Model::Iterative => iterative::run(ctx),
-        Model::Fork => fork::run(ctx),
-        Model::Thread => thread::run(ctx),
-        Model::Pool => pool::run(ctx),
-        Model::Reactor => reactor::run(ctx),
-        Model::MultiReactor => multi_reactor::run(ctx),
-        Model::Tokio => tokio::run(ctx),
-        Model::Prefork => prefork::run(ctx),
-        Model::ReactorPool => reactor_pool::run(ctx),
-        Model::MultiReactorPool => multi_reactor_pool::run(ctx),
-        Model::Reuseport => reuseport::run(ctx),
-        Model::Uring => uring::run(ctx),
-    }
+    (ctx.config.model.info().run)(ctx)
 }
 
 /// The accept loop of the blocking models: accept until a stop, backing off
