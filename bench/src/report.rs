@@ -194,13 +194,14 @@ fn method(s: &mut String, r: &Results) {
     let _ = writeln!(s, "Workloads:\n");
     let present: Vec<String> = r.groups.iter().map(|g| g.workload.clone()).collect();
     for w in workloads::WORKLOADS.iter().filter(|w| present.contains(&w.name.to_string())) {
-        let _ = writeln!(
-            s,
-            "- `{}`: {}.{}",
-            w.name,
-            w.about,
-            if w.claims.is_empty() { String::new() } else { format!(" Evidence for {}.", w.claims.join(", ")) }
-        );
+        let _ = writeln!(s, "- `{}`: {}.{}", w.name, w.about, {
+            let claims = crate::claims::claims_of(w.name);
+            if claims.is_empty() {
+                String::new()
+            } else {
+                format!(" Evidence for {}.", claims.join(", "))
+            }
+        });
     }
     let _ = writeln!(s);
 }

@@ -21,8 +21,6 @@ pub struct Workload {
     pub by_requests: Option<u64>,
     /// Measured window override, seconds (else the profile's).
     pub duration_s: Option<f64>,
-    /// The claims whose evidence this workload provides.
-    pub claims: &'static [&'static str],
 }
 
 const fn w(name: &'static str, about: &'static str) -> Workload {
@@ -36,14 +34,12 @@ const fn w(name: &'static str, about: &'static str) -> Workload {
         warmup_s: None,
         by_requests: None,
         duration_s: None,
-        claims: &[],
     }
 }
 
 /// Every workload the profiles may use.
 pub const WORKLOADS: [Workload; 13] = [
     Workload {
-        claims: &["T1", "T2", "T3", "C5", "C6", "C8", "C11"],
         ..w(
             "http-keepalive",
             "HTTP/1.1 keep-alive, closed loop: each connection sends its next GET when the answer arrives",
@@ -52,32 +48,26 @@ pub const WORKLOADS: [Workload; 13] = [
     Workload { proto: "echo", load_args: &["--msg-size", "64"], ..w("echo", "64-byte echo messages, closed loop") },
     Workload {
         load_args: &["--reqs-per-conn", "1"],
-        claims: &["C9"],
         ..w("http-short", "a new connection per request (`--reqs-per-conn 1`), closed loop")
     },
     Workload {
         server_args: &["--cpu-us", "100"],
-        claims: &["C3", "C6"],
         ..w("cpu", "HTTP keep-alive, 100 us of CPU spun per request in the handler")
     },
     Workload {
         server_args: &["--block-us", "1000"],
-        claims: &["C3"],
         ..w("block", "HTTP keep-alive, a 1 ms blocking sleep per request in the handler")
     },
     Workload {
         timeout_s: 5.0,
-        claims: &["C1", "C2", "T2", "T3"],
         ..w("idle", "N connections held, each sending one request per second (open loop, rate = N/s)")
     },
     Workload {
         timeout_s: 2.0,
-        claims: &["T1"],
         ..w("sweep", "open loop at a fixed total rate over 100 connections, one cell per rate, to find the knee")
     },
     Workload {
         timeout_s: 2.0,
-        claims: &["C12", "T4"],
         ..w("idle-active", "10 active connections at a fixed open-loop 2,000 requests/s beside M idle ones: N = 10 + M in all (one active among many, as in libevent's benchmark)")
     },
     Workload {
@@ -86,21 +76,17 @@ pub const WORKLOADS: [Workload; 13] = [
         timeout_s: 10.0,
         warmup_s: Some(0.0),
         by_requests: Some(3),
-        claims: &["C7"],
         ..w("block-3x1s", "3 connections, one request each that blocks 1 s in the handler; the run ends at 3 answers")
     },
     Workload {
         load_args: &["--connect-timeout", "1s", "--connect-window", "10000"],
-        claims: &["C4"],
         ..w("burst", "10,000 connects at once (1 s connect timeout), then keep-alive requests on all of them")
     },
     Workload {
         load_args: &["--reqs-per-conn", "1"],
-        claims: &["C10"],
         ..w("herd", "2,000 new connections per second (open loop, one request each) against 4 processes sharing one listener, on SO_REUSEPORT, or blocking in accept")
     },
     Workload {
-        claims: &["T5"],
         ..w("fd-limit", "2,000 keep-alive connections against a server with RLIMIT_NOFILE 1024 and with the default")
     },
     Workload {

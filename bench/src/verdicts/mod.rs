@@ -11,6 +11,7 @@
 //! ([`crate::stats`]): beyond the threshold on one side it holds or does not, and
 //! an interval that straddles the threshold makes the verdict *inconclusive*.
 
+pub mod figures;
 pub mod prose;
 pub mod tables;
 pub mod thresholds;
@@ -106,8 +107,9 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    pub fn new(id: &'static str, status: Status, evidence: Vec<String>, why: impl Into<String>) -> Verdict {
-        Verdict { id, status, kind: Kind::Finding, evidence, why: why.into() }
+    /// A finding; its claim's id is filled in by [`all`] from the registry.
+    pub fn new(status: Status, evidence: Vec<String>, why: impl Into<String>) -> Verdict {
+        Verdict { id: "", status, kind: Kind::Finding, evidence, why: why.into() }
     }
 
     /// The same verdict, labelled a demonstration.
@@ -115,33 +117,14 @@ impl Verdict {
         Verdict { kind: Kind::Demonstration, ..self }
     }
 
-    pub fn not_measured(id: &'static str, why: impl Into<String>) -> Verdict {
-        Verdict::new(id, Status::NotMeasured, Vec::new(), why)
+    pub fn not_measured(why: impl Into<String>) -> Verdict {
+        Verdict::new(Status::NotMeasured, Vec::new(), why)
     }
 }
 
-/// Every claim's verdict, in the order of [`crate::claims::CLAIMS`].
+/// Every claim's verdict, in the registry's order ([`crate::claims::CLAIMS`]).
 pub fn all(r: &Results) -> Vec<Verdict> {
-    vec![
-        tables::t1(r),
-        tables::t2(r),
-        tables::t3(r),
-        tables::t4(r),
-        tables::t5(r),
-        prose::c1(r),
-        prose::c2(r),
-        prose::c3(r),
-        prose::c4(r),
-        prose::c5(r),
-        prose::c6(r),
-        prose::c7(r),
-        prose::c8(r),
-        prose::c9(r),
-        prose::c10(r),
-        prose::c11(r),
-        prose::c12(r),
-        prose::c13(r),
-    ]
+    crate::claims::CLAIMS.iter().map(|c| Verdict { id: c.id, ..(c.check)(r) }).collect()
 }
 
 /// A valid (at least one ok repetition) group.

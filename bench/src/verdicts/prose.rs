@@ -1,10 +1,10 @@
 //! Verdicts on the documents' prose claims, C1..C13.
 
+use super::figures::{C1_STACK_MIN_BYTES, C2_PER_CONN_BYTES, C7_POOL_S, C7_SINGLE_S};
 use super::tables::{cost_growth, growth_line, idle_active_method};
 use super::thresholds::*;
 use super::{bytes, client_note, combine, combine_status, judge, lat, n, ok, reading, rps, Status, Verdict};
 use crate::aggregate::{Figure, Group, Results};
-use crate::claims::figures::{C1_STACK_MIN_BYTES, C2_PER_CONN_BYTES, C7_POOL_S, C7_SINGLE_S};
 use crate::stats::Interval;
 
 /// `1.23x` with its interval.
@@ -42,7 +42,7 @@ pub fn c1(r: &Results) -> Verdict {
         }
     }
     let Some((slope, reserved, at10k)) = thread else {
-        return Verdict::not_measured("C1", "the idle workload was not run for the thread model");
+        return Verdict::not_measured("the idle workload was not run for the thread model");
     };
     let mut parts = vec![if slope >= C1_STACK_MIN_BYTES { Status::Holds } else { Status::DoesNotHold }];
     parts.push(match reserved {
@@ -57,7 +57,6 @@ pub fn c1(r: &Results) -> Verdict {
     });
     let said = |s: Status| s.label();
     Verdict::new(
-        "C1",
         combine_status(&parts),
         evidence,
         format!(
@@ -128,7 +127,7 @@ pub fn c2(r: &Results) -> Verdict {
     let tcp = idle10k.and_then(|g| g.server_tcp_per_conn);
     let objects = idle10k.and_then(|g| kernel_objects_per_conn(r, g));
     let active = ok(r, "http-keepalive", "reactor", 10_000).and_then(|g| g.kernel_per_conn);
-    let Some(user) = user else { return Verdict::not_measured("C2", "the idle workload was not run for the reactor") };
+    let Some(user) = user else { return Verdict::not_measured("the idle workload was not run for the reactor") };
     evidence.push(format!("reactor, user space: {} per connection (idle ladder slope)", bytes(user)));
     if let Some(k) = tcp {
         evidence.push(format!(
@@ -160,7 +159,7 @@ pub fn c2(r: &Results) -> Verdict {
         (a, b) => a.or(b),
     };
     let Some(kernel) = own.or(machine) else {
-        return Verdict::not_measured("C2", "no kernel memory figure for the reactor at 10,000 connections");
+        return Verdict::not_measured("no kernel memory figure for the reactor at 10,000 connections");
     };
     let total = (user + kernel) * 10_000.0;
     let claimed = C2_PER_CONN_BYTES * 10_000.0;
@@ -180,7 +179,6 @@ pub fn c2(r: &Results) -> Verdict {
         Status::Nuance
     };
     Verdict::new(
-        "C2",
         status,
         evidence,
         format!(
@@ -198,7 +196,7 @@ pub fn c2(r: &Results) -> Verdict {
 /// blocks. Blocking and CPU-bound handlers are judged apart.
 pub fn c3(r: &Results) -> Verdict {
     let Some(reactor) = ok(r, "block", "reactor", 100) else {
-        return Verdict::not_measured("C3", "the block workload was not run for the reactor");
+        return Verdict::not_measured("the block workload was not run for the reactor");
     };
     let threaded = ["thread", "pool", "reactor-pool", "multi-reactor-pool"];
     let bound = 1e6 / 1_000.0; // one 1 ms handler at a time
@@ -269,7 +267,6 @@ pub fn c3(r: &Results) -> Verdict {
         _ => Status::NotMeasured,
     };
     Verdict::new(
-        "C3",
         combine_status(&[blocking, cpu]),
         evidence,
         format!(
@@ -291,7 +288,7 @@ pub fn c4(r: &Results) -> Verdict {
         burst.iter().find(|g| g.server == "reactor" && g.ok > 0),
         burst.iter().find(|g| g.server == "multi-reactor" && g.ok > 0),
     ) else {
-        return Verdict::not_measured("C4", "the burst workload was not run for reactor and multi-reactor");
+        return Verdict::not_measured("the burst workload was not run for reactor and multi-reactor");
     };
     let mut evidence = Vec::new();
     for g in &burst {
@@ -340,7 +337,6 @@ pub fn c4(r: &Results) -> Verdict {
         _ => Status::Inconclusive,
     };
     Verdict::new(
-        "C4",
         status,
         evidence,
         format!(
@@ -377,12 +373,11 @@ pub fn c5(r: &Results) -> Verdict {
         ));
     }
     if long.is_empty() || long.iter().all(|g| g.starved.is_none()) {
-        return Verdict::not_measured("C5", "the pool model was not run with keep-alive at 100+ connections");
+        return Verdict::not_measured("the pool model was not run with keep-alive at 100+ connections");
     }
     let starves = long.iter().any(|g| g.starved.is_some_and(|s| s > 0.0));
     let short_ok = short.is_none_or(|g| g.starved == Some(0.0));
     Verdict::new(
-        "C5",
         combine(&[starves, short_ok]),
         evidence,
         format!(
@@ -425,10 +420,9 @@ pub fn c6(r: &Results) -> Verdict {
         parts.push(judge(&cost, C6_MIN_GAIN, true));
     }
     if parts.is_empty() {
-        return Verdict::not_measured("C6", "multi-reactor and reactor-pool were not both run with keep-alive");
+        return Verdict::not_measured("multi-reactor and reactor-pool were not both run with keep-alive");
     }
     Verdict::new(
-        "C6",
         combine_status(&parts),
         evidence,
         format!(
@@ -451,7 +445,7 @@ pub fn c7(r: &Results) -> Verdict {
     let pool: Vec<(&str, f64)> =
         ["pool-4", "reactor-pool-4"].into_iter().filter_map(|s| time(s).map(|t| (s, t))).collect();
     if single.is_empty() || pool.is_empty() {
-        return Verdict::not_measured("C7", "the block-3x1s workload was not run for the reactor and a 4-worker pool");
+        return Verdict::not_measured("the block-3x1s workload was not run for the reactor and a 4-worker pool");
     }
     let mut evidence = Vec::new();
     for (s, t) in single.iter().chain(pool.iter()) {
@@ -467,7 +461,6 @@ pub fn c7(r: &Results) -> Verdict {
         .chain(pool.iter().map(|(_, t)| near(*t, C7_POOL_S)))
         .collect();
     Verdict::new(
-        "C7",
         combine(&parts),
         evidence,
         format!(
@@ -488,7 +481,7 @@ pub fn c8(r: &Results) -> Verdict {
     let groups: Vec<_> =
         r.of("http-keepalive").into_iter().filter(|g| g.server == "iterative" && g.ok > 0 && g.conns >= 2).collect();
     if groups.is_empty() {
-        return Verdict::not_measured("C8", "the iterative model was not run with 2+ keep-alive connections");
+        return Verdict::not_measured("the iterative model was not run with 2+ keep-alive connections");
     }
     let mut parts = Vec::new();
     let mut evidence = Vec::new();
@@ -505,10 +498,9 @@ pub fn c8(r: &Results) -> Verdict {
         parts.push(served <= 1.0);
     }
     if parts.is_empty() {
-        return Verdict::not_measured("C8", "the iterative cells recorded no connection counts");
+        return Verdict::not_measured("the iterative cells recorded no connection counts");
     }
     Verdict::new(
-        "C8",
         combine(&parts),
         evidence,
         "Keep-alive connections never end on their own, so the first one accepted holds the server for the whole run. \
@@ -540,11 +532,10 @@ pub fn c9(r: &Results) -> Verdict {
         }
     }
     let Some(all) = Interval::of(&pooled) else {
-        return Verdict::not_measured("C9", "http-keepalive and http-short were not both run at 100 connections");
+        return Verdict::not_measured("http-keepalive and http-short were not both run at 100 connections");
     };
     evidence.push(format!("median over every model and pair: {}x{}", x(&all), reading(&all, C9_MUCH, true)));
     Verdict::new(
-        "C9",
         judge(&all, C9_MUCH, true),
         evidence,
         format!(
@@ -577,12 +568,11 @@ pub fn c10(r: &Results) -> Verdict {
     let find = |key: &str| herd.iter().find(|g| g.server == key && g.ok > 0 && g.ctx_per_req.is_some()).copied();
     let (Some(shared), Some(reuseport)) = (find("reuseport-shared-4"), find("reuseport-4")) else {
         return Verdict::not_measured(
-            "C10",
             "the herd workload did not run both with a shared listener and with SO_REUSEPORT (or gave no context switches)",
         );
     };
     let Some(herd_ratio) = r.pair_ratio(shared, reuseport, Figure::CtxPerReq) else {
-        return Verdict::not_measured("C10", "no pair of herd repetitions to compare");
+        return Verdict::not_measured("no pair of herd repetitions to compare");
     };
     evidence.push(format!(
         "shared listener over SO_REUSEPORT: {}x the context switches per connection, per pair{}",
@@ -601,7 +591,6 @@ pub fn c10(r: &Results) -> Verdict {
         }
     }
     Verdict::new(
-        "C10",
         combine_status(&parts),
         evidence,
         format!(
@@ -669,10 +658,9 @@ pub fn c11(r: &Results) -> Verdict {
         parts.push(judge(&q, C11_SHARE, true));
     }
     if parts.is_empty() {
-        return Verdict::not_measured("C11", "the reactor was not run with keep-alive");
+        return Verdict::not_measured("the reactor was not run with keep-alive");
     }
     Verdict::new(
-        "C11",
         combine_status(&parts),
         evidence,
         format!(
@@ -697,10 +685,9 @@ pub fn c12(r: &Results) -> Verdict {
     }
     if parts.is_empty() {
         let why = r.of("idle-active").first().map(|g| format!("no idle-active cell succeeded ({})", g.status));
-        return Verdict::not_measured("C12", why.unwrap_or_else(|| "the idle-active workload was not run".into()));
+        return Verdict::not_measured(why.unwrap_or_else(|| "the idle-active workload was not run".into()));
     }
     Verdict::new(
-        "C12",
         combine_status(&parts),
         evidence,
         format!(
@@ -716,7 +703,6 @@ pub fn c12(r: &Results) -> Verdict {
 pub fn c13(r: &Results) -> Verdict {
     let Some(probe) = &r.sendfile else {
         return Verdict::not_measured(
-            "C13",
             "No server model serves files (every answer is a short body built in memory), and this run has no \
              sendfile probe (probes/sendfile.json; the standard and full profiles make one, `c10k probe` by hand).",
         );
@@ -725,7 +711,7 @@ pub fn c13(r: &Results) -> Verdict {
     let find = |m: &str| summary.iter().find(|s| s.method == m);
     let (Some(rw), Some(sf)) = (find("read+write"), find("sendfile")) else {
         let why = probe.error.clone().unwrap_or_else(|| "the probe recorded no run of one of the methods".into());
-        return Verdict::not_measured("C13", format!("the sendfile probe failed: {why}"));
+        return Verdict::not_measured(format!("the sendfile probe failed: {why}"));
     };
     // The runs alternate: pair each sendfile run with the read+write run beside it.
     let per_gib = |m: &str| -> Vec<f64> {
@@ -738,7 +724,7 @@ pub fn c13(r: &Results) -> Verdict {
     };
     let pairs: Vec<(f64, f64)> = per_gib("sendfile").into_iter().zip(per_gib("read+write")).collect();
     let Some(ratio) = Interval::of_ratios(&pairs) else {
-        return Verdict::not_measured("C13", "the sendfile probe recorded no pair of runs");
+        return Verdict::not_measured("the sendfile probe recorded no pair of runs");
     };
     let cfg = &probe.config;
     let evidence = vec![
@@ -760,7 +746,6 @@ pub fn c13(r: &Results) -> Verdict {
         ),
     ];
     Verdict::new(
-        "C13",
         judge(&ratio, C13_MAX, false),
         evidence,
         format!(

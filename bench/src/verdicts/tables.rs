@@ -1,9 +1,9 @@
 //! Verdicts on the documents' numeric tables, T1..T5.
 
+use super::figures::FD_SETSIZE;
 use super::thresholds::{CEILING_FACTOR, FLAT_MAX, FLOOR_SHARE, GROWS_MIN, T1_ORDER};
 use super::{bytes, client_note, combine_status, judge, lat, n, ok, reading, rps, Status, Verdict};
 use crate::aggregate::{Figure, Group, Results};
-use crate::claims::figures::FD_SETSIZE;
 use crate::matrix::{IDLE_ACTIVE_CONNS, IDLE_LADDER, POOL_SIZED, POOL_SIZED_WORKERS};
 use crate::stats::Interval;
 use servers::config::DEFAULT_WORKERS;
@@ -39,10 +39,7 @@ pub fn t1(r: &Results) -> Verdict {
         measured.push((row, g, mb));
     }
     if measured.len() < 2 {
-        return Verdict::not_measured(
-            "T1",
-            format!("http-keepalive at {T1_CONNS} connections was not run for these models"),
-        );
+        return Verdict::not_measured(format!("http-keepalive at {T1_CONNS} connections was not run for these models"));
     }
     let mut parts = Vec::new();
     // Throughput: each row against the next one up.
@@ -89,7 +86,6 @@ pub fn t1(r: &Results) -> Verdict {
         s => s,
     };
     Verdict::new(
-        "T1",
         status,
         evidence,
         format!(
@@ -156,7 +152,7 @@ pub fn t2(r: &Results) -> Verdict {
         parts.push(s);
     }
     if parts.is_empty() {
-        return Verdict::not_measured("T2", "the idle workload was not run");
+        return Verdict::not_measured("the idle workload was not run");
     }
     let held = parts.iter().filter(|s| **s == Status::Holds).count();
     let why = format!(
@@ -168,7 +164,7 @@ pub fn t2(r: &Results) -> Verdict {
          the row holds with a nuance when only the sized pool reaches it.",
         parts.len()
     );
-    Verdict::new("T2", combine_status(&parts), evidence, why)
+    Verdict::new(combine_status(&parts), evidence, why)
 }
 
 /// T3: connection counts per technology; measurable up to the descriptor limit only.
@@ -211,7 +207,7 @@ pub fn t3(r: &Results) -> Verdict {
         }
     }
     if evidence.is_empty() {
-        return Verdict::not_measured("T3", "the idle workload was not run");
+        return Verdict::not_measured("the idle workload was not run");
     }
     let why = format!(
         "Each '~X' is read as a capacity, the same way as T2: at least {FLOOR_SHARE} of X served and, where the \
@@ -220,7 +216,7 @@ pub fn t3(r: &Results) -> Verdict {
          measured (a projection from memory per connection is given instead).",
         n(reach)
     );
-    Verdict::new("T3", combine_status(&parts), evidence, why)
+    Verdict::new(combine_status(&parts), evidence, why)
 }
 
 /// How a back end's server CPU per request grows from the fewest to the most idle
@@ -304,11 +300,11 @@ pub fn idle_active_method(r: &Results) -> String {
 /// T4: select capped at 1024 and O(n); poll O(n); epoll O(1) in idle descriptors.
 pub fn t4(r: &Results) -> Verdict {
     if r.of("idle-active").is_empty() {
-        return Verdict::not_measured("T4", "the idle-active workload was not run");
+        return Verdict::not_measured("the idle-active workload was not run");
     }
     if !r.of("idle-active").iter().any(|g| g.ok > 0) {
         let why = r.of("idle-active").first().map(|g| g.status.clone()).unwrap_or_default();
-        return Verdict::not_measured("T4", format!("no idle-active cell succeeded ({why})"));
+        return Verdict::not_measured(format!("no idle-active cell succeeded ({why})"));
     }
     let mut evidence = Vec::new();
     let mut parts = Vec::new();
@@ -337,7 +333,6 @@ pub fn t4(r: &Results) -> Verdict {
         parts.push(s);
     }
     Verdict::new(
-        "T4",
         combine_status(&parts),
         evidence,
         format!(
@@ -365,10 +360,10 @@ pub fn t5(r: &Results) -> Verdict {
     let limited = r.of("fd-limit").into_iter().find(|g| g.server == "reactor-nofile1024");
     let default = r.of("fd-limit").into_iter().find(|g| g.server == "reactor");
     let (Some(l), Some(d)) = (limited, default) else {
-        return Verdict::not_measured("T5", "the fd-limit workload was not run");
+        return Verdict::not_measured("the fd-limit workload was not run");
     };
     let (Some(_), Some(_)) = (l.served, d.served) else {
-        return Verdict::not_measured("T5", "the fd-limit cells recorded no served count");
+        return Verdict::not_measured("the fd-limit cells recorded no served count");
     };
     let served = |g: &Group| g.served.unwrap_or_default();
     let evidence = vec![
@@ -389,7 +384,6 @@ pub fn t5(r: &Results) -> Verdict {
     ];
     let holds = served(l) <= 1_024.0 && served(d) >= 0.99 * d.conns as f64;
     let v = Verdict::new(
-        "T5",
         if holds { Status::Nuance } else { Status::DoesNotHold },
         evidence,
         "Only the first row is measured: the descriptor limit caps connections near 1,024 and raising it lifts the cap. \

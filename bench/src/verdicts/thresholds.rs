@@ -1,7 +1,7 @@
 //! Every threshold a verdict decides on, once. The checks compare against these
 //! constants and the sentences that state them format the same constants, so
 //! changing a number here changes both the verdict and the report's words.
-//! The documents' own figures (what is claimed) are in [`crate::claims::figures`].
+//! The documents' own figures (what is claimed) are in [`super::figures`].
 
 /// T1: a row ranks above another when the pair ratio of their requests per server
 /// CPU-second lies wholly above this (1.0: any separated difference).
