@@ -3,6 +3,9 @@
 //! independent count from `/proc` (the parent's `cutime + cstime` for the
 //! children it reaped, plus the live members' own time).
 
+// Test code: helpers outside #[test] functions may unwrap too (clippy.toml allows it inside them).
+#![allow(clippy::unwrap_used)]
+
 use bench::matrix::{plan, Profile, Sizing};
 use bench::runner::{run_cell, RunCtx};
 

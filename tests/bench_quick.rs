@@ -2,6 +2,9 @@
 //! binary running `c10k serve` and `c10k load` as separate processes, then
 //! `c10k report` rebuilding the report from the results folder alone.
 
+// Test code: helpers outside #[test] functions may unwrap too (clippy.toml allows it inside them).
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 use std::process::Command;
 

@@ -1,6 +1,9 @@
 //! `c10k compare` and `c10k compress` as a user runs them, on copies of the bench
 //! crate's fixture folder.
 
+// Test code: helpers outside #[test] functions may unwrap too (clippy.toml allows it inside them).
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

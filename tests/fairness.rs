@@ -2,6 +2,9 @@
 //! pool with fewer workers than connections serves only some of them, a reactor
 //! serves all of them alike.
 
+// Test code: helpers outside #[test] functions may unwrap too (clippy.toml allows it inside them).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{Server, BIN};

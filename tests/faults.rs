@@ -1,6 +1,9 @@
 //! Faults outside the per-model table: thread and process creation failing,
 //! invalid command lines, SIGINT.
 
+// Test code: helpers outside #[test] functions may unwrap too (clippy.toml allows it inside them).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::process::Command;

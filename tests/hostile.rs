@@ -22,6 +22,9 @@
 //! clients (for the models that serve every connection) and what each tries to
 //! send, to reproduce larger runs by hand.
 
+// Test code: helpers outside #[test] functions may unwrap too (clippy.toml allows it inside them).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::HashMap;

@@ -1,6 +1,9 @@
 //! `c10k load` as a user runs it: the real binary, its outputs (summary, JSON,
 //! hgrm), exit statuses, `--procs` merging, and children dying with the parent.
 
+// Test code: helpers outside #[test] functions may unwrap too (clippy.toml allows it inside them).
+#![allow(clippy::unwrap_used)]
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Output, Stdio};

@@ -2,13 +2,12 @@
 //! median of each figure and the min-max spread of throughput; `summary.csv`.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::env::EnvInfo;
 use crate::error::{BenchError, Result};
 use crate::results::{self, CellRecord, LoadSummary};
-use crate::stats::Interval;
+use crate::stats::{median, slope, Interval};
 
 /// Median figures of one group of repetitions. `None` when no repetition gave the figure.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -86,29 +85,6 @@ impl Group {
     pub fn starving(&self) -> bool {
         self.starved.is_some_and(|s| s > 0.0)
     }
-}
-
-pub fn median(mut v: Vec<f64>) -> Option<f64> {
-    v.retain(|x| x.is_finite());
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
-}
-
-/// Least-squares slope of `y` over `x`; `None` with fewer than two distinct x.
-pub fn slope(points: &[(f64, f64)]) -> Option<f64> {
-    let n = points.len() as f64;
-    if points.len() < 2 {
-        return None;
-    }
-    let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
-    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
-    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
-    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
-    (sxx > 0.0).then(|| sxy / sxx)
 }
 
 fn group_of(records: &[&CellRecord]) -> Group {
@@ -368,75 +344,124 @@ impl Results {
     }
 }
 
-fn opt(v: Option<f64>, scale: f64, digits: usize) -> String {
-    v.map(|x| format!("{:.*}", digits, x / scale)).unwrap_or_default()
+/// `Some(x)` with `D` decimals, `None` as an empty field.
+fn fixed<const D: usize, S: serde::Serializer>(v: &Option<f64>, s: S) -> std::result::Result<S::Ok, S::Error> {
+    match v {
+        Some(x) => s.collect_str(&format_args!("{x:.D$}")),
+        None => s.serialize_str(""),
+    }
 }
 
-/// Write `summary.csv`: one row per group.
+/// One row of `summary.csv`: a group's medians. The header is these field names.
+#[derive(serde::Serialize)]
+struct SummaryRow<'a> {
+    group: &'a str,
+    workload: &'a str,
+    server: &'a str,
+    model: &'a str,
+    id: &'a str,
+    conns: u64,
+    idle_conns: u64,
+    #[serde(serialize_with = "fixed::<0, _>")]
+    rate: Option<f64>,
+    runs: usize,
+    ok: usize,
+    status: &'a str,
+    #[serde(serialize_with = "fixed::<1, _>")]
+    rps_median: Option<f64>,
+    #[serde(serialize_with = "fixed::<1, _>")]
+    rps_min: Option<f64>,
+    #[serde(serialize_with = "fixed::<1, _>")]
+    rps_max: Option<f64>,
+    #[serde(serialize_with = "fixed::<1, _>")]
+    p50_us: Option<f64>,
+    #[serde(serialize_with = "fixed::<1, _>")]
+    p99_us: Option<f64>,
+    #[serde(serialize_with = "fixed::<1, _>")]
+    p999_us: Option<f64>,
+    #[serde(serialize_with = "fixed::<2, _>")]
+    peak_rss_mib: Option<f64>,
+    #[serde(serialize_with = "fixed::<2, _>")]
+    peak_pss_mib: Option<f64>,
+    #[serde(serialize_with = "fixed::<2, _>")]
+    mem_per_conn_kib: Option<f64>,
+    #[serde(serialize_with = "fixed::<2, _>")]
+    cpu_us_per_req: Option<f64>,
+    #[serde(serialize_with = "fixed::<2, _>")]
+    client_cpu_us_per_req: Option<f64>,
+    #[serde(serialize_with = "fixed::<3, _>")]
+    ctx_per_req: Option<f64>,
+    #[serde(serialize_with = "fixed::<3, _>")]
+    server_cpu_util: Option<f64>,
+    #[serde(serialize_with = "fixed::<0, _>")]
+    starved: Option<f64>,
+    #[serde(serialize_with = "fixed::<0, _>")]
+    errors: Option<f64>,
+    #[serde(serialize_with = "fixed::<4, _>")]
+    error_rate: Option<f64>,
+    #[serde(serialize_with = "fixed::<0, _>")]
+    conns_held: Option<f64>,
+    #[serde(serialize_with = "fixed::<0, _>")]
+    peak_threads: Option<f64>,
+    #[serde(serialize_with = "fixed::<0, _>")]
+    peak_procs: Option<f64>,
+    #[serde(serialize_with = "fixed::<1, _>")]
+    connect_p99_us: Option<f64>,
+    #[serde(serialize_with = "fixed::<1, _>")]
+    achieved_rate: Option<f64>,
+    client_bound: bool,
+    #[serde(serialize_with = "fixed::<3, _>")]
+    foreign_cpu_max: Option<f64>,
+}
+
+impl<'a> SummaryRow<'a> {
+    fn of(g: &'a Group) -> SummaryRow<'a> {
+        const MIB: f64 = 1024.0 * 1024.0;
+        SummaryRow {
+            group: &g.group,
+            workload: &g.workload,
+            server: &g.server,
+            model: &g.model,
+            id: &g.id,
+            conns: g.conns,
+            idle_conns: g.idle_conns,
+            rate: g.rate,
+            runs: g.runs,
+            ok: g.ok,
+            status: &g.status,
+            rps_median: g.rps,
+            rps_min: g.rps_min,
+            rps_max: g.rps_max,
+            p50_us: g.p50_us,
+            p99_us: g.p99_us,
+            p999_us: g.p999_us,
+            peak_rss_mib: g.peak_rss.map(|b| b / MIB),
+            peak_pss_mib: g.peak_pss.map(|b| b / MIB),
+            mem_per_conn_kib: g.mem_per_conn.map(|b| b / 1024.0),
+            cpu_us_per_req: g.cpu_us_per_req,
+            client_cpu_us_per_req: g.client_cpu_us_per_req,
+            ctx_per_req: g.ctx_per_req,
+            server_cpu_util: g.server_cpu_util,
+            starved: g.starved,
+            errors: g.errors,
+            error_rate: g.error_rate,
+            conns_held: g.conns_held,
+            peak_threads: g.peak_threads,
+            peak_procs: g.peak_procs,
+            connect_p99_us: g.connect_p99_us,
+            achieved_rate: g.achieved_rate,
+            client_bound: g.client_bound,
+            foreign_cpu_max: g.foreign_cpu,
+        }
+    }
+}
+
+/// Write `summary.csv`: one row per group, the header from [`SummaryRow`]'s fields.
 pub fn write_summary(results: &Results, path: &Path) -> Result<()> {
-    let mut out = String::from(
-        "group,workload,server,model,id,conns,idle_conns,rate,runs,ok,status,rps_median,rps_min,rps_max,\
-         p50_us,p99_us,p999_us,peak_rss_mib,peak_pss_mib,mem_per_conn_kib,cpu_us_per_req,client_cpu_us_per_req,ctx_per_req,\
-         server_cpu_util,starved,errors,error_rate,conns_held,peak_threads,peak_procs,connect_p99_us,\
-         achieved_rate,client_bound,foreign_cpu_max\n",
-    );
-    const MIB: f64 = 1024.0 * 1024.0;
+    let io = |e: csv::Error| BenchError::io("write", path)(std::io::Error::other(e));
+    let mut w = csv::Writer::from_path(path).map_err(io)?;
     for g in &results.groups {
-        let status = g.status.replace(['"', '\n'], " ");
-        let _ = writeln!(
-            out,
-            "{},{},{},{},{},{},{},{},{},{},\"{}\",{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-            g.group,
-            g.workload,
-            g.server,
-            g.model,
-            g.id,
-            g.conns,
-            g.idle_conns,
-            g.rate.map(|r| format!("{r:.0}")).unwrap_or_default(),
-            g.runs,
-            g.ok,
-            status,
-            opt(g.rps, 1.0, 1),
-            opt(g.rps_min, 1.0, 1),
-            opt(g.rps_max, 1.0, 1),
-            opt(g.p50_us, 1.0, 1),
-            opt(g.p99_us, 1.0, 1),
-            opt(g.p999_us, 1.0, 1),
-            opt(g.peak_rss, MIB, 2),
-            opt(g.peak_pss, MIB, 2),
-            opt(g.mem_per_conn, 1024.0, 2),
-            opt(g.cpu_us_per_req, 1.0, 2),
-            opt(g.client_cpu_us_per_req, 1.0, 2),
-            opt(g.ctx_per_req, 1.0, 3),
-            opt(g.server_cpu_util, 1.0, 3),
-            opt(g.starved, 1.0, 0),
-            opt(g.errors, 1.0, 0),
-            opt(g.error_rate, 1.0, 4),
-            opt(g.conns_held, 1.0, 0),
-            opt(g.peak_threads, 1.0, 0),
-            opt(g.peak_procs, 1.0, 0),
-            opt(g.connect_p99_us, 1.0, 1),
-            opt(g.achieved_rate, 1.0, 1),
-            g.client_bound,
-            opt(g.foreign_cpu, 1.0, 3)
-        );
+        w.serialize(SummaryRow::of(g)).map_err(io)?;
     }
-    std::fs::write(path, out).map_err(BenchError::io("write", path))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn medians_and_slopes() {
-        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
-        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.5));
-        assert_eq!(median(vec![]), None);
-        let s = slope(&[(1000.0, 1e6 + 8e6), (5000.0, 1e6 + 40e6), (10_000.0, 1e6 + 80e6)]).unwrap_or(0.0);
-        assert!((s - 8000.0).abs() < 1e-6);
-        assert_eq!(slope(&[(1.0, 2.0)]), None);
-        assert_eq!(slope(&[(1.0, 2.0), (1.0, 3.0)]), None);
-    }
+    w.flush().map_err(BenchError::io("write", path))
 }

@@ -4,7 +4,8 @@
 //! [`crate::verdicts`]; adding a claim is one entry here plus its check.
 
 use crate::aggregate::Results;
-use crate::verdicts::{prose, tables, Verdict};
+use crate::keys;
+use crate::verdicts::{numeric, prose, Verdict};
 
 /// The five source documents (in `shared/seeds/`).
 pub const DOC_000: &str = "000_21e48ed792ebbae1.txt";
@@ -32,35 +33,35 @@ pub const CLAIMS: &[Claim] = &[
         id: "T1",
         source: "000_21e48ed792ebbae1.txt §并发模型 (不同并发模型对比)",
         statement: "Model comparison: single thread ~1,000 QPS / 50 MB; multi-thread (3 processes x 4 threads, Gunicorn) ~10,000 QPS / 200 MB; async coroutines (asyncio) ~20,000 QPS / 100 MB; Go goroutines ~50,000+ QPS / 150 MB.",
-        check: tables::t1,
+        check: numeric::t1,
         workloads: &["http-keepalive", "sweep"],
     },
     Claim {
         id: "T2",
         source: "003_cdbf77a354ded1f2.txt §3.1 (传统方案的局限性)",
         statement: "Connection ceilings: one thread per connection ~100 (very high memory and CPU); thread pool ~1,000 (high); event driven 10,000+ (low).",
-        check: tables::t2,
+        check: numeric::t2,
         workloads: &["http-keepalive", "idle"],
     },
     Claim {
         id: "T3",
         source: "003_cdbf77a354ded1f2.txt §3.3 (处理能力对比)",
         statement: "Concurrent connections: Apache + threads ~1,000; Nginx + epoll ~10,000; Node.js event loop ~10,000; Go goroutines ~100,000; Rust async/await ~1,000,000.",
-        check: tables::t3,
+        check: numeric::t3,
         workloads: &["http-keepalive", "idle"],
     },
     Claim {
         id: "T4",
         source: "002_5fd0a71908cd23de.txt §2.5; 003_cdbf77a354ded1f2.txt §4.1",
         statement: "select is capped at 1024 descriptors and O(n); poll is unlimited and O(n); epoll is unlimited and O(1) in the number of watched descriptors.",
-        check: tables::t4,
+        check: numeric::t4,
         workloads: &["idle-active"],
     },
     Claim {
         id: "T5",
         source: "003_cdbf77a354ded1f2.txt §6.2 (参数调优效果对比)",
         statement: "Tuning takes max concurrent connections from 1,024 to 100,000, latency from 100 ms to 10 ms, throughput from 1,000/s to 50,000/s, CPU from 80% to 30%.",
-        check: tables::t5,
+        check: numeric::t5,
         workloads: &["fd-limit"],
     },
     Claim {
@@ -170,21 +171,21 @@ pub struct SeedFigure {
 
 /// The documents' figures that map onto a model of ours.
 pub const SEED_FIGURES: [SeedFigure; 9] = [
-    SeedFigure { server: "iterative", table: "T1", text: "single thread: ~1,000 QPS, 50 MB", source: DOC_000 },
-    SeedFigure { server: "prefork", table: "T1", text: "3 proc x 4 threads: ~10,000 QPS, 200 MB", source: DOC_000 },
-    SeedFigure { server: "reactor", table: "T1", text: "asyncio: ~20,000 QPS, 100 MB", source: DOC_000 },
-    SeedFigure { server: "tokio", table: "T1", text: "goroutines: ~50,000+ QPS, 150 MB", source: DOC_000 },
-    SeedFigure { server: "thread", table: "T2", text: "~100 connections", source: DOC_003 },
-    SeedFigure { server: "pool", table: "T2", text: "~1,000 connections", source: DOC_003 },
+    SeedFigure { server: keys::ITERATIVE, table: "T1", text: "single thread: ~1,000 QPS, 50 MB", source: DOC_000 },
+    SeedFigure { server: keys::PREFORK, table: "T1", text: "3 proc x 4 threads: ~10,000 QPS, 200 MB", source: DOC_000 },
+    SeedFigure { server: keys::REACTOR, table: "T1", text: "asyncio: ~20,000 QPS, 100 MB", source: DOC_000 },
+    SeedFigure { server: keys::TOKIO, table: "T1", text: "goroutines: ~50,000+ QPS, 150 MB", source: DOC_000 },
+    SeedFigure { server: keys::THREAD, table: "T2", text: "~100 connections", source: DOC_003 },
+    SeedFigure { server: keys::POOL, table: "T2", text: "~1,000 connections", source: DOC_003 },
     SeedFigure {
-        server: "reactor",
+        server: keys::REACTOR,
         table: "T2/T3",
         text: "event driven 10,000+; Node.js ~10,000 connections",
         source: DOC_003,
     },
-    SeedFigure { server: "reuseport", table: "T3", text: "Nginx + epoll ~10,000 connections", source: DOC_003 },
+    SeedFigure { server: keys::REUSEPORT, table: "T3", text: "Nginx + epoll ~10,000 connections", source: DOC_003 },
     SeedFigure {
-        server: "tokio",
+        server: keys::TOKIO,
         table: "T3",
         text: "Go ~100,000; Rust async ~1,000,000 connections",
         source: DOC_003,

@@ -7,7 +7,7 @@ use crate::error::{BenchError, Result};
 use crate::matrix::{self, Profile, Sizing};
 use crate::probe::{self, ProbeConfig};
 use crate::runner::RunCtx;
-use crate::{env, report, results, session, signals};
+use crate::{env, matrix_run, report, results, signals};
 
 /// The `--workloads` name of the sendfile probe (C13), which is not a cell.
 pub const PROBE_WORKLOAD: &str = "sendfile";
@@ -246,7 +246,7 @@ pub fn run_bench(args: BenchArgs) -> Result<ExitCode> {
     let env_path = out.join("env.json");
     results::write_json(&env_path, &info, "env.json")?;
     let ctx = RunCtx::new(bin, sizing.server_cpus.clone(), sizing.client_cpus.clone(), out.clone());
-    let stats = session::run(&ctx, &cells, &out, args.resume)?;
+    let stats = matrix_run::run(&ctx, &cells, &out, args.resume)?;
     let probed = with_probe && !stats.interrupted && !(args.resume && probe::path(&out).exists());
     if probed {
         let config = ProbeConfig {

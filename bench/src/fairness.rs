@@ -59,7 +59,7 @@ impl Row {
 /// Every keep-alive server measured at `conns` with fairness figures, in the report's order.
 pub fn rows(r: &Results, conns: u64) -> Vec<Row> {
     let mut out = Vec::new();
-    for server in crate::tables::ordered_servers(r, "http-keepalive") {
+    for server in crate::report_tables::ordered_servers(r, "http-keepalive") {
         let Some(g) = r.find("http-keepalive", &server, conns).filter(|g| g.ok > 0) else { continue };
         let recs = r.records_of(&g.group);
         let reps: Vec<(Fairness, f64)> = recs
@@ -73,7 +73,7 @@ pub fn rows(r: &Results, conns: u64) -> Vec<Row> {
             .collect();
         let Some(jain) = Interval::of(&reps.iter().map(|(f, _)| f.jain_index).collect::<Vec<_>>()) else { continue };
         let m = |get: &dyn Fn(&Fairness) -> f64| {
-            crate::aggregate::median(reps.iter().map(|(f, _)| get(f)).collect()).unwrap_or(f64::NAN)
+            crate::stats::median(reps.iter().map(|(f, _)| get(f)).collect()).unwrap_or(f64::NAN)
         };
         out.push(Row {
             server: server.clone(),

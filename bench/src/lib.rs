@@ -14,23 +14,25 @@
 //!   output, stopping it (SIGTERM, then SIGKILL of the group).
 //! - [`runner`]: one cell, from `c10k serve` to the cell record.
 //! - [`monitor`]: the `/proc` sampler of the server's process tree.
-//! - [`session`]: a whole run: progress, Ctrl-C, the sweep's knee.
+//! - [`matrix_run`]: a whole run of the planned cells: progress, Ctrl-C, the sweep's knee.
 //! - [`signals`]: the Ctrl-C flag.
 //! - [`digest`]: pure functions from raw observations to derived figures.
 //! - [`env`]: `env.json`, the machine as measured.
 //! - [`probe`]: the sendfile probe (C13), the one experiment that is not a cell.
 //! - [`results`]: the versioned results schema, reading and writing it.
 //! - [`aggregate`]: groups of repetitions, medians, `summary.csv`.
-//! - [`claims`]: the documents' figures and claims as data, with their source files.
+//! - [`claims`]: the claims registry (id, source, statement, check, evidence) and
+//!   the documents' figures shown beside ours.
+//! - [`keys`]: server keys, once.
 //! - [`verdicts`]: one pure function per claim over the results read back.
-//! - [`charts`], [`plots`]: generic SVG charts (plotters), and which ones to draw.
-//! - [`tables`]: the Markdown tables.
+//! - [`plots`]: which plots a results folder supports, drawn with [`plots::draw`]
+//!   (generic SVG charts on plotters).
+//! - [`report_tables`]: the report's Markdown tables (main, knee, one per workload).
 //! - [`report`]: writes `REPORT.md`.
 //! - [`cli`]: the two subcommands.
 
 pub mod aggregate;
 pub mod cgroup;
-pub mod charts;
 pub mod child;
 pub mod claims;
 pub mod cli;
@@ -39,18 +41,19 @@ pub mod digest;
 pub mod env;
 pub mod error;
 pub mod fairness;
+pub mod keys;
 pub mod matrix;
+pub mod matrix_run;
 pub mod monitor;
 pub mod plots;
 pub mod probe;
 pub mod reference;
 pub mod report;
+pub mod report_tables;
 pub mod results;
 pub mod runner;
-pub mod session;
 pub mod signals;
 pub mod stats;
-pub mod tables;
 pub mod verdicts;
 pub mod workloads;
 

@@ -7,6 +7,7 @@
 //! `idle-active` for C12/T4, `herd` for C10, `fd-limit` for T5), so the report
 //! reads all evidence from cell files the same way.
 
+use crate::keys;
 use serde::{Deserialize, Serialize};
 use servers::Model;
 
@@ -106,27 +107,25 @@ impl ServerSpec {
         if key == crate::reference::NGINX {
             return Some(ServerSpec::nginx());
         }
-        variants(server_cpus).into_iter().find(|s| s.key == key)
+        variants().into_iter().find(|s| s.key == key)
     }
 }
 
 /// The variants the claim experiments use, beyond the base configurations.
-pub fn variants(server_cpus: usize) -> Vec<ServerSpec> {
-    let n = server_cpus.max(1).to_string();
-    let mut nofile = ServerSpec::variant(Model::Reactor, "reactor-nofile1024", &[]);
+pub fn variants() -> Vec<ServerSpec> {
+    let mut nofile = ServerSpec::variant(Model::Reactor, keys::REACTOR_NOFILE1024, &[]);
     nofile.nofile = Some(1024);
     vec![
-        ServerSpec::variant(Model::Reactor, "reactor-poll", &["--backend", "poll"]),
-        ServerSpec::variant(Model::Reactor, "reactor-select", &["--backend", "select"]),
-        ServerSpec::variant(Model::Reactor, "reactor-level", &["--trigger", "level"]),
-        ServerSpec::variant(Model::Pool, "pool-4", &["--workers", "4"]),
-        ServerSpec::variant(Model::Pool, POOL_SIZED, &["--workers", &POOL_SIZED_WORKERS.to_string()]),
-        ServerSpec::variant(Model::ReactorPool, "reactor-pool-4", &["--workers", "4"]),
-        ServerSpec::variant(Model::Reuseport, "reuseport-4", &["--procs", "4"]),
-        ServerSpec::variant(Model::Reuseport, "reuseport-shared-4", &["--procs", "4", "--shared-listener"]),
-        ServerSpec::variant(Model::Prefork, "prefork-4", &["--procs", "4", "--threads-per-proc", "1"]),
-        ServerSpec::variant(Model::MultiReactor, "multi-reactor", &["--threads", &n]),
-        ServerSpec::variant(Model::Tokio, TOKIO_FIFO, &["--global-queue-interval", "1"]),
+        ServerSpec::variant(Model::Reactor, keys::REACTOR_POLL, &["--backend", "poll"]),
+        ServerSpec::variant(Model::Reactor, keys::REACTOR_SELECT, &["--backend", "select"]),
+        ServerSpec::variant(Model::Reactor, keys::REACTOR_LEVEL, &["--trigger", "level"]),
+        ServerSpec::variant(Model::Pool, keys::POOL_4, &["--workers", "4"]),
+        ServerSpec::variant(Model::Pool, keys::POOL_SIZED, &["--workers", &POOL_SIZED_WORKERS.to_string()]),
+        ServerSpec::variant(Model::ReactorPool, keys::REACTOR_POOL_4, &["--workers", "4"]),
+        ServerSpec::variant(Model::Reuseport, keys::REUSEPORT_4, &["--procs", "4"]),
+        ServerSpec::variant(Model::Reuseport, keys::REUSEPORT_SHARED_4, &["--procs", "4", "--shared-listener"]),
+        ServerSpec::variant(Model::Prefork, keys::PREFORK_4, &["--procs", "4", "--threads-per-proc", "1"]),
+        ServerSpec::variant(Model::Tokio, keys::TOKIO_FIFO, &["--global-queue-interval", "1"]),
         nofile,
     ]
 }
@@ -235,7 +234,6 @@ pub const IDLE_ACTIVE_RATE: f64 = 2_000.0;
 pub const IDLE_ACTIVE_TOTALS: [u64; 3] = [100, 1_000, 10_000];
 /// T2: the pool sized for the idle ladder's first step, beside its default.
 pub const POOL_SIZED_WORKERS: u64 = IDLE_LADDER[0];
-pub const POOL_SIZED: &str = "pool-1000";
 /// Repetitions of the cells the verdicts and the main table compare.
 pub const REPS: u32 = crate::stats::MIN_REPS as u32;
 /// Rounds of the pair C6 compares (multi-reactor and reactor-pool with keep-alive), per
@@ -247,7 +245,7 @@ pub const REPS: u32 = crate::stats::MIN_REPS as u32;
 /// 17 pairs give `[x(5), x(13)]` (95.1%), past two stray pairs on either side.
 pub const C6_ROUNDS: [(u64, u32); 2] = [(1_000, 9), (10_000, 17)];
 /// The models of [`C6_ROUNDS`].
-pub const C6_MODELS: [&str; 2] = ["multi-reactor", "reactor-pool"];
+pub const C6_MODELS: [&str; 2] = [keys::MULTI_REACTOR, keys::REACTOR_POOL];
 /// Repetitions of the herd experiment (C10). Over 5 one noisy repetition of reuseport-4
 /// (1.13 context switches per connection against 2.47-2.82) put the shared listener's
 /// interval across its threshold (a standard run of 2026-12-03, not kept); 9 give `[x(2), x(8)]` (96.1%),
@@ -257,15 +255,11 @@ pub const HERD_REPS: u32 = 9;
 /// reactor's p99 over the pool's under CPU-bound handlers (C3) was 0.58 (0.56-0.88) against
 /// 1.25, the burst's connect p99 ratio (C4) 0.99 (0.74-1.29) against 2 (a standard run of 2026-12-03, not kept).
 pub const FAR_REPS: u32 = 3;
-/// tokio with its global queue checked on every tick (`--global-queue-interval 1`), run
-/// beside the default at 10,000 connections: what the one setting behind tokio's unfair
-/// tail changes (a setting shown, not a model tuned; the main table keeps the default).
-pub const TOKIO_FIFO: &str = "tokio-gq1";
 
 /// What a variant's setting does, for the sentences that show it beside its model.
 pub fn setting_note(key: &str) -> Option<&'static str> {
     match key {
-        TOKIO_FIFO => Some(
+        keys::TOKIO_FIFO => Some(
             "the global queue interval is how many scheduler ticks pass between a worker's looks at the runtime's \
              global queue, where woken tasks go once the worker's local queue of 256 is full; tokio tunes it itself \
              by default, and 1 serves tasks in the order they were woken",
@@ -308,16 +302,16 @@ fn blocks(profile: Profile, cpus: usize) -> Vec<Block> {
             Option<f64>,
         )>>()
     };
-    let backends = pick(&["reactor", "reactor-level", "reactor-poll", "reactor-select"]);
-    let backends_std = pick(&["reactor", "reactor-poll", "reactor-select"]);
-    let herd = pick(&["reuseport-4", "reuseport-shared-4", "prefork-4"]);
-    let c7 = pick(&["iterative", "reactor", "pool-4", "reactor-pool-4"]);
-    let burst = pick(&["reactor", "multi-reactor", "reuseport", "tokio"]);
-    let fd = pick(&["reactor", "reactor-nofile1024"]);
-    let soak = pick(&["reactor", "thread"]);
+    let backends = pick(&[keys::REACTOR, keys::REACTOR_LEVEL, keys::REACTOR_POLL, keys::REACTOR_SELECT]);
+    let backends_std = pick(&[keys::REACTOR, keys::REACTOR_POLL, keys::REACTOR_SELECT]);
+    let herd = pick(&[keys::REUSEPORT_4, keys::REUSEPORT_SHARED_4, keys::PREFORK_4]);
+    let c7 = pick(&[keys::ITERATIVE, keys::REACTOR, keys::POOL_4, keys::REACTOR_POOL_4]);
+    let burst = pick(&[keys::REACTOR, keys::MULTI_REACTOR, keys::REUSEPORT, keys::TOKIO]);
+    let fd = pick(&[keys::REACTOR, keys::REACTOR_NOFILE1024]);
+    let soak = pick(&[keys::REACTOR, keys::THREAD]);
     // The models C3 compares, and those T2/T3 read at the top of the idle ladder.
-    let c3 = pick(&["reactor", "thread", "pool", "reactor-pool", "multi-reactor-pool"]);
-    let capacity = pick(&["thread", "reuseport", "reactor", "tokio", NGINX]);
+    let c3 = pick(&[keys::REACTOR, keys::THREAD, keys::POOL, keys::REACTOR_POOL, keys::MULTI_REACTOR_POOL]);
+    let capacity = pick(&[keys::THREAD, keys::REUSEPORT, keys::REACTOR, keys::TOKIO, NGINX]);
     // Models whose concurrency is fixed (one connection, 3 x 4 threads, 64 workers)
     // serve 1, 12 or 64 of 1,000 idle connections; more connections only wait out the
     // time limit, so they run once at 10,000 and the idle ladder stops at 1,000 for them.
@@ -353,28 +347,33 @@ fn blocks(profile: Profile, cpus: usize) -> Vec<Block> {
             },
             b("http-keepalive", &fixed, closed(&[10_000]), 1),
             b("http-keepalive", &pick(&[NGINX]), closed(&[10_000]), 1),
-            b("http-keepalive", &pick(&[TOKIO_FIFO]), closed(&[10_000]), FAR_REPS),
+            b("http-keepalive", &pick(&[keys::TOKIO_FIFO]), closed(&[10_000]), FAR_REPS),
             b("http-short", &all_ref, closed(&[100]), 2),
             b("cpu", &c3, closed(&[100]), FAR_REPS),
             b("block", &c3, closed(&[100]), 3),
-            b("idle", &with_ref(&all).into_iter().chain(pick(&[POOL_SIZED])).collect(), idle(&IDLE_LADDER[..1]), 1),
+            b(
+                "idle",
+                &with_ref(&all).into_iter().chain(pick(&[keys::POOL_SIZED])).collect(),
+                idle(&IDLE_LADDER[..1]),
+                1,
+            ),
             b("idle", &scalable_ref, idle(&IDLE_LADDER[1..3]), 1),
             b("idle", &capacity, idle(&IDLE_LADDER[3..]), 1),
             b("sweep", &all, sweep(&STANDARD_SWEEP_RATES), 1),
             b("idle-active", &backends_std, idle_active(&IDLE_ACTIVE_TOTALS), REPS),
             b("block-3x1s", &c7, closed(&[3]), 1),
-            b("burst", &pick(&["reactor", "multi-reactor"]), closed(&[10_000]), FAR_REPS),
+            b("burst", &pick(&[keys::REACTOR, keys::MULTI_REACTOR]), closed(&[10_000]), FAR_REPS),
             b("herd", &herd, vec![(20, 0, Some(HERD_RATE))], HERD_REPS),
             b("fd-limit", &fd, closed(&[2_000]), 1),
             b("soak", &soak, closed(&[1_000]), 1),
         ],
         Profile::Full => {
             let mut every = all.clone();
-            every.extend(pick(&["reactor-level", "reactor-poll", "reactor-select"]));
+            every.extend(pick(&[keys::REACTOR_LEVEL, keys::REACTOR_POLL, keys::REACTOR_SELECT]));
             every.push(ServerSpec::nginx());
             vec![
                 b("http-keepalive", &every, closed(&[1, 10, 100, 1_000, 10_000]), 3),
-                b("http-keepalive", &pick(&[TOKIO_FIFO]), closed(&[1_000, 10_000]), 3),
+                b("http-keepalive", &pick(&[keys::TOKIO_FIFO]), closed(&[1_000, 10_000]), 3),
                 b("echo", &all, closed(&[1, 10, 100, 1_000, 10_000]), 3),
                 b("http-short", &all, closed(&[10, 100, 1_000]), 3),
                 b("cpu", &all, closed(&[10, 100, 1_000]), 3),
@@ -568,7 +567,7 @@ mod tests {
             assert!(n >= 3, "{g}");
             assert_eq!(cells.iter().filter(|c| c.group == g).count(), n as usize, "{g}");
         }
-        assert!(cells.iter().any(|c| c.server.key == POOL_SIZED && c.workload == "idle"));
+        assert!(cells.iter().any(|c| c.server.key == keys::POOL_SIZED && c.workload == "idle"));
     }
 
     #[test]

@@ -125,8 +125,8 @@ impl SendfileProbe {
                 Some(MethodSummary {
                     method: m.to_string(),
                     runs: runs.len(),
-                    cpu_ms_per_gib: crate::aggregate::median(runs.iter().map(|r| r.cpu_ms_per_gib()).collect())?,
-                    gib_per_s: crate::aggregate::median(runs.iter().map(|r| r.gib_per_s()).collect())?,
+                    cpu_ms_per_gib: crate::stats::median(runs.iter().map(|r| r.cpu_ms_per_gib()).collect())?,
+                    gib_per_s: crate::stats::median(runs.iter().map(|r| r.gib_per_s()).collect())?,
                 })
             })
             .collect()

@@ -9,7 +9,7 @@ use crate::aggregate::{self, Results};
 use crate::claims::CLAIMS;
 use crate::error::{BenchError, Result};
 use crate::plots::{self, Plot};
-use crate::tables;
+use crate::report_tables;
 use crate::verdicts::{self, bytes, n, Verdict};
 use crate::workloads;
 
@@ -81,9 +81,9 @@ pub fn render(r: &Results, verdicts: &[Verdict], plots: &[Plot], plot_dir: &str,
          time over the measured window at 100 connections. \"Conns served\" is the most idle-ladder connections that got \
          an answer.\n"
     );
-    s.push_str(&tables::main_table(r));
+    s.push_str(&report_tables::main_table(r));
     cannot_run(&mut s, r);
-    let knee = tables::knee_table(r);
+    let knee = report_tables::knee_table(r);
     if !knee.is_empty() {
         let _ = writeln!(s, "\n### The knee of the fixed-rate sweep\n\nOpen loop over 100 connections; latency is measured from each request's scheduled time, so a late client counts against the server. The last column is the load generator's own lateness at the first rate past the knee: the p99 of how late requests on free connections left it (dispatch lag). Where that is a sizeable part of the bound, the client's (or the virtual machine's) scheduling, not the server, moved the knee. Beside it, the time the hypervisor ran something else while the client's CPU wanted to run (steal): lateness that no spinning removes. The client never sleeps between open-loop sends (`--spin {}`).\n", crate::matrix::OPEN_LOOP_SPIN);
         s.push_str(&knee);
@@ -315,7 +315,7 @@ fn caveats(s: &mut String, r: &Results) {
     let _ = writeln!(s, "- **Kernel memory** (TCP buffers, slab) is machine-wide and includes the client's sockets.");
     let mut costs: Vec<f64> = r.records.iter().flat_map(|x| x.samples.iter().map(|s| s.cost_us as f64)).collect();
     costs.sort_by(f64::total_cmp);
-    if let (Some(med), Some(max)) = (aggregate::median(costs.clone()), costs.last()) {
+    if let (Some(med), Some(max)) = (crate::stats::median(costs.clone()), costs.last()) {
         let _ = writeln!(
             s,
             "- **The monitor** runs on the client's CPUs; a sample took {} (median, {} samples) and at most {} \
@@ -338,7 +338,7 @@ fn appendix(s: &mut String, r: &Results) {
     }
     for w in names {
         let _ = writeln!(s, "### {w}\n");
-        s.push_str(&tables::workload_table(r, &w));
+        s.push_str(&report_tables::workload_table(r, &w));
         let _ = writeln!(s);
     }
 }

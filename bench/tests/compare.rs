@@ -1,6 +1,9 @@
 //! `c10k compare` on two fixture folders whose differences are known, and the
 //! compressed cell files it and the report read.
 
+// Test code: helpers outside #[test] functions may unwrap too (clippy.toml allows it inside them).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 mod fixture;
 

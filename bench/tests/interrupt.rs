@@ -1,9 +1,12 @@
 //! Ctrl-C during a cell: the run stops promptly, leaves no server running, and
 //! keeps the cells already finished.
 
+// Test code: helpers outside #[test] functions may unwrap too (clippy.toml allows it inside them).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
-use bench::{results, session, signals};
+use bench::{matrix_run, results, signals};
 
 #[test]
 fn interrupt_stops_cleanly_and_keeps_finished_cells() {
@@ -17,7 +20,7 @@ fn interrupt_stops_cleanly_and_keeps_finished_cells() {
         signals::request_stop();
     });
     let start = std::time::Instant::now();
-    let stats = session::run(&ctx, &cells, &dir, false).expect("run");
+    let stats = matrix_run::run(&ctx, &cells, &dir, false).expect("run");
     let _ = stopper.join();
     assert!(stats.interrupted);
     assert_eq!(stats.done, 1, "only the first cell finished");

@@ -1,6 +1,9 @@
 //! The sendfile probe (C13): a real small run over loopback, its file in a
 //! results folder read back, and the verdict it leads to.
 
+// Test code: helpers outside #[test] functions may unwrap too (clippy.toml allows it inside them).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use bench::aggregate::Results;

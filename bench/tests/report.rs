@@ -2,6 +2,9 @@
 //! summary.csv. The folder (`tests/fixtures/results/`) is synthetic, with numbers
 //! chosen so that each verdict's outcome is known (see `fixture/mod.rs`).
 
+// Test code: helpers outside #[test] functions may unwrap too (clippy.toml allows it inside them).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 mod fixture;
 
@@ -70,7 +73,7 @@ fn every_verdict_on_the_fixture() {
     ];
     assert_eq!(got, want);
     // The sentences state the thresholds the checks use.
-    let t4 = verdicts::tables::t4(&r);
+    let t4 = verdicts::numeric::t4(&r);
     assert!(t4.why.contains(&format!("at least {}x", verdicts::thresholds::GROWS_MIN)), "{}", t4.why);
     assert!(t4.why.contains(&format!("at most {}x", verdicts::thresholds::FLAT_MAX)), "{}", t4.why);
     for v in verdicts::all(&r) {
@@ -159,7 +162,7 @@ fn report_tables_plots_and_summary_from_the_fixture() {
     // Spread and marks: the fixture's three repetitions at 100 connections draw error bars, its
     // starved pool and iterative cells hollow markers with the legend saying so.
     let tput = read(&dir.join("plots/throughput-http-keepalive.svg"));
-    assert!(tput.contains(bench::charts::HOLLOW_MEANS), "hollow markers explained in the legend");
+    assert!(tput.contains(bench::plots::draw::HOLLOW_MEANS), "hollow markers explained in the legend");
     assert!(md.contains("error bars: the interval of the median"), "captions say what the bars are");
     assert!(md.contains("up to 3 repetitions"), "captions read the repetitions from the cells");
     // A stale plot from an earlier report is removed, not left to be read as current.

@@ -1,6 +1,9 @@
 //! The runner against a fake `c10k`: every way a cell can end, and that no
 //! server process survives any of them.
 
+// Test code: helpers outside #[test] functions may unwrap too (clippy.toml allows it inside them).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use bench::results::Outcome;

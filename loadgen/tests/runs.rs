@@ -1,6 +1,9 @@
 //! The load generator against in-test servers: exact counts, coordinated
 //! omission, every error kind. Each run is short and bounded.
 
+// Test code: helpers outside #[test] functions may unwrap too (clippy.toml allows it inside them).
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::time::Duration;

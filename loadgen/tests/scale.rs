@@ -4,6 +4,9 @@
 //! `LOADGEN_TEST_SERVER` set): client and server sockets together would exceed
 //! one process's descriptor limit.
 
+// Test code: helpers outside #[test] functions may unwrap too (clippy.toml allows it inside them).
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::io::{BufRead, BufReader, Read};

@@ -74,18 +74,18 @@ pub use crate::models::{Model, REGISTRY};
 
 impl Model {
     /// This model's entry in [`REGISTRY`].
-    pub fn info(self) -> &'static ModelInfo {
+    pub const fn info(self) -> &'static ModelInfo {
         // The registry and the enum come from one list, in one order.
         &REGISTRY[self as usize]
     }
 
     /// The name used on the command line (`c10k serve --model NAME`).
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         self.info().name
     }
 
     /// The model's id in the documents.
-    pub fn id(self) -> &'static str {
+    pub const fn id(self) -> &'static str {
         self.info().id
     }
 

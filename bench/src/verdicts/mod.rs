@@ -2,7 +2,7 @@
 //! ([`Results`]). Each states the evidence it used, with the numbers, and the
 //! thresholds that decide the verdict are written next to the comparison.
 //!
-//! - [`tables`]: the numeric tables T1..T5.
+//! - [`numeric`]: the numeric tables T1..T5.
 //! - [`prose`]: the prose claims C1..C13.
 //! - [`thresholds`]: every number a verdict compares against, written once; the
 //!   sentences that state a threshold format the same constant.
@@ -12,8 +12,8 @@
 //! an interval that straddles the threshold makes the verdict *inconclusive*.
 
 pub mod figures;
+pub mod numeric;
 pub mod prose;
-pub mod tables;
 pub mod thresholds;
 
 use crate::aggregate::{Group, Results};
@@ -250,7 +250,7 @@ mod tests {
         let verdicts = all(&empty);
         assert_eq!(verdicts.len(), crate::claims::CLAIMS.len());
         assert!(verdicts.iter().all(|v| v.status == Status::NotMeasured), "an empty folder measures nothing");
-        let _ = crate::tables::main_table(&empty);
+        let _ = crate::report_tables::main_table(&empty);
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! Verdicts on the documents' prose claims, C1..C13.
 
 use super::figures::{C1_STACK_MIN_BYTES, C2_PER_CONN_BYTES, C7_POOL_S, C7_SINGLE_S};
-use super::tables::{cost_growth, growth_line, idle_active_method};
+use super::numeric::{cost_growth, growth_line, idle_active_method};
 use super::thresholds::*;
 use super::{bytes, client_note, combine, combine_status, judge, lat, n, ok, reading, rps, Status, Verdict};
 use crate::aggregate::{Figure, Group, Results};
+use crate::keys;
 use crate::stats::Interval;
 
 /// `1.23x` with its interval.
@@ -18,7 +19,7 @@ fn x(i: &Interval) -> String {
 pub fn c1(r: &Results) -> Verdict {
     let mut evidence = Vec::new();
     let mut thread = None;
-    for server in ["thread", "fork"] {
+    for server in [keys::THREAD, keys::FORK] {
         let Some((slope, pts)) = r.idle_slope(server) else { continue };
         let big = r.of("idle").into_iter().filter(|g| g.server == server && g.ok > 0).max_by_key(|g| g.conns);
         let reserved = big.and_then(|g| reserved_per_thread(r, g));
@@ -36,8 +37,8 @@ pub fn c1(r: &Results) -> Verdict {
                 .unwrap_or_default();
             evidence.push(format!("{server} with {} connections: {}{said}", n(g.conns as f64), g.status));
         }
-        if server == "thread" {
-            let at10k = r.find("idle", "thread", 10_000).filter(|g| g.ok > 0).and_then(|g| g.served);
+        if server == keys::THREAD {
+            let at10k = r.find("idle", keys::THREAD, 10_000).filter(|g| g.ok > 0).and_then(|g| g.served);
             thread = Some((slope, reserved, at10k));
         }
     }
@@ -114,19 +115,19 @@ fn kernel_objects_per_conn(r: &Results, g: &Group) -> Option<f64> {
             Some((peak - non_anon(first)).max(0.0) / x.derived.conns_held as f64)
         })
         .collect();
-    crate::aggregate::median(per)
+    crate::stats::median(per)
 }
 
 /// C2: (16 + 87 + 20) KB x 10,000 = 1.23 GB; the documents conclude it is no
 /// great problem for a modern machine.
 pub fn c2(r: &Results) -> Verdict {
     let mut evidence = Vec::new();
-    let user = r.idle_slope("reactor").map(|(b, _)| b);
-    let idle10k = r.find("idle", "reactor", 10_000).filter(|g| g.ok > 0);
+    let user = r.idle_slope(keys::REACTOR).map(|(b, _)| b);
+    let idle10k = r.find("idle", keys::REACTOR, 10_000).filter(|g| g.ok > 0);
     let machine = idle10k.and_then(|g| g.kernel_per_conn);
     let tcp = idle10k.and_then(|g| g.server_tcp_per_conn);
     let objects = idle10k.and_then(|g| kernel_objects_per_conn(r, g));
-    let active = ok(r, "http-keepalive", "reactor", 10_000).and_then(|g| g.kernel_per_conn);
+    let active = ok(r, "http-keepalive", keys::REACTOR, 10_000).and_then(|g| g.kernel_per_conn);
     let Some(user) = user else { return Verdict::not_measured("the idle workload was not run for the reactor") };
     evidence.push(format!("reactor, user space: {} per connection (idle ladder slope)", bytes(user)));
     if let Some(k) = tcp {
@@ -195,10 +196,10 @@ pub fn c2(r: &Results) -> Verdict {
 /// C3: a single reactor stalls every connection while a handler computes or
 /// blocks. Blocking and CPU-bound handlers are judged apart.
 pub fn c3(r: &Results) -> Verdict {
-    let Some(reactor) = ok(r, "block", "reactor", 100) else {
+    let Some(reactor) = ok(r, "block", keys::REACTOR, 100) else {
         return Verdict::not_measured("the block workload was not run for the reactor");
     };
-    let threaded = ["thread", "pool", "reactor-pool", "multi-reactor-pool"];
+    let threaded = [keys::THREAD, keys::POOL, keys::REACTOR_POOL, keys::MULTI_REACTOR_POOL];
     let bound = 1e6 / 1_000.0; // one 1 ms handler at a time
     let mut evidence = vec![format!(
         "block (1 ms sleep per request, 100 connections): reactor {} (serial bound {} req/s)",
@@ -237,7 +238,7 @@ pub fn c3(r: &Results) -> Verdict {
     };
     // CPU-bound: on one server core nobody computes faster; the claim is that the
     // reactor is the bottleneck, which would show as a worse tail than the threaded models'.
-    let cpu_reactor = ok(r, "cpu", "reactor", 100);
+    let cpu_reactor = ok(r, "cpu", keys::REACTOR, 100);
     let cpu_others: Vec<&Group> = threaded.iter().filter_map(|s| ok(r, "cpu", s, 100)).collect();
     let cpu = match (cpu_reactor, best(&cpu_others, &|g| g.p99_us.map(|p| -p))) {
         (Some(me), Some(i)) => {
@@ -285,8 +286,8 @@ pub fn c3(r: &Results) -> Verdict {
 pub fn c4(r: &Results) -> Verdict {
     let burst = r.of("burst");
     let (Some(single), Some(multi)) = (
-        burst.iter().find(|g| g.server == "reactor" && g.ok > 0),
-        burst.iter().find(|g| g.server == "multi-reactor" && g.ok > 0),
+        burst.iter().find(|g| g.server == keys::REACTOR && g.ok > 0),
+        burst.iter().find(|g| g.server == keys::MULTI_REACTOR && g.ok > 0),
     ) else {
         return Verdict::not_measured("the burst workload was not run for reactor and multi-reactor");
     };
@@ -355,7 +356,7 @@ pub fn c4(r: &Results) -> Verdict {
 pub fn c5(r: &Results) -> Verdict {
     let mut evidence = Vec::new();
     let long: Vec<_> =
-        r.of("http-keepalive").into_iter().filter(|g| g.server == "pool" && g.ok > 0 && g.conns >= 100).collect();
+        r.of("http-keepalive").into_iter().filter(|g| g.server == keys::POOL && g.ok > 0 && g.conns >= 100).collect();
     for g in &long {
         evidence.push(format!(
             "pool, keep-alive, {} connections: {} starved (never answered), {}",
@@ -364,7 +365,7 @@ pub fn c5(r: &Results) -> Verdict {
             rps(g)
         ));
     }
-    let short = ok(r, "http-short", "pool", 100);
+    let short = ok(r, "http-short", keys::POOL, 100);
     if let Some(g) = short {
         evidence.push(format!(
             "pool, a connection per request, 100 connections: {} starved, {}",
@@ -397,7 +398,7 @@ pub fn c6(r: &Results) -> Verdict {
     let mut parts = Vec::new();
     for conns in [100, 1_000, 10_000] {
         let (Some(m9), Some(m8)) =
-            (ok(r, "http-keepalive", "multi-reactor", conns), ok(r, "http-keepalive", "reactor-pool", conns))
+            (ok(r, "http-keepalive", keys::MULTI_REACTOR, conns), ok(r, "http-keepalive", keys::REACTOR_POOL, conns))
         else {
             continue;
         };
@@ -441,9 +442,9 @@ pub fn c7(r: &Results) -> Verdict {
     // The reactor is the documents' "single thread" handling 3 ready connections; the
     // iterative server is shown too but not judged: it waits on its first connection,
     // which the client keeps open after its one request (that is C8).
-    let single: Vec<(&str, f64)> = ["reactor"].into_iter().filter_map(|s| time(s).map(|t| (s, t))).collect();
+    let single: Vec<(&str, f64)> = [keys::REACTOR].into_iter().filter_map(|s| time(s).map(|t| (s, t))).collect();
     let pool: Vec<(&str, f64)> =
-        ["pool-4", "reactor-pool-4"].into_iter().filter_map(|s| time(s).map(|t| (s, t))).collect();
+        [keys::POOL_4, keys::REACTOR_POOL_4].into_iter().filter_map(|s| time(s).map(|t| (s, t))).collect();
     if single.is_empty() || pool.is_empty() {
         return Verdict::not_measured("the block-3x1s workload was not run for the reactor and a 4-worker pool");
     }
@@ -451,7 +452,7 @@ pub fn c7(r: &Results) -> Verdict {
     for (s, t) in single.iter().chain(pool.iter()) {
         evidence.push(format!("{s}: 3 answers after {t:.2} s"));
     }
-    if let Some(t) = time("iterative") {
+    if let Some(t) = time(keys::ITERATIVE) {
         evidence.push(format!("iterative (not judged): 3 answers after {t:.2} s"));
     }
     let near = |t: f64, want: f64| t >= C7_LOW * want && t <= C7_HIGH * want;
@@ -478,8 +479,11 @@ pub fn c7(r: &Results) -> Verdict {
 
 /// C8: the iterative server serves one connection at a time.
 pub fn c8(r: &Results) -> Verdict {
-    let groups: Vec<_> =
-        r.of("http-keepalive").into_iter().filter(|g| g.server == "iterative" && g.ok > 0 && g.conns >= 2).collect();
+    let groups: Vec<_> = r
+        .of("http-keepalive")
+        .into_iter()
+        .filter(|g| g.server == keys::ITERATIVE && g.ok > 0 && g.conns >= 2)
+        .collect();
     if groups.is_empty() {
         return Verdict::not_measured("the iterative model was not run with 2+ keep-alive connections");
     }
@@ -566,7 +570,7 @@ pub fn c10(r: &Results) -> Verdict {
         ));
     }
     let find = |key: &str| herd.iter().find(|g| g.server == key && g.ok > 0 && g.ctx_per_req.is_some()).copied();
-    let (Some(shared), Some(reuseport)) = (find("reuseport-shared-4"), find("reuseport-4")) else {
+    let (Some(shared), Some(reuseport)) = (find(keys::REUSEPORT_SHARED_4), find(keys::REUSEPORT_4)) else {
         return Verdict::not_measured(
             "the herd workload did not run both with a shared listener and with SO_REUSEPORT (or gave no context switches)",
         );
@@ -580,7 +584,7 @@ pub fn c10(r: &Results) -> Verdict {
         reading(&herd_ratio, C10_HERD, true)
     ));
     let mut parts = vec![judge(&herd_ratio, C10_HERD, true)];
-    if let Some(p) = find("prefork-4") {
+    if let Some(p) = find(keys::PREFORK_4) {
         if let Some(q) = r.pair_ratio(p, reuseport, Figure::CtxPerReq) {
             evidence.push(format!(
                 "blocking accept (prefork) over SO_REUSEPORT: {}x per pair{}",
@@ -612,7 +616,7 @@ pub fn c11(r: &Results) -> Verdict {
     let mut parts = Vec::new();
     let mut evidence = Vec::new();
     for conns in [100, 1_000, 10_000] {
-        let Some(me) = ok(r, "http-keepalive", "reactor", conns).filter(|g| g.cpu_us_per_req.is_some()) else {
+        let Some(me) = ok(r, "http-keepalive", keys::REACTOR, conns).filter(|g| g.cpu_us_per_req.is_some()) else {
             continue;
         };
         // Only models that served every connection: a fixed-concurrency model that
@@ -676,7 +680,7 @@ pub fn c12(r: &Results) -> Verdict {
     let mut evidence = Vec::new();
     let mut parts = Vec::new();
     for (server, flat) in
-        [("reactor", true), ("reactor-level", true), ("reactor-poll", false), ("reactor-select", false)]
+        [(keys::REACTOR, true), (keys::REACTOR_LEVEL, true), (keys::REACTOR_POLL, false), (keys::REACTOR_SELECT, false)]
     {
         let Some(g) = cost_growth(r, server) else { continue };
         let (s, line) = growth_line(server, &g, !flat);

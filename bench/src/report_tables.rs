@@ -191,7 +191,7 @@ pub fn knee_table(r: &Results) -> String {
 fn raw_median(r: &Results, g: &Group, pointer: &str) -> Option<f64> {
     let values: Vec<f64> =
         r.records_of(&g.group).iter().filter_map(|rec| rec.load_raw.as_ref()?.pointer(pointer)?.as_f64()).collect();
-    crate::aggregate::median(values)
+    crate::stats::median(values)
 }
 
 /// The load generator's own lateness in a group: the p99 dispatch lag, how late

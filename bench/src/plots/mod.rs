@@ -1,13 +1,15 @@
 //! What to plot from a results folder: each function picks its data from
-//! [`Results`] and draws one SVG with [`charts`]. Returns the plots written,
+//! [`Results`] and draws one SVG with [`draw`]. Returns the plots written,
 //! with a caption, for the report to embed.
+
+pub mod draw;
 
 use std::path::Path;
 
 use crate::aggregate::{Figure, Group, Results};
-use crate::charts::{self, Lines, Pt, HOLLOW_MEANS};
 use crate::error::{BenchError, Result};
 use crate::matrix::KNEE_P99_US;
+use draw::{Lines, Pt, HOLLOW_MEANS};
 
 /// A plot written: file name inside `plots/`, and a one-line caption.
 #[derive(Clone, Debug, PartialEq)]
@@ -65,7 +67,7 @@ fn workloads_with_curves(results: &Results) -> Vec<String> {
 /// Every server key in the report's order: plots give each series its index in
 /// this list, so a model has the same colour in every plot.
 fn palette(results: &Results) -> Vec<String> {
-    crate::tables::ordered_servers(results, "")
+    crate::report_tables::ordered_servers(results, "")
 }
 
 /// A group's figure as a point at `x`: the median with its interval, divided by `scale`,
@@ -140,7 +142,7 @@ fn per_connection(results: &Results, out: &Path, workload: &str) -> Result<Vec<P
         if data.iter().all(|(_, p)| p.is_empty()) {
             continue;
         }
-        charts::lines(
+        draw::lines(
             &out.join(&file),
             &Lines {
                 title: &format!("{workload}: {what}"),
@@ -168,31 +170,26 @@ fn fairness(results: &Results, out: &Path) -> Result<Vec<Plot>> {
         return Ok(Vec::new());
     }
     let colours = palette(results);
-    let ranges: Vec<charts::Range> = rows
+    let ranges: Vec<draw::Range> = rows
         .iter()
         .map(|r| {
             let colour = colours.iter().position(|s| *s == r.server).unwrap_or(0);
             let med = r.answers[2];
             let jain = format!("Jain {:.3}", r.jain.median);
             if med > 0.0 {
-                charts::Range {
-                    label: r.server.clone(),
-                    colour,
-                    quantiles: Some(r.answers.map(|a| a / med)),
-                    note: jain,
-                }
+                draw::Range { label: r.server.clone(), colour, quantiles: Some(r.answers.map(|a| a / med)), note: jain }
             } else {
                 let note = format!(
                     "median connection unanswered: {} of {} without an answer, {jain}",
                     crate::verdicts::n(r.unanswered),
                     crate::verdicts::n(r.conns as f64)
                 );
-                charts::Range { label: r.server.clone(), colour, quantiles: None, note }
+                draw::Range { label: r.server.clone(), colour, quantiles: None, note }
             }
         })
         .collect();
     let file = format!("fairness-c{FAIRNESS_CONNS}.svg");
-    charts::ranges(
+    draw::ranges(
         &out.join(&file),
         &format!("Answers per connection at {} keep-alive connections", crate::verdicts::n(FAIRNESS_CONNS as f64)),
         "answers per connection / the median connection's (line: min-max, bar: p1-p99, tick: median)",
@@ -219,7 +216,7 @@ fn memory_bars(results: &Results, out: &Path) -> Result<Vec<Plot>> {
         return Ok(Vec::new());
     }
     let file = "memory-per-connection.svg".to_string();
-    charts::bars(
+    draw::bars(
         &out.join(&file),
         "Server memory per held connection (slope over the idle ladder)",
         "KiB per connection (anonymous PSS of the whole process tree)",
@@ -255,7 +252,7 @@ fn idle_memory(results: &Results, out: &Path) -> Result<Vec<Plot>> {
         })
         .collect();
     let file = "idle-memory.svg".to_string();
-    charts::lines(
+    draw::lines(
         &out.join(&file),
         &Lines {
             title: "Server memory vs connections held (idle workload)",
@@ -303,7 +300,7 @@ fn spectrum(results: &Results, out: &Path) -> Result<Vec<Plot>> {
         return Ok(Vec::new());
     }
     let file = format!("spectrum-c{SPECTRUM_CONNS}.svg");
-    charts::lines(
+    draw::lines(
         &out.join(&file),
         &Lines {
             title: &format!("Latency percentile spectrum at {SPECTRUM_CONNS} connections (http-keepalive)"),
@@ -334,7 +331,7 @@ fn timeline(results: &Results, out: &Path) -> Result<Vec<Plot>> {
     let Some(l) = rec.valid() else { return Ok(Vec::new()) };
     let pts: Vec<(u32, u64, f64)> = l.timeline.iter().map(|t| (t.0, t.1, t.2)).collect();
     let file = "timeline.svg".to_string();
-    charts::timeline(&out.join(&file), &format!("Per-second timeline of {}", rec.cell.id), &pts)?;
+    draw::timeline(&out.join(&file), &format!("Per-second timeline of {}", rec.cell.id), &pts)?;
     Ok(vec![Plot { file, caption: format!("Answers and p99 latency per second, cell {}", rec.cell.id) }])
 }
 
@@ -402,7 +399,7 @@ fn sweep(results: &Results, out: &Path) -> Result<Vec<Plot>> {
     ];
     let mut plots = Vec::new();
     for (file, title, x_label, y_label, series, hline, caption) in specs {
-        charts::lines(&out.join(file), &Lines { title, x_label, y_label, x_log: true, y_log: true, series, hline })?;
+        draw::lines(&out.join(file), &Lines { title, x_label, y_label, x_log: true, y_log: true, series, hline })?;
         plots.push(Plot { file: file.into(), caption: format!("{caption}. {about}") });
     }
     Ok(plots)
@@ -436,7 +433,7 @@ fn idle_active(results: &Results, out: &Path) -> Result<Vec<Plot>> {
         _ => "active connections as in each cell".into(),
     };
     let file = "idle-active.svg".to_string();
-    charts::lines(
+    draw::lines(
         &out.join(&file),
         &Lines {
             title: "Cost of a request vs idle connections, per readiness back end",

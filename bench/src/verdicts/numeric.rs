@@ -4,7 +4,8 @@ use super::figures::FD_SETSIZE;
 use super::thresholds::{CEILING_FACTOR, FLAT_MAX, FLOOR_SHARE, GROWS_MIN, T1_ORDER};
 use super::{bytes, client_note, combine_status, judge, lat, n, ok, reading, rps, Status, Verdict};
 use crate::aggregate::{Figure, Group, Results};
-use crate::matrix::{IDLE_ACTIVE_CONNS, IDLE_LADDER, POOL_SIZED, POOL_SIZED_WORKERS};
+use crate::keys;
+use crate::matrix::{IDLE_ACTIVE_CONNS, IDLE_LADDER, POOL_SIZED_WORKERS};
 use crate::stats::Interval;
 use servers::config::DEFAULT_WORKERS;
 
@@ -18,10 +19,10 @@ pub const T1_CONNS: u64 = 100;
 pub fn t1(r: &Results) -> Verdict {
     // (server, the documents' row, QPS, MB), in the documents' throughput order.
     let rows = [
-        ("iterative", "single thread", 1_000.0, 50.0),
-        ("prefork", "3 processes x 4 threads", 10_000.0, 200.0),
-        ("reactor", "async coroutines (asyncio)", 20_000.0, 100.0),
-        ("tokio", "Go goroutines", 50_000.0, 150.0),
+        (keys::ITERATIVE, "single thread", 1_000.0, 50.0),
+        (keys::PREFORK, "3 processes x 4 threads", 10_000.0, 200.0),
+        (keys::REACTOR, "async coroutines (asyncio)", 20_000.0, 100.0),
+        (keys::TOKIO, "Go goroutines", 50_000.0, 150.0),
     ];
     let mut evidence = Vec::new();
     let mut measured: Vec<(&str, &Group, f64)> = Vec::new();
@@ -131,23 +132,23 @@ pub fn capacity_row(r: &Results, server: &str, claim: f64, floor_only: bool) -> 
 pub fn t2(r: &Results) -> Verdict {
     let mut evidence = Vec::new();
     let mut parts = Vec::new();
-    if let Some((s, line)) = capacity_row(r, "thread", 100.0, false) {
+    if let Some((s, line)) = capacity_row(r, keys::THREAD, 100.0, false) {
         evidence.push(format!("thread per connection, documents ~100: {line}"));
         parts.push(s);
     }
-    if let Some((s, line)) = capacity_row(r, "pool", 1_000.0, false) {
+    if let Some((s, line)) = capacity_row(r, keys::POOL, 1_000.0, false) {
         evidence.push(format!("thread pool with its default {DEFAULT_WORKERS} workers, documents ~1,000: {line}"));
         // The pool's ceiling is its worker count: sized for the connections, it holds them.
-        let sized = capacity_row(r, POOL_SIZED, 1_000.0, false);
+        let sized = capacity_row(r, keys::POOL_SIZED, 1_000.0, false);
         parts.push(match (&sized, s) {
             (Some((Status::Holds | Status::Nuance, _)), Status::DoesNotHold) => Status::Nuance,
             _ => s,
         });
         if let Some((_, line)) = sized {
-            evidence.push(format!("thread pool with {POOL_SIZED_WORKERS} workers ({POOL_SIZED}): {line}"));
+            evidence.push(format!("thread pool with {POOL_SIZED_WORKERS} workers ({}): {line}", keys::POOL_SIZED));
         }
     }
-    if let Some((s, line)) = capacity_row(r, "reactor", 10_000.0, true) {
+    if let Some((s, line)) = capacity_row(r, keys::REACTOR, 10_000.0, true) {
         evidence.push(format!("event driven (reactor), documents 10,000+: {line}"));
         parts.push(s);
     }
@@ -171,11 +172,11 @@ pub fn t2(r: &Results) -> Verdict {
 pub fn t3(r: &Results) -> Verdict {
     let reach = IDLE_LADDER.iter().copied().max().unwrap_or(0) as f64;
     let rows = [
-        ("thread", "Apache + threads", 1_000.0),
-        ("reuseport", "Nginx + epoll", 10_000.0),
-        ("reactor", "Node.js event loop", 10_000.0),
-        ("tokio", "Go goroutines", 100_000.0),
-        ("tokio", "Rust async/await", 1_000_000.0),
+        (keys::THREAD, "Apache + threads", 1_000.0),
+        (keys::REUSEPORT, "Nginx + epoll", 10_000.0),
+        (keys::REACTOR, "Node.js event loop", 10_000.0),
+        (keys::TOKIO, "Go goroutines", 100_000.0),
+        (keys::TOKIO, "Rust async/await", 1_000_000.0),
     ];
     let ram = r.env.as_ref().map(|e| e.mem_total_bytes as f64);
     let mut evidence = Vec::new();
@@ -311,7 +312,7 @@ pub fn t4(r: &Results) -> Verdict {
     let over_cap: Vec<_> = r
         .of("idle-active")
         .into_iter()
-        .filter(|g| g.server == "reactor-select" && g.idle_conns > FD_SETSIZE)
+        .filter(|g| g.server == keys::REACTOR_SELECT && g.idle_conns > FD_SETSIZE)
         .filter(|g| g.ok > 0 || !harness_failure(r, g))
         .collect();
     for g in &over_cap {
@@ -325,7 +326,7 @@ pub fn t4(r: &Results) -> Verdict {
         parts.push(if refused { Status::Holds } else { Status::DoesNotHold });
     }
     for (server, grows) in
-        [("reactor-select", true), ("reactor-poll", true), ("reactor", false), ("reactor-level", false)]
+        [(keys::REACTOR_SELECT, true), (keys::REACTOR_POLL, true), (keys::REACTOR, false), (keys::REACTOR_LEVEL, false)]
     {
         let Some(g) = cost_growth(r, server) else { continue };
         let (s, line) = growth_line(server, &g, grows);
@@ -357,8 +358,8 @@ pub fn harness_failure(r: &Results, g: &crate::aggregate::Group) -> bool {
 
 /// T5: before/after tuning. Only the descriptor-limit row is measured.
 pub fn t5(r: &Results) -> Verdict {
-    let limited = r.of("fd-limit").into_iter().find(|g| g.server == "reactor-nofile1024");
-    let default = r.of("fd-limit").into_iter().find(|g| g.server == "reactor");
+    let limited = r.of("fd-limit").into_iter().find(|g| g.server == keys::REACTOR_NOFILE1024);
+    let default = r.of("fd-limit").into_iter().find(|g| g.server == keys::REACTOR);
     let (Some(l), Some(d)) = (limited, default) else {
         return Verdict::not_measured("the fd-limit workload was not run");
     };
