@@ -25,7 +25,7 @@ enum Command {
     Compare(bench::cli::CompareArgs),
     /// Store a results folder's cell files gzip-compressed (what `bench` writes now).
     Compress(bench::cli::CompressArgs),
-    /// The sendfile probe (claim C13): read+write against sendfile, CPU per GiB.
+    /// Probes that are not cells: sendfile (claim C13), pollers (T4, C12).
     Probe(bench::cli::ProbeArgs),
 }
 

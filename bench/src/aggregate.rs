@@ -206,6 +206,8 @@ pub struct Results {
     pub groups: Vec<Group>,
     /// The sendfile probe (`probes/sendfile.json`), when the run made one.
     pub sendfile: Option<crate::probe::SendfileProbe>,
+    /// The pollers probe (`probes/pollers.json`), when the run made one.
+    pub pollers: Option<crate::probe::pollers::PollersProbe>,
 }
 
 /// Lookups name a workload and a server the bench defines: a renamed model or a
@@ -230,7 +232,7 @@ impl Results {
             by.entry(r.cell.group.clone()).or_default().push(r);
         }
         let groups = order.iter().filter_map(|g| by.get(g)).map(|rs| group_of(rs)).collect();
-        Results { env, records, groups, sendfile: None }
+        Results { env, records, groups, sendfile: None, pollers: None }
     }
 
     /// Read `dir` (cells and, if present, env.json).
@@ -238,7 +240,11 @@ impl Results {
         let records = results::read_cells(dir)?;
         let env_path = dir.join("env.json");
         let env = if env_path.exists() { Some(results::read_json::<EnvInfo>(&env_path)?) } else { None };
-        Ok(Results { sendfile: crate::probe::load(dir)?, ..Results::new(env, records) })
+        Ok(Results {
+            sendfile: crate::probe::load(dir)?,
+            pollers: crate::probe::pollers::load(dir)?,
+            ..Results::new(env, records)
+        })
     }
 
     /// The group of `workload` x `server` at `conns` (any idle count and rate).

@@ -5,14 +5,18 @@ use std::process::ExitCode;
 
 use crate::error::{BenchError, Result};
 use crate::matrix::{self, Profile, Sizing};
-use crate::probe::{self, ProbeConfig};
+use crate::probe::{self, pollers, ProbeConfig};
 use crate::runner::RunCtx;
 use crate::{env, matrix_run, report, results, signals};
 
 /// The `--workloads` name of the sendfile probe (C13), which is not a cell.
 pub const PROBE_WORKLOAD: &str = "sendfile";
+/// The `--workloads` name of the pollers probe (T4, C12).
+pub const POLLERS_WORKLOAD: &str = "pollers";
 /// Estimated seconds of the sendfile probe with its default configuration.
 const PROBE_ESTIMATE_S: f64 = 15.0;
+/// Estimated seconds of the pollers probe with its default configuration (14 s measured here).
+const POLLERS_ESTIMATE_S: f64 = 15.0;
 
 /// Arguments of `c10k bench`.
 #[derive(clap::Args, Debug, Clone)]
@@ -44,7 +48,7 @@ pub struct BenchArgs {
     /// Run only these server configurations (keys, comma-separated: `reactor,thread,reactor-poll`).
     #[arg(long, value_delimiter = ',', value_name = "KEYS")]
     pub only: Vec<String>,
-    /// Run only these workloads (comma-separated; `sendfile` is the C13 probe).
+    /// Run only these workloads (comma-separated; `sendfile` and `pollers` are the probes).
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     pub workloads: Vec<String>,
     /// Keep the cells already in DIR and run only the missing ones.
@@ -55,11 +59,27 @@ pub struct BenchArgs {
     pub dry_run: bool,
 }
 
-/// Arguments of `c10k probe` (the sendfile probe of claim C13).
+/// Arguments of `c10k probe`: which probe.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ProbeArgs {
+    #[command(subcommand)]
+    pub probe: Probe,
+}
+
+/// The probes: experiments that are not cells (`c10k bench` standard and full run both).
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum Probe {
+    /// Claim C13: read+write against sendfile, the sender's CPU per GiB.
+    Sendfile(SendfileArgs),
+    /// Claims T4 and C12: one readiness wait among N idle descriptors, per back end.
+    Pollers(PollersArgs),
+}
+
+/// Arguments of `c10k probe sendfile`.
 #[derive(clap::Args, Debug, Clone)]
 #[command(after_help = "Sends a file over loopback TCP with read+write and with sendfile, runs alternating, \
     and prints the sending thread's CPU time per GiB for each. `c10k bench` (standard, full) runs it too.")]
-pub struct ProbeArgs {
+pub struct SendfileArgs {
     /// Size of the file, MiB.
     #[arg(long, default_value_t = 128, value_name = "MIB")]
     pub size_mib: u64,
@@ -82,6 +102,33 @@ pub struct ProbeArgs {
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// Also write the result as JSON (the schema of `probes/sendfile.json`).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+/// Arguments of `c10k probe pollers`.
+#[derive(clap::Args, Debug, Clone)]
+#[command(after_help = "One active loopback connection among N idle ones, ping-pong of one byte: the prober \
+    waits on epoll (edge, as mio), epoll (level), poll or select with all N + 1 registered, and its thread CPU \
+    time per round trip is printed per back end and N, then each back end's growth from the fewest to the most \
+    idle descriptors (round by round). `c10k bench` (standard, full) runs it too.")]
+pub struct PollersArgs {
+    /// Idle descriptors beside the active one (select runs only below its FD_SETSIZE cap).
+    #[arg(long, value_delimiter = ',', default_values_t = pollers::IDLE, value_name = "N,N,..")]
+    pub idle: Vec<u64>,
+    /// Rounds: every back end at every N once per round.
+    #[arg(long, default_value_t = pollers::ROUNDS, value_name = "N")]
+    pub rounds: u32,
+    /// Measured round trips per run.
+    #[arg(long, default_value_t = pollers::TRIPS, value_name = "N")]
+    pub trips: u32,
+    /// CPU of the prober [default: the first of the server half, as in `c10k bench`].
+    #[arg(long, value_name = "CPU")]
+    pub prober_cpu: Option<usize>,
+    /// CPU of the client thread [default: the first of the client half].
+    #[arg(long, value_name = "CPU")]
+    pub client_cpu: Option<usize>,
+    /// Also write the result as JSON (the schema of `probes/pollers.json`).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 }
@@ -181,18 +228,29 @@ pub fn run_bench(args: BenchArgs) -> Result<ExitCode> {
     if !args.workloads.is_empty() {
         cells.retain(|c| args.workloads.contains(&c.workload));
     }
-    let with_probe = args.profile != Profile::Quick
-        && args.only.is_empty()
-        && (args.workloads.is_empty() || args.workloads.iter().any(|w| w == PROBE_WORKLOAD));
-    if cells.is_empty() && !with_probe {
+    let probe_wanted = |name: &str| {
+        args.profile != Profile::Quick
+            && args.only.is_empty()
+            && (args.workloads.is_empty() || args.workloads.iter().any(|w| w == name))
+    };
+    let (with_probe, with_pollers) = (probe_wanted(PROBE_WORKLOAD), probe_wanted(POLLERS_WORKLOAD));
+    if cells.is_empty() && !with_probe && !with_pollers {
         return Err(BenchError::Args("the plan is empty (check --only and --workloads)".into()));
     }
-    let estimate = matrix::estimate(&cells) + if with_probe { PROBE_ESTIMATE_S } else { 0.0 };
+    let estimate = matrix::estimate(&cells)
+        + if with_probe { PROBE_ESTIMATE_S } else { 0.0 }
+        + if with_pollers { POLLERS_ESTIMATE_S } else { 0.0 };
+    let probes = match (with_probe, with_pollers) {
+        (true, true) => " and the sendfile and pollers probes",
+        (true, false) => " and the sendfile probe",
+        (false, true) => " and the pollers probe",
+        (false, false) => "",
+    };
     eprintln!(
         "c10k bench: profile {}, {} cells{}, estimated {}; server on CPUs {:?}, load generator on CPUs {:?}",
         args.profile.name(),
         cells.len(),
-        if with_probe { " and the sendfile probe" } else { "" },
+        probes,
         humantime::format_duration(std::time::Duration::from_secs(estimate as u64)),
         sizing.server_cpus,
         sizing.client_cpus
@@ -261,6 +319,24 @@ pub fn run_bench(args: BenchArgs) -> Result<ExitCode> {
         }
         probe::save(&out, &result)?;
     }
+    let polled = with_pollers && !stats.interrupted && !(args.resume && pollers::path(&out).exists());
+    if polled {
+        let config = pollers::PollersConfig {
+            prober_cpu: sizing.server_cpus.first().copied(),
+            client_cpu: sizing.client_cpus.first().copied(),
+            ..pollers::PollersConfig::default()
+        };
+        eprintln!("c10k bench: pollers probe ({} rounds, idle {:?})", config.rounds, config.idle);
+        let result = pollers::run(&config, |r| {
+            if r.idle == config.idle.iter().copied().max().unwrap_or(0) {
+                eprintln!("  {}", pollers_line(r));
+            }
+        });
+        if let Some(e) = &result.error {
+            eprintln!("c10k bench: the pollers probe failed (recorded): {e}");
+        }
+        pollers::save(&out, &result)?;
+    }
     info.finished_unix_ms = Some(crate::unix_ms());
     info.interrupted = stats.interrupted;
     results::write_json(&env_path, &info, "env.json")?;
@@ -274,7 +350,7 @@ pub fn run_bench(args: BenchArgs) -> Result<ExitCode> {
         if stats.interrupted { "; interrupted, finished cells kept" } else { "" }
     );
     let report_path = args.report.unwrap_or_else(|| out.join("REPORT.md"));
-    if stats.done > 0 || args.resume || probed {
+    if stats.done > 0 || args.resume || probed || polled {
         report::generate(&out, &report_path)?;
         eprintln!("c10k bench: wrote {} and {}", out.display(), report_path.display());
     }
@@ -293,6 +369,56 @@ fn probe_line(r: &probe::ProbeRun) -> String {
 
 /// `c10k probe`.
 pub fn run_probe(args: ProbeArgs) -> Result<ExitCode> {
+    match args.probe {
+        Probe::Sendfile(a) => run_sendfile(a),
+        Probe::Pollers(a) => run_pollers(a),
+    }
+}
+
+fn pollers_line(r: &pollers::PollerRun) -> String {
+    format!(
+        "round {:>2} {:<15} {:>6} idle {:>8.2} us CPU per round trip ({:.2} us wall, {:.2} waits)",
+        r.round, r.backend, r.idle, r.cpu_us_per_trip, r.wall_us_per_trip, r.waits_per_trip
+    )
+}
+
+/// `c10k probe pollers`.
+fn run_pollers(args: PollersArgs) -> Result<ExitCode> {
+    let halves = sizing(&env::allowed_cpus(), None, None)?;
+    let config = pollers::PollersConfig {
+        idle: args.idle,
+        rounds: args.rounds,
+        trips: args.trips,
+        prober_cpu: args.prober_cpu.or(halves.server_cpus.first().copied()),
+        client_cpu: args.client_cpu.or(halves.client_cpus.first().copied()),
+        ..pollers::PollersConfig::default()
+    };
+    let result = pollers::run(&config, |r| println!("{}", pollers_line(r)));
+    if let Some(path) = &args.json {
+        results::write_json(path, &result, "probe JSON")?;
+    }
+    if let Some(e) = &result.error {
+        return Err(BenchError::Args(format!("pollers probe: {e}")));
+    }
+    for b in pollers::BACKENDS {
+        if let Some(g) = result.growth(b) {
+            println!(
+                "{:<15} {:>8.2} us at {} idle, {:>8.2} us at {}: growth {} (n={})",
+                b,
+                g.cost_lo.median,
+                g.idle_lo,
+                g.cost_hi.median,
+                g.idle_hi,
+                g.ratio.show(|x| format!("{x:.2}")),
+                g.ratio.n
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `c10k probe sendfile`.
+fn run_sendfile(args: SendfileArgs) -> Result<ExitCode> {
     let allowed = env::allowed_cpus();
     let halves = sizing(&allowed, None, None)?;
     let config = ProbeConfig {

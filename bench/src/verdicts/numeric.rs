@@ -6,6 +6,7 @@ use super::{bytes, client_note, combine_status, judge, lat, n, ok, reading, rps,
 use crate::aggregate::{Figure, Group, Results};
 use crate::keys;
 use crate::matrix::{IDLE_ACTIVE_CONNS, IDLE_LADDER, POOL_SIZED_WORKERS};
+use crate::probe::pollers::{PollersProbe, BACKENDS};
 use crate::stats::Interval;
 use servers::config::DEFAULT_WORKERS;
 
@@ -298,15 +299,61 @@ pub fn idle_active_method(r: &Results) -> String {
     }
 }
 
+/// The pollers probe in words, from its configuration.
+fn pollers_method(p: &PollersProbe) -> String {
+    let idle = p.config.idle.iter().map(|i| n(*i as f64)).collect::<Vec<_>>().join(", ");
+    format!(
+        "Judged on the pollers probe, which isolates the wait: one active loopback connection among N idle ones \
+         ({idle}; select only below its cap), a one-byte ping-pong, the waiting thread on the server's CPU using the \
+         reactor's own back ends; the figure is that thread's CPU time per round trip (the wait's system call \
+         included), compared as ratios within each of {} rounds (most idle against fewest). The server-level \
+         idle-active cells are shown beside it, not judged: their cost per request (about 20 us) moves by a third \
+         between repetitions here, which hides a growth of a few percent either way",
+        p.config.rounds
+    )
+}
+
+/// How each back end's cost grows with idle descriptors, one evidence line per
+/// source, and the statuses that decide: the pollers probe where the folder has
+/// it, else the idle-active cells. `expect` pairs a server key with whether the
+/// claim says its cost grows (O(n)) or stays flat (O(1)).
+pub fn scaling(r: &Results, expect: &[(&str, bool)]) -> (Vec<Status>, Vec<String>, String) {
+    let probe = r.pollers.as_ref().filter(|p| BACKENDS.iter().any(|b| p.growth(b).is_some()));
+    let (mut parts, mut evidence) = (Vec::new(), Vec::new());
+    for &(server, grows) in expect {
+        let (t, want_above) = if grows { (GROWS_MIN, true) } else { (FLAT_MAX, false) };
+        if let Some(g) = probe.and_then(|p| p.growth(server)) {
+            let us = |x: f64| format!("{x:.1} us");
+            parts.push(judge(&g.ratio, t, want_above));
+            evidence.push(format!(
+                "probe, {server}: {} of CPU per round trip with {} idle, {} with {} idle; growth {}x per round{}",
+                g.cost_lo.show(us),
+                n(g.idle_lo as f64),
+                g.cost_hi.show(us),
+                n(g.idle_hi as f64),
+                g.ratio.show(|x| format!("{x:.2}")),
+                reading(&g.ratio, t, want_above)
+            ));
+        }
+        if let Some(g) = cost_growth(r, server) {
+            let (s, line) = growth_line(server, &g, grows);
+            if probe.is_some() {
+                evidence.push(format!("server-level (idle-active, not judged), {line}"));
+            } else {
+                parts.push(s);
+                evidence.push(line);
+            }
+        }
+    }
+    let method = match probe {
+        Some(p) => format!("{}. The cells: {}", pollers_method(p), idle_active_method(r)),
+        None => idle_active_method(r),
+    };
+    (parts, evidence, method)
+}
+
 /// T4: select capped at 1024 and O(n); poll O(n); epoll O(1) in idle descriptors.
 pub fn t4(r: &Results) -> Verdict {
-    if r.of("idle-active").is_empty() {
-        return Verdict::not_measured("the idle-active workload was not run");
-    }
-    if !r.of("idle-active").iter().any(|g| g.ok > 0) {
-        let why = r.of("idle-active").first().map(|g| g.status.clone()).unwrap_or_default();
-        return Verdict::not_measured(format!("no idle-active cell succeeded ({why})"));
-    }
     let mut evidence = Vec::new();
     let mut parts = Vec::new();
     let over_cap: Vec<_> = r
@@ -325,23 +372,29 @@ pub fn t4(r: &Results) -> Verdict {
         evidence.push(format!("select with {} idle connections: {said}", n(g.idle_conns as f64)));
         parts.push(if refused { Status::Holds } else { Status::DoesNotHold });
     }
-    for (server, grows) in
-        [(keys::REACTOR_SELECT, true), (keys::REACTOR_POLL, true), (keys::REACTOR, false), (keys::REACTOR_LEVEL, false)]
-    {
-        let Some(g) = cost_growth(r, server) else { continue };
-        let (s, line) = growth_line(server, &g, grows);
-        evidence.push(line);
-        parts.push(s);
+    let expect = [
+        (keys::REACTOR_SELECT, true),
+        (keys::REACTOR_POLL, true),
+        (keys::REACTOR, false),
+        (keys::REACTOR_LEVEL, false),
+    ];
+    let (statuses, lines, method) = scaling(r, &expect);
+    if statuses.is_empty() && parts.is_empty() {
+        let why = r.of("idle-active").first().map(|g| format!("no idle-active cell succeeded ({})", g.status));
+        return Verdict::not_measured(
+            why.unwrap_or_else(|| "neither the pollers probe nor the idle-active workload ran".into()),
+        );
     }
+    parts.extend(statuses);
+    evidence.extend(lines);
     Verdict::new(
         combine_status(&parts),
         evidence,
         format!(
-            "{}. O(n) is read as at least {GROWS_MIN}x more CPU per request from the fewest to the most idle \
-             connections; O(1) as at most {FLAT_MAX}x; an interval that straddles its threshold is inconclusive. \
-             select is judged only below its {FD_SETSIZE}-descriptor cap (past it the refused clients reconnect, a \
-             cost of its own); the cap is read from the cells with more idle connections than FD_SETSIZE.",
-            idle_active_method(r)
+            "{method}. O(n) is read as at least {GROWS_MIN}x more CPU from the fewest to the most idle descriptors; \
+             O(1) as at most {FLAT_MAX}x; an interval that straddles its threshold is inconclusive. select is judged \
+             only below its {FD_SETSIZE}-descriptor cap (past it the refused clients reconnect, a cost of its own); \
+             the cap is read from the idle-active cells with more idle connections than FD_SETSIZE."
         ),
     )
 }
@@ -394,4 +447,74 @@ pub fn t5(r: &Results) -> Verdict {
          at 2,000 connections rather than the claimed 100,000 (one process holds at most about 20,000 here).",
     );
     v.demonstration()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::pollers::{PollerRun, PollersConfig, PollersProbe, SCHEMA};
+
+    /// A probe whose back ends cost `base` at the fewest idle descriptors and
+    /// `base * growth(round)` at the most.
+    fn probe(growth: impl Fn(&str, u32) -> f64) -> PollersProbe {
+        let config = PollersConfig { rounds: 9, ..PollersConfig::default() };
+        let mut runs = Vec::new();
+        for round in 1..=config.rounds {
+            for b in BACKENDS {
+                let idle =
+                    PollersProbe { schema: SCHEMA, config: config.clone(), runs: vec![], error: None }.idle_of(b);
+                for (i, &n) in idle.iter().enumerate() {
+                    let cpu = if i + 1 == idle.len() { 20.0 * growth(b, round) } else { 20.0 };
+                    runs.push(PollerRun {
+                        backend: b.into(),
+                        idle: n,
+                        round,
+                        trips: 100,
+                        cpu_us_per_trip: cpu,
+                        wall_us_per_trip: cpu,
+                        waits_per_trip: 1.0,
+                    });
+                }
+            }
+        }
+        PollersProbe { schema: SCHEMA, config, runs, error: None }
+    }
+
+    fn with(p: PollersProbe) -> Results {
+        Results { pollers: Some(p), ..Results::new(None, Vec::new()) }
+    }
+
+    #[test]
+    fn t4_and_c12_read_the_pollers_probe() {
+        let on_n = |b: &str, _| if b == keys::REACTOR_POLL || b == keys::REACTOR_SELECT { 8.0 } else { 1.01 };
+        let r = with(probe(on_n));
+        assert_eq!(t4(&r).status, Status::Holds);
+        assert_eq!(crate::verdicts::prose::c12(&r).status, Status::Holds);
+        assert!(t4(&r).why.contains("pollers probe"), "{}", t4(&r).why);
+    }
+
+    #[test]
+    fn epoll_straddling_flat_is_inconclusive_and_a_flat_poll_fails() {
+        // epoll's growth spreads 1.1-1.4 over rounds: straddles FLAT_MAX.
+        let wavering = |b: &str, k: u32| {
+            if b == keys::REACTOR_POLL || b == keys::REACTOR_SELECT {
+                8.0
+            } else {
+                1.0 + 0.05 * f64::from(k)
+            }
+        };
+        assert_eq!(crate::verdicts::prose::c12(&with(probe(wavering))).status, Status::Inconclusive);
+        // poll does not grow: the O(n) half fails.
+        let flat_poll = |b: &str, _| if b == keys::REACTOR_SELECT { 8.0 } else { 1.0 };
+        let v = t4(&with(probe(flat_poll)));
+        assert_ne!(v.status, Status::Holds, "{v:?}");
+        assert!(v.evidence.iter().any(|l| l.starts_with("probe, reactor-poll")), "{:?}", v.evidence);
+    }
+
+    #[test]
+    fn without_probe_or_cells_t4_is_not_measured() {
+        let v = t4(&Results::new(None, Vec::new()));
+        assert_eq!(v.status, Status::NotMeasured);
+        assert!(v.why.contains("pollers probe"), "{}", v.why);
+    }
 }

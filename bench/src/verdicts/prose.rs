@@ -1,7 +1,7 @@
 //! Verdicts on the documents' prose claims, C1..C13.
 
 use super::figures::{C1_STACK_MIN_BYTES, C2_PER_CONN_BYTES, C7_POOL_S, C7_SINGLE_S};
-use super::numeric::{cost_growth, growth_line, idle_active_method};
+use super::numeric::scaling;
 use super::thresholds::*;
 use super::{bytes, client_note, combine, combine_status, judge, lat, n, ok, reading, rps, Status, Verdict};
 use crate::aggregate::{Figure, Group, Results};
@@ -677,27 +677,25 @@ pub fn c11(r: &Results) -> Verdict {
 
 /// C12: epoll's cost is flat in idle connections; poll's and select's grows.
 pub fn c12(r: &Results) -> Verdict {
-    let mut evidence = Vec::new();
-    let mut parts = Vec::new();
-    for (server, flat) in
-        [(keys::REACTOR, true), (keys::REACTOR_LEVEL, true), (keys::REACTOR_POLL, false), (keys::REACTOR_SELECT, false)]
-    {
-        let Some(g) = cost_growth(r, server) else { continue };
-        let (s, line) = growth_line(server, &g, !flat);
-        evidence.push(line);
-        parts.push(s);
-    }
+    let expect = [
+        (keys::REACTOR, false),
+        (keys::REACTOR_LEVEL, false),
+        (keys::REACTOR_POLL, true),
+        (keys::REACTOR_SELECT, true),
+    ];
+    let (parts, evidence, method) = scaling(r, &expect);
     if parts.is_empty() {
         let why = r.of("idle-active").first().map(|g| format!("no idle-active cell succeeded ({})", g.status));
-        return Verdict::not_measured(why.unwrap_or_else(|| "the idle-active workload was not run".into()));
+        return Verdict::not_measured(
+            why.unwrap_or_else(|| "neither the pollers probe nor the idle-active workload ran".into()),
+        );
     }
     Verdict::new(
         combine_status(&parts),
         evidence,
         format!(
-            "{}. Flat: at most {FLAT_MAX}x; grows: at least {GROWS_MIN}x (the thresholds and cells of T4; select \
-             only below its descriptor cap).",
-            idle_active_method(r)
+            "{method}. Flat: at most {FLAT_MAX}x; grows: at least {GROWS_MIN}x (the thresholds of T4; select only \
+             below its descriptor cap)."
         ),
     )
 }

@@ -241,14 +241,16 @@ impl Checksum {
     }
 }
 
-fn pin(cpu: Option<usize>) -> Result<(), String> {
+/// Pin the calling thread to `cpu` (none: leave it where it is).
+pub(crate) fn pin(cpu: Option<usize>) -> Result<(), String> {
     let Some(cpu) = cpu else { return Ok(()) };
     let mut set = nix::sched::CpuSet::new();
     set.set(cpu).map_err(|e| format!("CPU {cpu}: {e}"))?;
     nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).map_err(|e| format!("pin to CPU {cpu}: {e}"))
 }
 
-fn thread_cpu() -> Result<f64, String> {
+/// The calling thread's CPU time, seconds.
+pub(crate) fn thread_cpu() -> Result<f64, String> {
     let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
         .map_err(|e| format!("thread CPU clock: {e}"))?;
     Ok(t.tv_sec() as f64 + t.tv_nsec() as f64 * 1e-9)
