@@ -706,7 +706,7 @@ pub fn c13(r: &Results) -> Verdict {
     let Some(probe) = &r.sendfile else {
         return Verdict::not_measured(
             "No server model serves files (every answer is a short body built in memory), and this run has no \
-             sendfile probe (probes/sendfile.json; the standard and full profiles make one, `c10k probe` by hand).",
+             sendfile probe (probes/sendfile.json; the standard and full profiles make one, `c10k probe sendfile` by hand).",
         );
     };
     let summary = probe.summary();
