@@ -568,8 +568,10 @@ mod tests {
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), cells.len());
-        let reps = cells.iter().filter(|c| c.group == "http-keepalive/reactor/c100").count();
+        let reps = cells.iter().filter(|c| c.group == "http-keepalive/thread/c100").count();
         assert_eq!(reps, REPS as usize);
+        let t1 = cells.iter().filter(|c| c.group == "http-keepalive/reactor/c100").count();
+        assert_eq!(t1, T1_ROUNDS as usize, "T1's closest pair runs more rounds");
         // Every cell a verdict compares on pair ratios is repeated.
         for (g, n) in [
             ("idle-active/reactor-poll/c10/i990/r2000", CONTEXT_REPS),
