@@ -22,23 +22,28 @@ fn fork_per_request_is_counted_by_its_cgroup() {
         eprintln!("skipped: no cgroup can be created here ({})", bench::cgroup::probe().label());
         return;
     }
-    // A connection per request: every request forks a child that exits at once.
+    // A connection per request (every request forks a child that exits at once), and
+    // 1,000 keep-alive connections (a child per connection, as in the main table).
     let sizing = Sizing { server_cpus: server, client_cpus: client };
-    let cell = plan(Profile::Standard, &sizing, &["fork".to_string()], 1)
+    let cells: Vec<_> = plan(Profile::Standard, &sizing, &["fork".to_string()], 1)
         .into_iter()
-        .find(|c| c.workload == "http-short")
-        .expect("the standard profile runs http-short on fork");
-    let rec = run_cell(&ctx, &cell).expect("not interrupted");
+        .filter(|c| c.rep == 1 && (c.workload == "http-short" || (c.workload == "http-keepalive" && c.conns == 1_000)))
+        .collect();
+    assert_eq!(cells.len(), 2, "the standard profile runs fork on http-short and at 1,000 keep-alive connections");
+    for cell in cells {
+        let rec = run_cell(&ctx, &cell).expect("not interrupted");
+        assert!(rec.outcome.is_ok(), "{}: {}", cell.id, rec.outcome.label());
+        let load = rec.load.as_ref().expect("load report");
+        assert!(load.requests > 100, "{}: forked children answered: {}", cell.id, load.requests);
+        assert_eq!(rec.derived.cpu_source.as_deref(), Some("cgroup"));
+        assert!(rec.derived.cpu_us_per_req.is_some_and(|c| c > 0.0));
+        let check = rec.server.cpu_check.as_ref().expect("cross-check taken after the load");
+        let (cg, pr) = (check.cgroup_us as f64, check.proc_us as f64);
+        assert!(cg > 0.0 && pr > 0.0, "{check:?}");
+        // The cgroup's total is exact (cpuacct.usage); /proc's utime + stime add up to the
+        // same runtime in clock ticks. In the committed runs of 2026-12-04 they agree within
+        // 1.3% at 100 (short), 1,000 and 10,000 connections; the bound is the 10%.
+        assert!((cg - pr).abs() <= 0.10 * cg, "{}: cgroup {cg} us vs /proc {pr} us: more than 10% apart", cell.id);
+    }
     let _ = std::fs::remove_dir_all(&scratch);
-    assert!(rec.outcome.is_ok(), "{}", rec.outcome.label());
-    let load = rec.load.as_ref().expect("load report");
-    assert!(load.requests > 100, "forked children answered: {}", load.requests);
-    assert_eq!(rec.derived.cpu_source.as_deref(), Some("cgroup"));
-    assert!(rec.derived.cpu_us_per_req.is_some_and(|c| c > 0.0));
-    let check = rec.server.cpu_check.as_ref().expect("cross-check taken after the load");
-    let (cg, pr) = (check.cgroup_us as f64, check.proc_us as f64);
-    assert!(cg > 0.0 && pr > 0.0, "{check:?}");
-    // On a quiet machine the two agree within a few percent; with a compile running beside the
-    // test they were once 10% apart (cgroup 1.54 s, /proc 1.70 s), so the bound is 15%.
-    assert!((cg - pr).abs() <= 0.15 * cg, "cgroup {cg} us vs /proc {pr} us: more than 15% apart ({check:?})");
 }
