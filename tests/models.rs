@@ -292,14 +292,9 @@ fn descriptor_exhaustion(args: &[&str], shares_fd_table: bool) {
     }
 }
 
+/// The test process holds many client sockets: its soft descriptor limit up to the hard one.
 fn raise_nofile() {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit with a valid pointer to a local rlimit.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        lim.rlim_cur = lim.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-    }
+    servers::net::raise_nofile().expect("raise RLIMIT_NOFILE");
 }
 
 macro_rules! scenarios {
