@@ -405,10 +405,10 @@ fn run_pollers(args: PollersArgs) -> Result<ExitCode> {
             println!(
                 "{:<15} {:>8.2} us at {} idle, {:>8.2} us at {}: growth {} (n={})",
                 b,
-                g.cost_lo.median,
-                g.idle_lo,
-                g.cost_hi.median,
-                g.idle_hi,
+                g.at_from.median,
+                g.from,
+                g.at_to.median,
+                g.to,
                 g.ratio.show(|x| format!("{x:.2}")),
                 g.ratio.n
             );

@@ -123,6 +123,18 @@ pub fn percent(p: f64) -> String {
     format!("{:.1}%", p * 100.0)
 }
 
+/// A cost measured at two sizes (fewest and most idle descriptors, say), and how
+/// it grows between them, pair by pair.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Growth {
+    pub from: u64,
+    pub to: u64,
+    pub at_from: Interval,
+    pub at_to: Interval,
+    /// Pair ratios cost(to) / cost(from), repetition by repetition (or round by round).
+    pub ratio: Interval,
+}
+
 /// The median of the finite values; `None` when there are none.
 pub fn median(mut v: Vec<f64>) -> Option<f64> {
     v.retain(|x| x.is_finite());

@@ -36,9 +36,8 @@ use servers::poller::{EpollLevel, MioPoller, PollPoller, Poller, SelectPoller, F
 
 use super::sendfile::{pin, thread_cpu};
 use crate::keys;
-use crate::results::{read_json, write_json};
-use crate::stats::Interval;
-use crate::{BenchError, Result};
+use crate::stats::{Growth, Interval};
+use crate::Result;
 
 /// Version of `probes/pollers.json`.
 pub const SCHEMA: u32 = 1;
@@ -118,19 +117,6 @@ pub struct PollersProbe {
     pub error: Option<String>,
 }
 
-/// How one back end's cost grows from its fewest to its most idle descriptors.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Growth {
-    pub backend: String,
-    pub idle_lo: u64,
-    pub idle_hi: u64,
-    /// CPU per round trip at each end, over rounds.
-    pub cost_lo: Interval,
-    pub cost_hi: Interval,
-    /// `cost_hi / cost_lo`, round by round.
-    pub ratio: Interval,
-}
-
 impl PollersProbe {
     /// The idle counts a back end runs at: select only while every descriptor fits in its set.
     pub fn idle_of(&self, backend: &str) -> Vec<u64> {
@@ -154,11 +140,10 @@ impl PollersProbe {
         let rounds: Vec<u32> = (1..=self.config.rounds).collect();
         let pairs: Vec<(f64, f64)> = rounds.iter().filter_map(|&k| Some((at(hi, k)?, at(lo, k)?))).collect();
         Some(Growth {
-            backend: backend.to_string(),
-            idle_lo: lo,
-            idle_hi: hi,
-            cost_lo: Interval::of(&pairs.iter().map(|p| p.1).collect::<Vec<_>>())?,
-            cost_hi: Interval::of(&pairs.iter().map(|p| p.0).collect::<Vec<_>>())?,
+            from: lo,
+            to: hi,
+            at_from: Interval::of(&pairs.iter().map(|p| p.1).collect::<Vec<_>>())?,
+            at_to: Interval::of(&pairs.iter().map(|p| p.0).collect::<Vec<_>>())?,
             ratio: Interval::of_ratios(&pairs)?,
         })
     }
@@ -171,26 +156,17 @@ fn fits_select(n: u64) -> bool {
 
 /// Where the probe's result lives in a results folder.
 pub fn path(dir: &Path) -> PathBuf {
-    dir.join("probes").join("pollers.json")
+    super::file(dir, "pollers")
 }
 
 /// Read `probes/pollers.json` of a results folder, if there is one.
 pub fn load(dir: &Path) -> Result<Option<PollersProbe>> {
-    let p = path(dir);
-    if p.exists() {
-        read_json(&p).map(Some)
-    } else {
-        Ok(None)
-    }
+    super::load_file(dir, "pollers")
 }
 
 /// Write the probe into a results folder.
 pub fn save(dir: &Path, probe: &PollersProbe) -> Result<()> {
-    let p = path(dir);
-    if let Some(parent) = p.parent() {
-        std::fs::create_dir_all(parent).map_err(BenchError::io("create", parent))?;
-    }
-    write_json(&p, probe, "probes/pollers.json")
+    super::save_file(dir, "pollers", probe)
 }
 
 /// Run the probe. Never fails as a whole: a failure is recorded in `error`.
@@ -434,7 +410,7 @@ mod tests {
         }
         let probe = PollersProbe { schema: SCHEMA, config, runs, error: None };
         let poll = probe.growth(keys::REACTOR_POLL).expect("poll ran at both ends");
-        assert_eq!((poll.idle_lo, poll.idle_hi), (90, 9_000));
+        assert_eq!((poll.from, poll.to), (90, 9_000));
         // Drift across rounds cancels in the pair ratios.
         assert_eq!((poll.ratio.lo, poll.ratio.hi), (10.0, 10.0));
         assert_eq!(probe.idle_of(keys::REACTOR_SELECT), vec![90, 990]);

@@ -26,8 +26,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::results::{read_json, write_json};
-use crate::{BenchError, Result};
+use crate::Result;
 
 /// Version of `probes/sendfile.json`.
 pub const PROBE_SCHEMA: u32 = 1;
@@ -135,26 +134,17 @@ impl SendfileProbe {
 
 /// Where the probe's result lives in a results folder.
 pub fn path(dir: &Path) -> PathBuf {
-    dir.join("probes").join("sendfile.json")
+    super::file(dir, "sendfile")
 }
 
 /// Read `probes/sendfile.json` of a results folder, if there is one.
 pub fn load(dir: &Path) -> Result<Option<SendfileProbe>> {
-    let p = path(dir);
-    if p.exists() {
-        read_json(&p).map(Some)
-    } else {
-        Ok(None)
-    }
+    super::load_file(dir, "sendfile")
 }
 
 /// Write the probe into a results folder.
 pub fn save(dir: &Path, probe: &SendfileProbe) -> Result<()> {
-    let p = path(dir);
-    if let Some(parent) = p.parent() {
-        std::fs::create_dir_all(parent).map_err(BenchError::io("create", parent))?;
-    }
-    write_json(&p, probe, "probes/sendfile.json")
+    super::save_file(dir, "sendfile", probe)
 }
 
 /// Run the probe. Never fails as a whole: a failure is recorded in `error`.

@@ -7,7 +7,7 @@ use crate::aggregate::{Figure, Group, Results};
 use crate::keys;
 use crate::matrix::{IDLE_ACTIVE_CONNS, IDLE_LADDER, POOL_SIZED_WORKERS};
 use crate::probe::pollers::{PollersProbe, BACKENDS};
-use crate::stats::Interval;
+use crate::stats::Growth;
 use servers::config::DEFAULT_WORKERS;
 
 /// Connections at which T1's throughput is compared (the table gives none).
@@ -225,16 +225,6 @@ pub fn t3(r: &Results) -> Verdict {
 /// connections in idle-active, over the cells where it held every connection: a
 /// server that refuses some (select past FD_SETSIZE) also pays for the refused
 /// clients' reconnects, which is not the cost of watching idle descriptors.
-#[derive(Clone, Copy, Debug)]
-pub struct Growth {
-    pub from_idle: u64,
-    pub to_idle: u64,
-    pub at_from: Interval,
-    pub at_to: Interval,
-    /// Pair ratios cost(to) / cost(from), repetition by repetition.
-    pub ratio: Interval,
-}
-
 pub fn cost_growth(r: &Results, server: &str) -> Option<Growth> {
     let held_all = |g: &&Group| g.starved == Some(0.0) && g.errors == Some(0.0);
     let mut pts: Vec<&Group> =
@@ -245,8 +235,8 @@ pub fn cost_growth(r: &Results, server: &str) -> Option<Growth> {
         return None;
     }
     Some(Growth {
-        from_idle: a.idle_conns,
-        to_idle: b.idle_conns,
+        from: a.idle_conns,
+        to: b.idle_conns,
         at_from: r.interval(a, Figure::CpuPerReq)?,
         at_to: r.interval(b, Figure::CpuPerReq)?,
         ratio: r.pair_ratio(b, a, Figure::CpuPerReq)?,
@@ -254,18 +244,19 @@ pub fn cost_growth(r: &Results, server: &str) -> Option<Growth> {
 }
 
 /// The evidence line and status of one back end's growth: O(n) wants the ratio
-/// above [`GROWS_MIN`], O(1) below [`FLAT_MAX`].
-pub fn growth_line(server: &str, g: &Growth, grows: bool) -> (Status, String) {
+/// above [`GROWS_MIN`], O(1) below [`FLAT_MAX`]. `cost` names the figure, `per`
+/// what a ratio pairs (`pair`, `round`).
+pub fn growth_line(label: &str, cost: &str, per: &str, g: &Growth, grows: bool) -> (Status, String) {
     let (t, want_above) = if grows { (GROWS_MIN, true) } else { (FLAT_MAX, false) };
     let us = |x: f64| format!("{x:.1} us");
     (
         judge(&g.ratio, t, want_above),
         format!(
-            "{server}: {} of server CPU per request with {} idle, {} with {} idle; growth {}x per pair{}",
+            "{label}: {} of {cost} with {} idle, {} with {} idle; growth {}x per {per}{}",
             g.at_from.show(us),
-            n(g.from_idle as f64),
+            n(g.from as f64),
             g.at_to.show(us),
-            n(g.to_idle as f64),
+            n(g.to as f64),
             g.ratio.show(|x| format!("{x:.2}")),
             reading(&g.ratio, t, want_above)
         ),
@@ -321,22 +312,13 @@ pub fn scaling(r: &Results, expect: &[(&str, bool)]) -> (Vec<Status>, Vec<String
     let probe = r.pollers.as_ref().filter(|p| BACKENDS.iter().any(|b| p.growth(b).is_some()));
     let (mut parts, mut evidence) = (Vec::new(), Vec::new());
     for &(server, grows) in expect {
-        let (t, want_above) = if grows { (GROWS_MIN, true) } else { (FLAT_MAX, false) };
         if let Some(g) = probe.and_then(|p| p.growth(server)) {
-            let us = |x: f64| format!("{x:.1} us");
-            parts.push(judge(&g.ratio, t, want_above));
-            evidence.push(format!(
-                "probe, {server}: {} of CPU per round trip with {} idle, {} with {} idle; growth {}x per round{}",
-                g.cost_lo.show(us),
-                n(g.idle_lo as f64),
-                g.cost_hi.show(us),
-                n(g.idle_hi as f64),
-                g.ratio.show(|x| format!("{x:.2}")),
-                reading(&g.ratio, t, want_above)
-            ));
+            let (s, line) = growth_line(&format!("probe, {server}"), "CPU per round trip", "round", &g, grows);
+            parts.push(s);
+            evidence.push(line);
         }
         if let Some(g) = cost_growth(r, server) {
-            let (s, line) = growth_line(server, &g, grows);
+            let (s, line) = growth_line(server, "server CPU per request", "pair", &g, grows);
             if probe.is_some() {
                 evidence.push(format!("server-level (idle-active, not judged), {line}"));
             } else {
