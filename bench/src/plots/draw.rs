@@ -80,6 +80,13 @@ pub struct Lines<'a> {
     pub hline: Option<(f64, String)>,
 }
 
+impl<'a> Lines<'a> {
+    /// Both axes logarithmic, no reference line: the usual chart of a ladder.
+    pub fn log_log(title: &'a str, x_label: &'a str, y_label: &'a str, series: Vec<(String, Vec<Pt>)>) -> Lines<'a> {
+        Lines { title, x_label, y_label, x_log: true, y_log: true, series, hline: None }
+    }
+}
+
 /// Compact number: 1500 -> 1.5k, 2000000 -> 2M.
 pub fn si(v: f64) -> String {
     let a = v.abs();

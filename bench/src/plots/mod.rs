@@ -48,6 +48,12 @@ pub fn draw_all(results: &Results, dir: &Path) -> Result<Vec<Plot>> {
 }
 
 /// Closed-loop workloads measured at two or more connection counts.
+/// Draw `lines` into `out/file`: the one plot of its kind, with `caption`.
+fn one(out: &Path, file: String, lines: &Lines<'_>, caption: String) -> Result<Vec<Plot>> {
+    draw::lines(&out.join(&file), lines)?;
+    Ok(vec![Plot { file, caption }])
+}
+
 fn workloads_with_curves(results: &Results) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for g in &results.groups {
@@ -252,25 +258,17 @@ fn idle_memory(results: &Results, out: &Path) -> Result<Vec<Plot>> {
         })
         .collect();
     let file = "idle-memory.svg".to_string();
-    draw::lines(
-        &out.join(&file),
-        &Lines {
-            title: "Server memory vs connections held (idle workload)",
-            x_label: "connections held by the server (log)",
-            y_label: "peak memory, MiB (log; anonymous PSS)",
-            x_log: true,
-            y_log: true,
-            series,
-            hline: None,
-        },
-    )?;
-    Ok(vec![Plot {
-        file,
-        caption: format!(
-            "Peak server memory against connections held, one point per repetition. {}",
-            caption_of(results, "idle")
-        ),
-    }])
+    let lines = Lines::log_log(
+        "Server memory vs connections held (idle workload)",
+        "connections held by the server (log)",
+        "peak memory, MiB (log; anonymous PSS)",
+        series,
+    );
+    let caption = format!(
+        "Peak server memory against connections held, one point per repetition. {}",
+        caption_of(results, "idle")
+    );
+    one(out, file, &lines, caption)
 }
 
 fn spectrum(results: &Results, out: &Path) -> Result<Vec<Plot>> {
@@ -300,25 +298,18 @@ fn spectrum(results: &Results, out: &Path) -> Result<Vec<Plot>> {
         return Ok(Vec::new());
     }
     let file = format!("spectrum-c{SPECTRUM_CONNS}.svg");
-    draw::lines(
-        &out.join(&file),
-        &Lines {
-            title: &format!("Latency percentile spectrum at {SPECTRUM_CONNS} connections (http-keepalive)"),
-            x_label: "1/(1-p): 10 = p90, 100 = p99, 1k = p99.9 (log)",
-            y_label: "latency, ms (log, coordinated-omission corrected)",
-            x_log: true,
-            y_log: true,
-            series,
-            hline: None,
-        },
-    )?;
-    Ok(vec![Plot {
-        file,
-        caption: format!(
-            "Latency spectrum of every model at {SPECTRUM_CONNS} connections, the repetition with the median req/s. {}",
-            caption_of(results, "http-keepalive")
-        ),
-    }])
+    let title = format!("Latency percentile spectrum at {SPECTRUM_CONNS} connections (http-keepalive)");
+    let lines = Lines::log_log(
+        &title,
+        "1/(1-p): 10 = p90, 100 = p99, 1k = p99.9 (log)",
+        "latency, ms (log, coordinated-omission corrected)",
+        series,
+    );
+    let caption = format!(
+        "Latency spectrum of every model at {SPECTRUM_CONNS} connections, the repetition with the median req/s. {}",
+        caption_of(results, "http-keepalive")
+    );
+    one(out, file, &lines, caption)
 }
 
 fn timeline(results: &Results, out: &Path) -> Result<Vec<Plot>> {
@@ -433,24 +424,19 @@ fn idle_active(results: &Results, out: &Path) -> Result<Vec<Plot>> {
         _ => "active connections as in each cell".into(),
     };
     let file = "idle-active.svg".to_string();
-    draw::lines(
-        &out.join(&file),
-        &Lines {
-            title: "Cost of a request vs idle connections, per readiness back end",
-            x_label: "idle connections held open beside the active ones",
-            y_label: "server CPU per request, us",
-            x_log: false,
-            y_log: false,
-            series,
-            hline: None,
-        },
-    )?;
-    Ok(vec![Plot {
-        file,
-        caption: format!(
-            "Server CPU per request as idle connections grow, {load}: a scan of every descriptor per wait shows as a \
-             line that rises with the idle count; {}",
-            runs_of(results, "idle-active")
-        ),
-    }])
+    let lines = Lines {
+        title: "Cost of a request vs idle connections, per readiness back end",
+        x_label: "idle connections held open beside the active ones",
+        y_label: "server CPU per request, us",
+        x_log: false,
+        y_log: false,
+        series,
+        hline: None,
+    };
+    let caption = format!(
+        "Server CPU per request as idle connections grow, {load}: a scan of every descriptor per wait shows as a \
+         line that rises with the idle count; {}",
+        runs_of(results, "idle-active")
+    );
+    one(out, file, &lines, caption)
 }
