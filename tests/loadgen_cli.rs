@@ -6,7 +6,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use loadgen::report::Report;
+use loadgen::json_report::Report;
 use proto::{Proto, Session, Work};
 
 const BIN: &str = env!("CARGO_BIN_EXE_c10k");
@@ -83,7 +83,7 @@ fn summary_json_and_hgrm() {
         assert!(summary.contains(needle), "no {needle:?} in\n{summary}");
     }
     let report: Report = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).expect("a loadgen report");
-    assert_eq!(report.schema, loadgen::report::SCHEMA);
+    assert_eq!(report.schema, loadgen::json_report::SCHEMA);
     assert_eq!(report.totals.requests, 800);
     assert!(report.env.nofile_soft > 0 && !report.env.kernel.is_empty());
     let hgrm = std::fs::read_to_string(&hgrm).unwrap();

@@ -10,8 +10,9 @@ use proto::Proto;
 
 use crate::config::Config;
 use crate::error::LoadError;
-use crate::run::{install_stop_handler, run_config, Outcome};
+use crate::run::{run_config, Outcome};
 use crate::schedule::{Arrivals, DEFAULT_SEED};
+use crate::threads::install_stop_handler;
 
 /// Drive a server with many connections and record latency.
 #[derive(clap::Args, Clone, Debug)]

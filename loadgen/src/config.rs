@@ -7,7 +7,7 @@ use std::time::Duration;
 use proto::Proto;
 use serde::{Deserialize, Serialize};
 
-use crate::report::{LoopMode, RunConfig};
+use crate::json_report::{LoopMode, RunConfig};
 use crate::schedule::{Arrivals, Schedule, DEFAULT_SEED};
 
 /// See the module documentation. Durations and counts are final: defaults are

@@ -15,10 +15,12 @@
 //!   housekeeping; [`io`] is its I/O half (connect, read, write, failures).
 //! - [`conn`]: one connection slot's state and the answer framing (sans-IO).
 //! - [`recorder`]: per-thread histograms, counters, errors and timeline; merges exactly.
-//! - [`run`]: threads, progress line, merging; [`procs`]: the same over child processes.
-//! - [`outcome`]: the merged measurements turned into a [`report::Report`], with the
+//! - [`run`]: a run from configuration to report; [`threads`]: the event-loop threads of
+//!   one process and the one join-and-merge; [`procs`]: the same over child processes;
+//!   [`progress`]: the live line.
+//! - [`outcome`]: the merged measurements turned into a [`json_report::Report`], with the
 //!   client self-check.
-//! - [`report`]: the JSON schema (`--json`), read back by the bench runner.
+//! - [`json_report`]: the JSON schema (`--json`), read back by the bench runner.
 //! - [`summary`]: the human text; [`hgrm`]: HdrHistogram percentile text; [`wire`]:
 //!   histograms as hex (V2 serialization).
 //! - [`env`](mod@env): limits, ports, kernel, CPU time; [`clock`]: monotonic nanoseconds;
@@ -34,14 +36,16 @@ pub mod error;
 pub mod fairness;
 pub mod hgrm;
 pub mod io;
+pub mod json_report;
 pub mod outcome;
 pub mod plan;
 pub mod procs;
+pub mod progress;
 pub mod recorder;
-pub mod report;
 pub mod run;
 pub mod schedule;
 pub mod summary;
+pub mod threads;
 pub mod wire;
 
 pub use config::Config;

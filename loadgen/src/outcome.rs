@@ -5,8 +5,8 @@ use hdrhistogram::Histogram;
 
 use crate::clock::secs;
 use crate::config::Config;
+use crate::json_report::*;
 use crate::recorder::{ErrorKind, Recorder};
-use crate::report::*;
 
 /// A thread busier than this (CPU time over wall time) is called the bottleneck.
 pub const BUSY_THRESHOLD: f64 = 0.9;

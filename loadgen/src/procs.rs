@@ -21,8 +21,9 @@ use serde::{Deserialize, Serialize};
 use crate::clock::now_ns;
 use crate::config::{Config, Share};
 use crate::error::LoadError;
+use crate::progress::Progress;
 use crate::recorder::Recorder;
-use crate::run::{run_local, Progress};
+use crate::threads::{join_and_merge, run_local};
 use crate::wire::WireRecorder;
 
 /// What a child is told to do.
@@ -131,12 +132,7 @@ pub fn run_children(config: &Config, epoch: u64, progress: bool) -> Result<Recor
         if let Some(bar) = &bar {
             bar.finish();
         }
-        let mut merged = Recorder::merge_base();
-        for reader in readers {
-            let rec = reader.join().map_err(|_| LoadError::io("child reader", std::io::Error::other("panicked")))??;
-            merged.merge(&rec).map_err(|e| LoadError::Histogram(format!("{e:?}")))?;
-        }
-        Ok(merged)
+        join_and_merge("child reader", readers)
     })
 }
 

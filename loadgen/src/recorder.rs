@@ -21,7 +21,7 @@ fn second_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, HIGHEST_NS, 2).expect("valid histogram bounds")
 }
 
-/// Kinds of error counted in a run (see [`crate::report::Errors`]).
+/// Kinds of error counted in a run (see [`crate::json_report::Errors`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
     ConnectRefused,

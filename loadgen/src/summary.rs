@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::report::{Distribution, LoopMode, Report};
+use crate::json_report::{Distribution, LoopMode, Report};
 
 /// A latency in microseconds, as wrk prints it.
 pub fn latency(us: f64) -> String {

@@ -1,7 +1,7 @@
 //! The machine-readable result of one `c10k load` run: what `--json FILE` writes.
 //!
 //! These types are the contract with the bench runner, which reads the JSON back
-//! with `serde_json::from_str::<loadgen::report::Report>`. Fields are only ever
+//! with `serde_json::from_str::<loadgen::json_report::Report>`. Fields are only ever
 //! added; a change that removes or changes the meaning of a field bumps
 //! [`SCHEMA`].
 //!
