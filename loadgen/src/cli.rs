@@ -12,15 +12,33 @@ use crate::config::Config;
 use crate::error::LoadError;
 use crate::run::{run_config, Outcome};
 use crate::schedule::{Arrivals, DEFAULT_SEED};
+use crate::target::HttpRequest;
 use crate::threads::install_stop_handler;
 
 /// Drive a server with many connections and record latency.
 #[derive(clap::Args, Clone, Debug)]
 #[command(about = "Drive a server with many connections, closed or open loop, and record latency")]
 pub struct LoadArgs {
-    /// Server address, HOST:PORT (an `http://` prefix is accepted).
-    #[arg(long, short = 'a', required_unless_present = "internal_child")]
+    /// The target, wrk style: http://HOST[:PORT][/path][?query] (the path and
+    /// query go in the request line, HOST[:PORT] in `Host`).
+    #[arg(value_name = "URL")]
+    pub url: Option<String>,
+    /// Server address, HOST:PORT, instead of a URL (an `http://` prefix and a
+    /// path are accepted too).
+    #[arg(long, short = 'a')]
     pub addr: Option<String>,
+    /// HTTP method of every request.
+    #[arg(long, short = 'm', default_value = "GET")]
+    pub method: String,
+    /// A request header, 'Name: value' (repeatable); a `Host` given here replaces the default.
+    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// Request body (Content-Length is set).
+    #[arg(long, value_name = "STRING", conflicts_with = "body_file")]
+    pub body: Option<String>,
+    /// Request body read from FILE (Content-Length is set).
+    #[arg(long, value_name = "FILE")]
+    pub body_file: Option<PathBuf>,
     /// Protocol spoken on every connection.
     #[arg(long, value_enum, default_value_t = Proto::Http)]
     pub proto: Proto,
@@ -177,10 +195,27 @@ fn invalid(msg: impl Into<String>) -> LoadError {
 
 /// Validate the arguments into a [`Config`].
 pub fn config_from_args(args: &LoadArgs) -> Result<Config, LoadError> {
-    let given = args.addr.as_deref().ok_or_else(|| invalid("--addr is required"))?;
-    let host = given.trim_start_matches("http://").trim_end_matches('/').to_string();
-    let addr = resolve(&host)?;
     let check = |ok: bool, msg: &str| if ok { Ok(()) } else { Err(invalid(msg)) };
+    let given = match (&args.url, &args.addr) {
+        (Some(_), Some(_)) => return Err(invalid("give the target once: a URL or --addr, not both")),
+        (Some(t), None) | (None, Some(t)) => t,
+        (None, None) => return Err(invalid("no target: give a URL (http://HOST:PORT/path) or --addr HOST:PORT")),
+    };
+    let target = crate::target::parse_target(given)?;
+    let headers = args.headers.iter().map(|h| crate::target::parse_header(h)).collect::<Result<Vec<_>, _>>()?;
+    let request = HttpRequest {
+        method: crate::target::parse_method(&args.method)?,
+        path: target.path.clone(),
+        headers,
+        body: crate::target::read_body(args.body.as_deref(), args.body_file.as_deref())?,
+    };
+    check(
+        args.proto == Proto::Http || request == HttpRequest { path: request.path.clone(), ..HttpRequest::default() },
+        "-m, -H, --body and --body-file are HTTP options; --proto echo sends --msg-size bytes",
+    )?;
+    check(args.proto == Proto::Http || target.path == "/", "a URL path needs --proto http")?;
+    let addr = resolve(&target.authority)?;
+    let host = target.host_header;
     check(args.conns >= 1, "--conns must be at least 1")?;
     let slots = args.conns.saturating_add(args.idle_conns);
     check(args.procs >= 1 && u64::from(args.procs) <= slots, "--procs must be between 1 and the connections")?;
@@ -228,6 +263,7 @@ pub fn config_from_args(args: &LoadArgs) -> Result<Config, LoadError> {
         connect_rate: args.connect_rate,
         connect_window: args.connect_window,
         msg_size: args.msg_size,
+        request,
         source_ips,
         max_error_rate: args.max_error_rate,
         arrivals: args.arrivals,
@@ -318,6 +354,33 @@ mod tests {
         assert!(err.to_string().contains("--pipeline"), "{err}");
         assert!(config(&["--addr", "127.0.0.1:1", "--rate=-3"]).is_err());
         assert!(config(&["--addr", "no-such-host.invalid:1"]).is_err());
+    }
+
+    #[test]
+    fn urls_methods_headers_and_bodies() {
+        let c = config(&["http://127.0.0.1:8080/api?x=1", "-m", "POST", "-H", "X-A: 1", "--body", "hi"]).unwrap();
+        assert_eq!((c.host.as_str(), c.addr.port()), ("127.0.0.1:8080", 8080));
+        assert_eq!(
+            c.request_bytes(),
+            b"POST /api?x=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nX-A: 1\r\nContent-Length: 2\r\n\r\nhi"
+        );
+        assert_eq!(c.echo().headers, vec!["X-A: 1"]);
+        assert_eq!(c.echo().body_bytes, Some(2));
+        assert_eq!(
+            config(&["--addr", "127.0.0.1:1"]).unwrap().request_bytes(),
+            b"GET / HTTP/1.1\r\nHost: 127.0.0.1:1\r\n\r\n"
+        );
+        for (args, why) in [
+            (&["http://127.0.0.1:1/", "--addr", "127.0.0.1:1"][..], "give the target once"),
+            (&[][..], "no target"),
+            (&["http://127.0.0.1:1/", "-H", "oops"][..], "has no colon"),
+            (&["http://127.0.0.1:1/", "--body-file", "/no/such/body"][..], "cannot read it"),
+            (&["https://127.0.0.1:1/"][..], "https"),
+            (&["127.0.0.1:1", "--proto", "echo", "-m", "POST"][..], "HTTP options"),
+        ] {
+            let err = config(args).unwrap_err().to_string();
+            assert!(err.contains(why), "{args:?}: {err}");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::json_report::{LoopMode, RunConfig};
 use crate::schedule::{Arrivals, Schedule, DEFAULT_SEED};
+use crate::target::HttpRequest;
 
 /// See the module documentation. Durations and counts are final: defaults are
 /// filled in and every value was checked.
@@ -44,8 +45,11 @@ pub struct Config {
     pub connect_rate: Option<f64>,
     /// Connects in progress at once, per process.
     pub connect_window: u32,
-    /// Echo: request size. HTTP: ignored (the request is `GET /`).
+    /// Echo: request size. HTTP: ignored (see `request`).
     pub msg_size: usize,
+    /// HTTP: the request every connection sends (method, path, headers, body).
+    #[serde(default)]
+    pub request: HttpRequest,
     /// Source addresses, used round-robin by connection index.
     pub source_ips: Vec<IpAddr>,
     pub max_error_rate: f64,
@@ -158,6 +162,11 @@ impl Config {
         self.conns + self.idle_conns
     }
 
+    /// HTTP `HEAD`: answers carry no body.
+    pub fn head_request(&self) -> bool {
+        self.proto == Proto::Http && self.request.is_head()
+    }
+
     /// The rank among the active connections of slot `global`, or `None` for
     /// an idle slot. Active slots are spread evenly over all slots, so every
     /// thread and process gets its share of both kinds.
@@ -197,7 +206,7 @@ impl Config {
     /// The bytes of one request.
     pub fn request_bytes(&self) -> Vec<u8> {
         match self.proto {
-            Proto::Http => proto::client::http_request(&self.host),
+            Proto::Http => self.request.bytes(&self.host),
             Proto::Echo => proto::client::echo_message(self.msg_size),
         }
     }
@@ -227,6 +236,10 @@ impl Config {
             arrivals: self.rate.map(|_| self.arrivals),
             seed: (self.rate.is_some() && self.arrivals == Arrivals::Poisson).then_some(self.seed),
             spin: self.rate.map(|_| self.spin.to_string()),
+            method: (self.proto == Proto::Http).then(|| self.request.method.clone()),
+            path: (self.proto == Proto::Http).then(|| self.request.path.clone()),
+            headers: self.request.headers.iter().map(|(n, v)| format!("{n}: {v}")).collect(),
+            body_bytes: self.request.body.as_ref().map(|b| b.len() as u64),
         }
     }
 }

@@ -117,7 +117,10 @@ impl<'p> Engine<'p> {
             .map_err(|e| LoadError::io("register timerfd", e))?;
         let c = &plan.config;
         let conns: Vec<Conn> = (share.first..share.first + share.count)
-            .map(|g| Conn::new(g, c.proto, c.pipeline, c.request_budget(g), c.first_due(&plan.schedule, plan.epoch, g)))
+            .map(|g| {
+                let rx = crate::conn::Rx::new(c.proto, c.head_request());
+                Conn::new(g, rx, c.pipeline, c.request_budget(g), c.first_due(&plan.schedule, plan.epoch, g))
+            })
             .collect();
         let busy = conns.iter().filter(|c| !c.finished).count() as u64;
         let mut rec = Recorder::new();

@@ -11,7 +11,7 @@ use nix::sys::socket::{setsockopt, sockopt::IpBindAddressNoPort};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::clock::SEC;
-use crate::conn::{Flow, State};
+use crate::conn::{AnswerEvent, Flow, State};
 use crate::engine::{Engine, Live};
 use crate::env::ThreadCpu;
 use crate::recorder::{ErrorKind, Recorder};
@@ -148,7 +148,7 @@ impl Engine<'_> {
                     if self.in_window(now) {
                         self.rec.counts.bytes_received += n as u64;
                     }
-                    if let Err(msg) = self.answers(i, n, now) {
+                    if let Err(msg) = self.answers(i, Some(n), now) {
                         let msg = format!("bad answer from {}: {msg}", self.plan.config.addr);
                         return self.fail(i, ErrorKind::BadAnswer, msg, now);
                     }
@@ -170,8 +170,9 @@ impl Engine<'_> {
         }
     }
 
-    /// Frame the `n` bytes just read into the buffer and account every answer.
-    fn answers(&mut self, i: usize, n: usize, now: u64) -> Result<(), String> {
+    /// Frame the `data` bytes just read into the buffer (`None`: the server
+    /// closed, which ends an answer delimited by the close) and account every answer.
+    fn answers(&mut self, i: usize, data: Option<usize>, now: u64) -> Result<(), String> {
         let (window_start, window_end) = (self.window_start, self.window_end);
         let in_window = now >= window_start && now < window_end;
         let second = (in_window).then(|| ((now - window_start) / SEC) as usize);
@@ -179,10 +180,19 @@ impl Engine<'_> {
         let rec = &mut self.rec;
         let (mut answered, mut measured_done, mut bad_status) = (0u64, 0u64, 0u64);
         let mut first_bad = 0u16;
-        let mut on_answer = |status: u16, close: bool| -> Result<Flow, String> {
+        let mut on_event = |event: AnswerEvent| -> Result<Flow, String> {
             if c.pending.len() <= c.unsent as usize {
                 return Err("an answer arrived with no request outstanding".into());
             }
+            let (status, close) = match event {
+                AnswerEvent::FirstByte => {
+                    if let Some(p) = c.pending.front().filter(|p| p.measured) {
+                        rec.first_byte.saturating_record(now - p.sent);
+                    }
+                    return Ok(Flow::Continue);
+                }
+                AnswerEvent::Done { status, close } => (status, close),
+            };
             let Some(p) = c.pending.pop_front() else { unreachable!("checked non-empty above") };
             answered += 1;
             if p.measured {
@@ -190,6 +200,7 @@ impl Engine<'_> {
                 let corrected = now - p.scheduled;
                 rec.corrected.saturating_record(corrected);
                 rec.uncorrected.saturating_record(now - p.sent);
+                rec.counts.status_classes[usize::from(status / 100).min(6)] += 1;
                 if status >= 400 {
                     bad_status += 1;
                     first_bad = status;
@@ -207,7 +218,10 @@ impl Engine<'_> {
             }
             Ok(Flow::Continue)
         };
-        let result = c.rx.feed(&self.buf[..n], &self.plan.request, &mut on_answer);
+        let result = match data {
+            Some(n) => c.rx.feed(&self.buf[..n], &self.plan.request, &mut on_event),
+            None => c.rx.end_of_input().map_or(Ok(Flow::Continue), &mut on_event).map(|_| ()),
+        };
         c.answered += answered;
         if in_window && answered > 0 {
             c.longest_gap = c.longest_gap.max(now - c.last_answer_at.max(window_start));
@@ -310,6 +324,14 @@ impl Engine<'_> {
     }
 
     fn peer_closed(&mut self, i: usize, now: u64) {
+        // An answer whose body ran until the close is complete now.
+        if let Err(msg) = self.answers(i, None, now) {
+            let msg = format!("bad answer from {}: {msg}", self.plan.config.addr);
+            return self.fail(i, ErrorKind::BadAnswer, msg, now);
+        }
+        if self.conns[i].close_after {
+            return self.after_answers(i, now);
+        }
         let c = &self.conns[i];
         if !c.pending.is_empty() || c.rx.mid_answer() {
             let msg = format!(

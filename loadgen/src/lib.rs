@@ -6,7 +6,8 @@
 //!
 //! # Layout
 //!
-//! - [`cli`]: the `c10k load` arguments, validated once into a [`config::Config`].
+//! - [`cli`]: the `c10k load` arguments, validated once into a [`config::Config`];
+//!   [`target`]: the URL and the HTTP request (method, headers, body).
 //! - [`config`]: the validated configuration and how connections are shared out.
 //! - [`schedule`]: when a connection sends: closed loop or open loop, the one
 //!   parameter of the request loop.
@@ -45,6 +46,7 @@ pub mod recorder;
 pub mod run;
 pub mod schedule;
 pub mod summary;
+pub mod target;
 pub mod threads;
 pub mod wire;
 

@@ -68,6 +68,7 @@ pub fn build(config: &Config, env: Environment, rec: &Recorder, times: Times) ->
         corrected: distribution(&rec.corrected),
         uncorrected: distribution(&rec.uncorrected),
         connect: distribution(&rec.connect),
+        first_byte: distribution(&rec.first_byte),
         reconnect: distribution(&rec.reconnect),
     };
     let open_loop = config.rate.map(|target_rate| {
@@ -126,6 +127,16 @@ pub fn build(config: &Config, env: Environment, rec: &Recorder, times: Times) ->
             bytes_sent: c.bytes_sent,
             bytes_received: c.bytes_received,
             received_bytes_per_sec: per_sec(c.bytes_received),
+            status_classes: (config.proto == proto::Proto::Http).then(|| {
+                let s = &c.status_classes;
+                StatusClasses {
+                    success: s[2],
+                    redirect: s[3],
+                    client_error: s[4],
+                    server_error: s[5],
+                    other: s[0] + s[1] + s[6],
+                }
+            }),
         },
         passed: errors.rate <= config.max_error_rate,
         errors,
@@ -155,6 +166,7 @@ pub fn build(config: &Config, env: Environment, rec: &Recorder, times: Times) ->
             corrected: crate::wire::encode(&rec.corrected),
             uncorrected: crate::wire::encode(&rec.uncorrected),
             connect: crate::wire::encode(&rec.connect),
+            first_byte: crate::wire::encode(&rec.first_byte),
             reconnect: crate::wire::encode(&rec.reconnect),
         },
     }

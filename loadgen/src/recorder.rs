@@ -125,6 +125,9 @@ pub struct Counts {
     pub fair_sum_sq: f64,
     /// Busiest thread's CPU fraction of its window (max when merging).
     pub max_thread_util: f64,
+    /// Measured HTTP answers by status / 100 (0: echo; 6 and more: in the last).
+    #[serde(default)]
+    pub status_classes: [u64; 7],
 }
 
 /// Errors of one kind.
@@ -159,6 +162,8 @@ pub struct Recorder {
     pub corrected: Histogram<u64>,
     pub uncorrected: Histogram<u64>,
     pub connect: Histogram<u64>,
+    /// Send to the first byte of the answer, ns.
+    pub first_byte: Histogram<u64>,
     pub reconnect: Histogram<u64>,
     pub schedule_lag: Histogram<u64>,
     pub dispatch_lag: Histogram<u64>,
@@ -183,6 +188,7 @@ impl Recorder {
             corrected: histogram(),
             uncorrected: histogram(),
             connect: histogram(),
+            first_byte: histogram(),
             reconnect: histogram(),
             schedule_lag: histogram(),
             dispatch_lag: histogram(),
@@ -230,6 +236,7 @@ impl Recorder {
         self.corrected.add(&other.corrected)?;
         self.uncorrected.add(&other.uncorrected)?;
         self.connect.add(&other.connect)?;
+        self.first_byte.add(&other.first_byte)?;
         self.reconnect.add(&other.reconnect)?;
         self.schedule_lag.add(&other.schedule_lag)?;
         self.dispatch_lag.add(&other.dispatch_lag)?;
@@ -286,6 +293,9 @@ impl Recorder {
             *x += y;
         }
         a.threads += b.threads;
+        for (x, y) in a.status_classes.iter_mut().zip(b.status_classes) {
+            *x += y;
+        }
         Ok(())
     }
 
