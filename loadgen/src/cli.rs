@@ -107,6 +107,16 @@ pub struct LoadArgs {
     /// get as many 127.0.0.x as the ephemeral port range needs].
     #[arg(long)]
     pub source_ips: Option<String>,
+    /// Drive shard I (0-based, like Kubernetes' JOB_COMPLETION_INDEX) of N: its
+    /// exact share of the connections, of --rate and of --requests, so that N
+    /// shards (on N hosts) together make exactly the load asked for.
+    #[arg(long, value_name = "I/N", value_parser = crate::config::ShardOf::parse)]
+    pub shard: Option<crate::config::ShardOf>,
+    /// Start the measured window at this wall-clock time, Unix milliseconds
+    /// (e.g. `$(( $(date +%s%3N) + 30000 ))`): shards on several hosts share one
+    /// window. Connections open before; the load starts --warmup earlier.
+    #[arg(long, value_name = "UNIX_MS")]
+    pub start_at: Option<u64>,
     /// Spread the connections over this many load generator processes.
     #[arg(long, default_value_t = 1)]
     pub procs: u32,
@@ -120,6 +130,12 @@ pub struct LoadArgs {
     /// in open loop the uncorrected one goes to FILE.uncorrected.hgrm.
     #[arg(long, value_name = "FILE")]
     pub hgrm: Option<PathBuf>,
+    /// Write HdrHistogram interval logs to FILE (`-`: stdout, the summary then
+    /// goes to stderr): one line per second per tag (corrected, uncorrected,
+    /// first_byte, connect), V2 compressed, what HdrHistogram's tools read and
+    /// `c10k merge` adds up exactly.
+    #[arg(long, value_name = "FILE")]
+    pub hlog: Option<PathBuf>,
     /// No summary.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -136,7 +152,7 @@ pub fn run(args: LoadArgs) -> Result<ExitCode, LoadError> {
     let config = config_from_args(&args)?;
     install_stop_handler();
     let outcome = run_config(&config, !args.quiet)?;
-    write_outputs(&args, &outcome)?;
+    write_outputs(&args, &config, &outcome)?;
     let report = &outcome.report;
     if !report.passed {
         let first = report.errors.details.first();
@@ -155,12 +171,22 @@ fn write_file(path: &Path, text: &str) -> Result<(), LoadError> {
     std::fs::write(path, text).map_err(|source| LoadError::Output { path: path.to_path_buf(), source })
 }
 
-fn write_outputs(args: &LoadArgs, outcome: &Outcome) -> Result<(), LoadError> {
+fn write_outputs(args: &LoadArgs, config: &Config, outcome: &Outcome) -> Result<(), LoadError> {
     let report = &outcome.report;
-    let json_to_stdout = args.json.as_deref() == Some(Path::new("-"));
+    let stdout = Some(Path::new("-"));
+    let json_to_stdout = args.json.as_deref() == stdout || args.hlog.as_deref() == stdout;
+    if let Some(path) = &args.hlog {
+        let mut text = Vec::new();
+        crate::hlog::write(&mut text, config, &report.env, &outcome.recorder, &outcome.times)?;
+        if args.hlog.as_deref() == stdout {
+            to_stream(&mut std::io::stdout(), &String::from_utf8_lossy(&text));
+        } else {
+            std::fs::write(path, &text).map_err(|source| LoadError::Output { path: path.clone(), source })?;
+        }
+    }
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(report)? + "\n";
-        if json_to_stdout {
+        if args.json.as_deref() == stdout {
             to_stream(&mut std::io::stdout(), &text);
         } else {
             write_file(path, &text)?;
@@ -218,7 +244,18 @@ pub fn config_from_args(args: &LoadArgs) -> Result<Config, LoadError> {
     let host = target.host_header;
     check(args.conns >= 1, "--conns must be at least 1")?;
     let slots = args.conns.saturating_add(args.idle_conns);
-    check(args.procs >= 1 && u64::from(args.procs) <= slots, "--procs must be between 1 and the connections")?;
+    if let Some(s) = args.shard {
+        check(u64::from(s.count) <= slots, "--shard I/N: N must not exceed the connections (a shard would get none)")?;
+    }
+    let driven = match args.shard {
+        Some(s) => crate::config::Share { first: 0, count: slots }.split(s.count)[s.index as usize].count,
+        None => slots,
+    };
+    check(args.procs >= 1 && u64::from(args.procs) <= driven, "--procs must be between 1 and the connections")?;
+    check(
+        [&args.json, &args.hlog].iter().filter(|p| p.as_deref() == Some(Path::new("-"))).count() <= 1,
+        "only one of --json and --hlog can go to stdout (-)",
+    )?;
     check(args.pipeline >= 1 && args.pipeline <= 1024, "--pipeline must be between 1 and 1024")?;
     check(args.rate.is_none_or(|r| r.is_finite() && r > 0.0), "--rate must be a positive number")?;
     check(args.connect_rate.is_none_or(|r| r.is_finite() && r > 0.0), "--connect-rate must be a positive number")?;
@@ -233,12 +270,12 @@ pub fn config_from_args(args: &LoadArgs) -> Result<Config, LoadError> {
     check(args.connect_window >= 1, "--connect-window must be at least 1")?;
     check((0.0..=1.0).contains(&args.max_error_rate), "--max-error-rate must be between 0 and 1")?;
     check(args.proto != Proto::Echo || (1..=1 << 20).contains(&args.msg_size), "--msg-size must be 1..=1048576")?;
-    let per_proc = slots.div_ceil(u64::from(args.procs));
+    let per_proc = driven.div_ceil(u64::from(args.procs));
     let threads = args.threads.unwrap_or_else(|| (crate::env::cores() / args.procs).max(1));
     let threads = threads.min(u32::try_from(per_proc).unwrap_or(u32::MAX)).max(1);
     let source_ips = match &args.source_ips {
         Some(text) => parse_source_ips(text)?,
-        None => auto_source_ips(addr, slots),
+        None => auto_source_ips(addr, driven),
     };
     let duration = match (args.duration, args.requests) {
         (None, None) => Some(Duration::from_secs(10)),
@@ -269,6 +306,9 @@ pub fn config_from_args(args: &LoadArgs) -> Result<Config, LoadError> {
         arrivals: args.arrivals,
         seed: args.seed.unwrap_or(DEFAULT_SEED),
         spin: args.spin.unwrap_or_default(),
+        shard: args.shard,
+        start_at_unix_ms: args.start_at,
+        intervals: args.hlog.is_some(),
     })
 }
 

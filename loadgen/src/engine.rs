@@ -125,6 +125,9 @@ impl<'p> Engine<'p> {
         let busy = conns.iter().filter(|c| !c.finished).count() as u64;
         let mut rec = Recorder::new();
         rec.counts.slots = share.count;
+        if c.intervals {
+            rec.intervals = Some(crate::intervals::Intervals::new(plan.interval_base_ns()));
+        }
         rec.counts.threads = 1;
         // The window is per process, the connect rate over all processes.
         let of_process = share.count as f64 / plan.slots.max(1) as f64;
@@ -235,7 +238,7 @@ impl<'p> Engine<'p> {
     fn next_deadline(&self, now: u64) -> u64 {
         let mut at = self.next_sweep.min(self.next_second);
         if !self.loaded {
-            at = at.min(now + GATE_POLL);
+            at = at.min(now + GATE_POLL).min(self.plan.load_at.unwrap_or(u64::MAX));
         }
         if let Some(Reverse((t, _))) = self.timers.peek() {
             at = at.min(*t);
@@ -309,13 +312,17 @@ impl<'p> Engine<'p> {
 
     /// Start the load once every connection of the process was tried.
     fn open_gate(&mut self, now: u64) {
-        let released = self.plan.released_at.load(Ordering::Acquire);
+        let mut released = self.plan.released_at.load(Ordering::Acquire);
         if released == 0 {
-            return;
+            match self.plan.release_on_time(now) {
+                Some(at) => released = at,
+                None => return,
+            }
         }
         self.loaded = true;
         self.last_progress = now;
         self.window_start = released + self.plan.warmup_ns;
+        self.rec.counts.window_start_ns = Some(self.window_start);
         self.window_end = self.plan.duration_ns.map_or(u64::MAX, |d| self.window_start + d);
         self.next_second = self.window_start + SEC;
         // Open loop: the schedule starts with the load.

@@ -14,6 +14,7 @@ use crate::clock::SEC;
 use crate::conn::{AnswerEvent, Flow, State};
 use crate::engine::{Engine, Live};
 use crate::env::ThreadCpu;
+use crate::intervals::Phase;
 use crate::recorder::{ErrorKind, Recorder};
 
 const MIN_RETRY: u64 = 10 * crate::clock::MS;
@@ -113,7 +114,7 @@ impl Engine<'_> {
         self.rec.counts.peak_open = self.rec.counts.peak_open.max(self.open);
         if !c.established_once {
             c.established_once = true;
-            self.rec.connect.saturating_record(now - c.phase_at);
+            self.rec.record(Phase::Connect, now, now - c.phase_at);
             self.established += 1;
             self.rec.counts.established += 1;
             if self.established == slots {
@@ -187,7 +188,7 @@ impl Engine<'_> {
             let (status, close) = match event {
                 AnswerEvent::FirstByte => {
                     if let Some(p) = c.pending.front().filter(|p| p.measured) {
-                        rec.first_byte.saturating_record(now - p.sent);
+                        rec.record(Phase::FirstByte, now, now - p.sent);
                     }
                     return Ok(Flow::Continue);
                 }
@@ -198,8 +199,8 @@ impl Engine<'_> {
             if p.measured {
                 measured_done += 1;
                 let corrected = now - p.scheduled;
-                rec.corrected.saturating_record(corrected);
-                rec.uncorrected.saturating_record(now - p.sent);
+                rec.record(Phase::Corrected, now, corrected);
+                rec.record(Phase::Uncorrected, now, now - p.sent);
                 rec.counts.status_classes[usize::from(status / 100).min(6)] += 1;
                 if status >= 400 {
                     bad_status += 1;
@@ -425,7 +426,11 @@ impl Engine<'_> {
         let (t0, cpu0) = self.cpu_start.unwrap_or((now, ThreadCpu::now()));
         let (t1, cpu1) = self.cpu_end.unwrap_or((now, ThreadCpu::now()));
         let used = cpu1.since(cpu0);
+        if let Some(iv) = &mut self.rec.intervals {
+            iv.flush();
+        }
         let counts = &mut self.rec.counts;
+        counts.ended_ns = now;
         counts.cpu_user_ns = used.user_ns;
         counts.cpu_sys_ns = used.sys_ns;
         counts.cpu_wait_ns = used.wait_ns;

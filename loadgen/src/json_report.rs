@@ -176,6 +176,12 @@ pub struct RunConfig {
     /// HTTP: size of the request body (`--body`, `--body-file`), bytes; `None` without one.
     #[serde(default)]
     pub body_bytes: Option<u64>,
+    /// `--shard I/N` (0-based): this run drove shard I's part of the load; `None` for all of it.
+    #[serde(default)]
+    pub shard: Option<String>,
+    /// `--start-at`: the window's start, Unix milliseconds, common to all shards.
+    #[serde(default)]
+    pub start_at_unix_ms: Option<u64>,
 }
 
 /// The machine the load generator ran on.
@@ -343,7 +349,7 @@ pub struct PercentilePoint {
 /// Connection establishment and reuse.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Connections {
-    /// Connections asked for (`--conns`).
+    /// Connection slots this run drove (`--conns` plus `--idle-conns`, or a shard's part of them).
     pub target: u64,
     /// Connection slots established at least once.
     pub established: u64,

@@ -22,6 +22,8 @@
 //! - [`outcome`]: the merged measurements turned into a [`json_report::Report`], with the
 //!   client self-check.
 //! - [`json_report`]: the JSON schema (`--json`), read back by the bench runner.
+//! - [`hlog`]: `--hlog` interval logs (written with the hdrhistogram crate, read back
+//!   and checked), [`intervals`]: their per-second histograms; [`merge`]: `c10k merge`.
 //! - [`summary`]: the human text; [`hgrm`]: HdrHistogram percentile text; [`wire`]:
 //!   histograms as hex (V2 serialization).
 //! - [`env`](mod@env): limits, ports, kernel, CPU time; [`clock`]: monotonic nanoseconds;
@@ -36,8 +38,11 @@ pub mod env;
 pub mod error;
 pub mod fairness;
 pub mod hgrm;
+pub mod hlog;
+pub mod intervals;
 pub mod io;
 pub mod json_report;
+pub mod merge;
 pub mod outcome;
 pub mod plan;
 pub mod procs;

@@ -52,10 +52,12 @@ pub fn distribution(h: &Histogram<u64>) -> Distribution {
 }
 
 /// Where the run's clocks stood.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Times {
     pub epoch: u64,
     pub started_unix_ms: u64,
+    /// Unix time minus monotonic time, ns: turns the run's monotonic instants into wall-clock ones.
+    pub unix_offset_ns: i128,
 }
 
 /// Build the report of a finished run.
@@ -142,7 +144,7 @@ pub fn build(config: &Config, env: Environment, rec: &Recorder, times: Times) ->
         errors,
         latency,
         connections: Connections {
-            target: config.slots(),
+            target: config.driven().count,
             established: c.established,
             all_established_s: c
                 .all_established_ns

@@ -6,6 +6,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::SEC;
+use crate::intervals::{Intervals, Phase};
 
 /// Highest latency a histogram holds (larger values are clamped): one hour.
 const HIGHEST_NS: u64 = 3_600 * SEC;
@@ -128,6 +129,12 @@ pub struct Counts {
     /// Measured HTTP answers by status / 100 (0: echo; 6 and more: in the last).
     #[serde(default)]
     pub status_classes: [u64; 7],
+    /// When the thread stopped (monotonic ns; max when merging): the end of the last interval.
+    #[serde(default)]
+    pub ended_ns: u64,
+    /// When the measured window started (monotonic ns; min when merging), once it did.
+    #[serde(default)]
+    pub window_start_ns: Option<u64>,
 }
 
 /// Errors of one kind.
@@ -174,6 +181,8 @@ pub struct Recorder {
     pub counts: Counts,
     pub errors: Vec<ErrorTally>,
     pub seconds: Vec<Second>,
+    /// `--hlog`: the phases per 1-second interval.
+    pub intervals: Option<Intervals>,
 }
 
 impl Default for Recorder {
@@ -197,6 +206,36 @@ impl Recorder {
             counts: Counts::default(),
             errors: vec![ErrorTally::default(); ErrorKind::ALL.len()],
             seconds: Vec::new(),
+            intervals: None,
+        }
+    }
+
+    /// Record a sample of `phase` taken at `now_ns`: into its histogram and,
+    /// with `--hlog`, into its interval.
+    #[inline]
+    pub fn record(&mut self, phase: Phase, now_ns: u64, value: u64) {
+        self.phase_mut(phase).saturating_record(value);
+        if let Some(iv) = &mut self.intervals {
+            iv.record(phase, now_ns, value);
+        }
+    }
+
+    /// The histogram of `phase`.
+    pub fn phase(&self, phase: Phase) -> &Histogram<u64> {
+        match phase {
+            Phase::Corrected => &self.corrected,
+            Phase::Uncorrected => &self.uncorrected,
+            Phase::FirstByte => &self.first_byte,
+            Phase::Connect => &self.connect,
+        }
+    }
+
+    pub fn phase_mut(&mut self, phase: Phase) -> &mut Histogram<u64> {
+        match phase {
+            Phase::Corrected => &mut self.corrected,
+            Phase::Uncorrected => &mut self.uncorrected,
+            Phase::FirstByte => &mut self.first_byte,
+            Phase::Connect => &mut self.connect,
         }
     }
 
@@ -293,6 +332,15 @@ impl Recorder {
             *x += y;
         }
         a.threads += b.threads;
+        a.ended_ns = a.ended_ns.max(b.ended_ns);
+        a.window_start_ns = match (a.window_start_ns, b.window_start_ns) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
+        };
+        if let Some(theirs) = &other.intervals {
+            let mine = self.intervals.get_or_insert_with(|| Intervals::new(theirs.base_ns));
+            mine.done.extend(theirs.done.iter().cloned());
+        }
         for (x, y) in a.status_classes.iter_mut().zip(b.status_classes) {
             *x += y;
         }

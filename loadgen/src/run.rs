@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::clock::{now_ns, MS};
-use crate::config::{Config, Share};
+use crate::config::Config;
 use crate::error::LoadError;
 use crate::json_report::Report;
 use crate::outcome::{self, Times};
@@ -17,6 +17,8 @@ use crate::threads::run_local;
 pub struct Outcome {
     pub report: Report,
     pub recorder: Recorder,
+    /// Where the run's clocks stood (for `--hlog`'s wall-clock times).
+    pub times: Times,
 }
 
 /// Run `config` to the end and build its report. `progress` draws the live
@@ -27,32 +29,56 @@ pub fn run_config(config: &Config, progress: bool) -> Result<Outcome, LoadError>
     let env = crate::env::environment(nofile);
     let started_unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
     let progress = progress && std::io::stderr().is_terminal();
-    let (epoch, recorder) = if config.procs > 1 {
-        // Children need time to start before the common epoch.
-        let epoch = now_ns() + 300 * MS;
-        (epoch, crate::procs::run_children(config, epoch, progress)?)
-    } else {
-        let epoch = now_ns() + 5 * MS;
-        let all = Share { first: 0, count: config.slots() };
-        (epoch, run_local(config, all, epoch, progress, None)?)
+    // Children need time to start before the common epoch.
+    let lead = if config.procs > 1 { 300 * MS } else { 5 * MS };
+    let unix_offset_ns = crate::clock::unix_minus_monotonic_ns();
+    let load_at = load_at(config, unix_offset_ns, now_ns() + lead)?;
+    // A ramp loads while it connects: with --start-at it starts then.
+    let epoch = match load_at {
+        Some(at) if config.connect_rate.is_some() => at,
+        _ => now_ns() + lead,
     };
-    let report = outcome::build(config, env, &recorder, Times { epoch, started_unix_ms });
-    Ok(Outcome { report, recorder })
+    let recorder = if config.procs > 1 {
+        crate::procs::run_children(config, (epoch, load_at), progress)?
+    } else {
+        run_local(config, config.driven(), (epoch, load_at), progress, None)?
+    };
+    let times = Times { epoch, started_unix_ms, unix_offset_ns };
+    let report = outcome::build(config, env, &recorder, times);
+    Ok(Outcome { report, recorder, times })
+}
+
+/// `--start-at`: the monotonic instant the load starts (the window starts
+/// `warmup` later at the given wall-clock time); an error when it would be
+/// before `earliest`, since then the shards could not share one window.
+fn load_at(config: &Config, unix_offset_ns: i128, earliest: u64) -> Result<Option<u64>, LoadError> {
+    let Some(start_ms) = config.start_at_unix_ms else { return Ok(None) };
+    let window_start = i128::from(start_ms) * i128::from(MS) - unix_offset_ns;
+    let at = window_start - i128::from(crate::clock::ns(config.warmup));
+    if at < i128::from(earliest) {
+        let late = (i128::from(earliest) - at) as f64 / 1e9;
+        return Err(LoadError::Invalid(format!(
+            "--start-at {start_ms} leaves no time to start (the load would have had to begin {late:.3} s ago, \
+             warmup included): every shard must start its window at that instant; pick a later time"
+        )));
+    }
+    Ok(Some(at as u64))
 }
 
 /// Fail early, with advice, when one process cannot hold its connections.
 fn check_descriptors(config: &Config, hard: u64) -> Result<(), LoadError> {
     let procs = u64::from(config.procs);
-    let per_proc = config.slots().div_ceil(procs);
+    let driven = config.driven().count;
+    let per_proc = driven.div_ceil(procs);
     let overhead = crate::env::fd_overhead(config.threads);
     if per_proc + overhead <= hard {
         return Ok(());
     }
     let usable = hard.saturating_sub(overhead).max(1);
     Err(LoadError::TooManyConns {
-        conns: config.slots(),
+        conns: driven,
         needed: per_proc + overhead,
         limit: hard,
-        procs: config.slots().div_ceil(usable).max(procs + 1),
+        procs: driven.div_ceil(usable).max(procs + 1),
     })
 }

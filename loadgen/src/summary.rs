@@ -70,7 +70,13 @@ pub fn render(r: &Report) -> String {
         [first, .., last] => format!(" from {} source addresses ({first}..{last})", c.source_ips.len()),
     };
     let idle = if c.idle_conns > 0 { format!(" (+{} idle)", c.idle_conns) } else { String::new() };
-    let _ = writeln!(out, "  {} threads{procs} and {} connections{idle}{sources}; {est}", r.client.threads, c.conns);
+    let conns = match &c.shard {
+        Some(shard) => {
+            format!("{} of {} connection slots (shard {shard})", r.connections.target, c.conns + c.idle_conns)
+        }
+        None => format!("{} connections", c.conns),
+    };
+    let _ = writeln!(out, "  {} threads{procs} and {conns}{idle}{sources}; {est}", r.client.threads);
     // The phases of a request: connect, first byte of the answer, whole answer.
     for (title, d) in [
         ("Connect    ", &r.latency.connect),

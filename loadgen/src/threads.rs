@@ -46,11 +46,11 @@ pub type GateKeeper<'a> = &'a (dyn Fn() -> u64 + Sync);
 pub fn run_local(
     config: &Config,
     share: Share,
-    epoch: u64,
+    (epoch, load_at): (u64, Option<u64>),
     progress: bool,
     gate_keeper: Option<GateKeeper<'_>>,
 ) -> Result<Recorder, LoadError> {
-    let plan = Plan::new(config.clone(), epoch, &STOP, share.count, gate_keeper.is_some());
+    let plan = Plan::new(config.clone(), epoch, load_at, &STOP, share.count, gate_keeper.is_some());
     let threads = config.threads.min(u32::try_from(share.count).unwrap_or(u32::MAX)).max(1);
     let shares = share.split(threads);
     let lives: Vec<Live> = (0..threads).map(|_| Live::default()).collect();
@@ -86,6 +86,10 @@ pub fn run_local(
         }
         if let Some(bar) = &bar {
             bar.finish();
+        }
+        let opening = plan.opening_at_load.load(Ordering::Acquire);
+        if opening > 0 {
+            eprintln!("c10k load: --start-at came with {opening} connections of this process still opening");
         }
         join_and_merge("load thread", handles)
     })

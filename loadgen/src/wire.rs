@@ -7,6 +7,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::error::LoadError;
+use crate::intervals::{IntervalHist, Intervals};
 use crate::recorder::{Counts, ErrorTally, Recorder, Second};
 
 /// V2-serialize and hex-encode a histogram.
@@ -63,6 +64,9 @@ pub struct WireRecorder {
     counts: Counts,
     errors: Vec<ErrorTally>,
     seconds: Vec<WireSecond>,
+    /// `--hlog`: the base of the intervals and the finished ones.
+    #[serde(default)]
+    intervals: Option<(u64, Vec<IntervalHist>)>,
 }
 
 impl WireRecorder {
@@ -89,6 +93,7 @@ impl WireRecorder {
                     latency: encode(&s.latency),
                 })
                 .collect(),
+            intervals: r.intervals.as_ref().map(|iv| (iv.base_ns, iv.done.clone())),
         }
     }
 
@@ -110,6 +115,11 @@ impl WireRecorder {
             mine.add(decode(text)?).map_err(|e| LoadError::Histogram(format!("{e:?}")))?;
         }
         r.counts = self.counts;
+        r.intervals = self.intervals.map(|(base, done)| {
+            let mut iv = Intervals::new(base);
+            iv.done = done;
+            iv
+        });
         if self.errors.len() == r.errors.len() {
             r.errors = self.errors;
         }
