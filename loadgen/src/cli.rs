@@ -42,9 +42,21 @@ pub struct LoadArgs {
     /// Protocol spoken on every connection.
     #[arg(long, value_enum, default_value_t = Proto::Http)]
     pub proto: Proto,
-    /// Concurrent connections carrying the load (over all processes).
-    #[arg(long, short = 'c', default_value_t = 100)]
-    pub conns: u64,
+    /// Concurrent connections carrying the load (over all processes), or a
+    /// ramp FROM:TO:STEP (e.g. 1000:20000:1000) with --until-p99 or
+    /// --until-error-rate: one --step long run at each count, up to the last
+    /// count within the bound.
+    #[arg(long, short = 'c', default_value = "100", value_parser = crate::ramp::Conns::parse)]
+    pub conns: crate::ramp::Conns,
+    /// Ramp: the measured window of each step.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "D")]
+    pub step: Option<Duration>,
+    /// Ramp: a step whose corrected p99 is above this is past the bound.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "D")]
+    pub until_p99: Option<Duration>,
+    /// Ramp: a step whose error rate is above this is past the bound.
+    #[arg(long, value_name = "F")]
+    pub until_error_rate: Option<f64>,
     /// Connections opened and held without ever sending, beside --conns: what
     /// idle clients cost the server while the others load it. The load starts
     /// once they are all established.
@@ -149,6 +161,10 @@ pub fn run(args: LoadArgs) -> Result<ExitCode, LoadError> {
     if args.internal_child {
         return crate::procs::child_main();
     }
+    if let crate::ramp::Conns::Ramp { .. } = args.conns {
+        install_stop_handler();
+        return crate::ramp::run(&args);
+    }
     let config = config_from_args(&args)?;
     install_stop_handler();
     let outcome = run_config(&config, !args.quiet)?;
@@ -242,8 +258,15 @@ pub fn config_from_args(args: &LoadArgs) -> Result<Config, LoadError> {
     check(args.proto == Proto::Http || target.path == "/", "a URL path needs --proto http")?;
     let addr = resolve(&target.authority)?;
     let host = target.host_header;
-    check(args.conns >= 1, "--conns must be at least 1")?;
-    let slots = args.conns.saturating_add(args.idle_conns);
+    let crate::ramp::Conns::Fixed(conns) = args.conns else {
+        return Err(invalid("--conns FROM:TO:STEP is a ramp: run it with c10k load (crate::ramp::run)"));
+    };
+    check(
+        args.step.is_none() && args.until_p99.is_none() && args.until_error_rate.is_none(),
+        "--step, --until-p99 and --until-error-rate need a ramp: --conns FROM:TO:STEP",
+    )?;
+    check(conns >= 1, "--conns must be at least 1")?;
+    let slots = conns.saturating_add(args.idle_conns);
     if let Some(s) = args.shard {
         check(u64::from(s.count) <= slots, "--shard I/N: N must not exceed the connections (a shard would get none)")?;
     }
@@ -285,7 +308,7 @@ pub fn config_from_args(args: &LoadArgs) -> Result<Config, LoadError> {
         addr,
         host,
         proto: args.proto,
-        conns: args.conns,
+        conns,
         idle_conns: args.idle_conns,
         threads,
         procs: args.procs,

@@ -16,6 +16,7 @@
 //!   housekeeping; [`io`] is its I/O half (connect, read, write, failures).
 //! - [`conn`]: one connection slot's state and the answer framing (sans-IO).
 //! - [`recorder`]: per-thread histograms, counters, errors and timeline; merges exactly.
+//! - [`ramp`]: `--conns FROM:TO:STEP`, steps up to the most connections within a bound.
 //! - [`run`]: a run from configuration to report; [`threads`]: the event-loop threads of
 //!   one process and the one join-and-merge; [`procs`]: the same over child processes;
 //!   [`progress`]: the live line.
@@ -47,6 +48,7 @@ pub mod outcome;
 pub mod plan;
 pub mod procs;
 pub mod progress;
+pub mod ramp;
 pub mod recorder;
 pub mod run;
 pub mod schedule;
