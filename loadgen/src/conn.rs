@@ -29,9 +29,9 @@ pub enum State {
 #[derive(Clone, Copy, Debug)]
 pub struct Pending {
     /// When the schedule wanted it sent (closed loop: when it was sent).
-    pub scheduled: u64,
+    pub scheduled_ns: u64,
     /// When it was handed to the socket.
-    pub sent: u64,
+    pub sent_ns: u64,
     /// Scheduled inside the measured window.
     pub measured: bool,
 }
@@ -274,23 +274,23 @@ pub struct Conn {
     pub answered: u64,
     /// Answers in the measured window, and when the last one came (0: none yet).
     pub window_answers: u64,
-    pub last_answer_at: u64,
+    pub last_answer_at_ns: u64,
     /// Longest gap between answers in the window so far, ns (see [`crate::fairness`]).
     pub longest_gap: u64,
     /// Measured requests this slot may still issue.
     pub budget: u64,
     /// Next due time of the open-loop schedule.
-    pub due: u64,
+    pub due_ns: u64,
     /// State of the slot's Poisson generator (unused with uniform arrivals).
     pub rng: u64,
     /// Deadline of this slot's armed timer, 0 if none.
-    pub timer_at: u64,
+    pub timer_at_ns: u64,
     /// Connecting: when connect was called. Open and unconfirmed: when established.
-    pub phase_at: u64,
+    pub phase_at_ns: u64,
     /// When the previous socket was closed (start of a reconnect).
-    pub closed_at: u64,
+    pub closed_at_ns: u64,
     /// Became free (nothing pending) at this time: for the dispatch lag.
-    pub free_since: u64,
+    pub free_since_ns: u64,
     pub established_once: bool,
     /// Counted in the engine's connects in progress.
     pub connecting: bool,
@@ -300,7 +300,7 @@ pub struct Conn {
     pub close_after: bool,
     /// Answered since the last failure (resets the backoff).
     pub answered_since_failure: bool,
-    pub retry_delay: u64,
+    pub retry_delay_ns: u64,
     /// Budget spent and nothing in flight: counted out of the thread's busy slots.
     pub finished: bool,
     /// Error kinds this slot has seen (bit per kind), to count slots per kind.
@@ -320,21 +320,21 @@ impl Conn {
             on_socket: 0,
             answered: 0,
             window_answers: 0,
-            last_answer_at: 0,
+            last_answer_at_ns: 0,
             longest_gap: 0,
             budget,
-            due,
+            due_ns: due,
             rng,
-            timer_at: 0,
-            phase_at: 0,
-            closed_at: 0,
-            free_since: 0,
+            timer_at_ns: 0,
+            phase_at_ns: 0,
+            closed_at_ns: 0,
+            free_since_ns: 0,
             established_once: false,
             connecting: false,
             gated: true,
             close_after: false,
             answered_since_failure: false,
-            retry_delay: 0,
+            retry_delay_ns: 0,
             finished: budget == 0,
             error_kinds: 0,
         }
