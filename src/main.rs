@@ -8,6 +8,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+// Parsed once per process: the size of the largest variant (load's arguments) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Parser)]
 #[command(name = "c10k", version, about = "Server concurrency models at ten thousand connections, measured")]
 enum Command {
@@ -17,6 +19,8 @@ enum Command {
     Models,
     /// Drive a server with many connections and record latency.
     Load(loadgen::cli::LoadArgs),
+    /// Merge the --hlog interval logs of several load runs (shards) exactly.
+    Merge(loadgen::merge::MergeArgs),
     /// Run the benchmark matrix and write results and REPORT.md.
     Bench(bench::cli::BenchArgs),
     /// Regenerate plots and REPORT.md from a results folder, without re-running.
@@ -37,6 +41,7 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Load(args) => loadgen::cli::run(args).map_err(anyhow::Error::from),
+        Command::Merge(args) => loadgen::merge::run(args).map_err(anyhow::Error::from),
         Command::Bench(args) => bench::cli::run_bench(args).map_err(anyhow::Error::from),
         Command::Report(args) => bench::cli::run_report(args).map_err(anyhow::Error::from),
         Command::Compare(args) => bench::cli::run_compare(args).map_err(anyhow::Error::from),

@@ -8,7 +8,7 @@
 mod common;
 
 use common::{Server, BIN};
-use loadgen::report::Report;
+use loadgen::json_report::Report;
 use std::process::Command;
 
 fn load(addr: &str, conns: &str) -> Report {

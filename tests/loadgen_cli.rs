@@ -9,7 +9,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use loadgen::report::Report;
+use loadgen::json_report::Report;
 use proto::{Proto, Session, Work};
 
 const BIN: &str = env!("CARGO_BIN_EXE_c10k");
@@ -86,7 +86,7 @@ fn summary_json_and_hgrm() {
         assert!(summary.contains(needle), "no {needle:?} in\n{summary}");
     }
     let report: Report = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).expect("a loadgen report");
-    assert_eq!(report.schema, loadgen::report::SCHEMA);
+    assert_eq!(report.schema, loadgen::json_report::SCHEMA);
     assert_eq!(report.totals.requests, 800);
     assert!(report.env.nofile_soft > 0 && !report.env.kernel.is_empty());
     let hgrm = std::fs::read_to_string(&hgrm).unwrap();
@@ -197,4 +197,65 @@ fn procs_share_one_window() {
     let r: Report = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r.connections.established, 6);
     assert!(r.totals.requests > 0);
+}
+
+/// A server that serves at most `cap` connections at once and closes the others at once.
+fn capped_server(cap: u64) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().unwrap().to_string();
+    let live = Arc::new(AtomicU64::new(0));
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            if live.load(Ordering::SeqCst) >= cap {
+                drop(stream);
+                continue;
+            }
+            live.fetch_add(1, Ordering::SeqCst);
+            let live = live.clone();
+            std::thread::spawn(move || {
+                serve(stream, false);
+                live.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_ramp_stops_at_the_bound_and_names_the_most_connections_within_it() {
+    let addr = capped_server(10);
+    let out = load(&[
+        &format!("http://{addr}/"),
+        "--conns",
+        "4:16:4",
+        "--step",
+        "300ms",
+        "--until-error-rate",
+        "0",
+        "-t",
+        "1",
+        "--json",
+        "-",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines = text(&out.stderr);
+    assert!(lines.contains("step   1:       4 connections") && lines.contains("within"), "{lines}");
+    assert!(lines.contains("step   3:      12 connections") && lines.contains("PAST THE BOUND"), "{lines}");
+    assert!(lines.contains("Most connections held within the bound: 8"), "{lines}");
+    let ramp: loadgen::ramp::RampReport = serde_json::from_slice(&out.stdout).expect("a ramp report");
+    assert_eq!(ramp.most_conns_within, Some(8));
+    assert_eq!(ramp.steps.iter().map(|s| s.conns).collect::<Vec<_>>(), vec![4, 8, 12], "stops at the first step past");
+    assert_eq!(ramp.steps[1].report.connections.established, 8);
+    // A bound on p99 that every step keeps: all steps run, the last is the most.
+    let addr = server(false);
+    let out = load(&["--addr", &addr, "--conns", "2:6:2", "--step", "200ms", "--until-p99", "1s", "-t", "1"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("Most connections held within the bound: 6"), "{}", text(&out.stdout));
+    // A ramp without a bound, or with --rate, is refused before anything is sent.
+    let out = load(&["--addr", &addr, "--conns", "2:6:2"]);
+    assert!(out.status.code() == Some(2) && text(&out.stderr).contains("needs its bound"), "{}", text(&out.stderr));
+    let out = load(&["--addr", &addr, "--conns", "2:6:2", "--until-p99", "1s", "--rate", "10"]);
+    assert!(text(&out.stderr).contains("--rate (a ramp is closed loop) cannot be used"), "{}", text(&out.stderr));
 }

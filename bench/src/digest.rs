@@ -3,7 +3,7 @@
 //! summary to [`Derived`] (peak memory, memory per connection, CPU and context
 //! switches per request).
 
-use loadgen::report::Report;
+use loadgen::json_report::Report;
 
 use crate::monitor::Sample;
 use crate::results::{Derived, LoadSummary};

@@ -7,7 +7,7 @@
 
 use std::fmt::Write;
 
-use loadgen::report::Fairness;
+use loadgen::json_report::Fairness;
 
 use crate::aggregate::Results;
 use crate::stats::{Interval, Side};

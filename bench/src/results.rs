@@ -217,7 +217,7 @@ pub struct CellRecord {
     /// Exit status of `c10k load`, and the tail of its stderr.
     pub load_exit: Option<String>,
     pub load_stderr_tail: String,
-    /// The load generator's full JSON report (`loadgen::report::Report`), as written.
+    /// The load generator's full JSON report (`loadgen::json_report::Report`), as written.
     pub load_raw: Option<serde_json::Value>,
     pub samples: Vec<Sample>,
     pub derived: Derived,

@@ -457,12 +457,14 @@ fn read_load(path: &Path) -> (Option<serde_json::Value>, Option<LoadSummary>, Op
         Ok(v) => v,
         Err(e) => return (None, None, Some(format!("not JSON: {e}"))),
     };
-    match serde_json::from_value::<loadgen::report::Report>(raw.clone()) {
+    match serde_json::from_value::<loadgen::json_report::Report>(raw.clone()) {
         Ok(report) => {
             let summary = digest::summarise(&report, &raw);
             (Some(raw), Some(summary), None)
         }
-        Err(e) => (Some(raw), None, Some(format!("not a loadgen report (schema {}): {e}", loadgen::report::SCHEMA))),
+        Err(e) => {
+            (Some(raw), None, Some(format!("not a loadgen report (schema {}): {e}", loadgen::json_report::SCHEMA)))
+        }
     }
 }
 

@@ -10,22 +10,53 @@ use proto::Proto;
 
 use crate::config::Config;
 use crate::error::LoadError;
-use crate::run::{install_stop_handler, run_config, Outcome};
+use crate::run::{run_config, Outcome};
 use crate::schedule::{Arrivals, DEFAULT_SEED};
+use crate::target::HttpRequest;
+use crate::threads::install_stop_handler;
 
 /// Drive a server with many connections and record latency.
 #[derive(clap::Args, Clone, Debug)]
 #[command(about = "Drive a server with many connections, closed or open loop, and record latency")]
 pub struct LoadArgs {
-    /// Server address, HOST:PORT (an `http://` prefix is accepted).
-    #[arg(long, short = 'a', required_unless_present = "internal_child")]
+    /// The target, wrk style: http://HOST[:PORT][/path][?query] (the path and
+    /// query go in the request line, HOST[:PORT] in `Host`).
+    #[arg(value_name = "URL")]
+    pub url: Option<String>,
+    /// Server address, HOST:PORT, instead of a URL (an `http://` prefix and a
+    /// path are accepted too).
+    #[arg(long, short = 'a')]
     pub addr: Option<String>,
+    /// HTTP method of every request.
+    #[arg(long, short = 'm', default_value = "GET")]
+    pub method: String,
+    /// A request header, 'Name: value' (repeatable); a `Host` given here replaces the default.
+    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// Request body (Content-Length is set).
+    #[arg(long, value_name = "STRING", conflicts_with = "body_file")]
+    pub body: Option<String>,
+    /// Request body read from FILE (Content-Length is set).
+    #[arg(long, value_name = "FILE")]
+    pub body_file: Option<PathBuf>,
     /// Protocol spoken on every connection.
     #[arg(long, value_enum, default_value_t = Proto::Http)]
     pub proto: Proto,
-    /// Concurrent connections carrying the load (over all processes).
-    #[arg(long, short = 'c', default_value_t = 100)]
-    pub conns: u64,
+    /// Concurrent connections carrying the load (over all processes), or a
+    /// ramp FROM:TO:STEP (e.g. 1000:20000:1000) with --until-p99 or
+    /// --until-error-rate: one --step long run at each count, up to the last
+    /// count within the bound.
+    #[arg(long, short = 'c', default_value = "100", value_parser = crate::ramp::Conns::parse)]
+    pub conns: crate::ramp::Conns,
+    /// Ramp: the measured window of each step.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "D")]
+    pub step: Option<Duration>,
+    /// Ramp: a step whose corrected p99 is above this is past the bound.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "D")]
+    pub until_p99: Option<Duration>,
+    /// Ramp: a step whose error rate is above this is past the bound.
+    #[arg(long, value_name = "F")]
+    pub until_error_rate: Option<f64>,
     /// Connections opened and held without ever sending, beside --conns: what
     /// idle clients cost the server while the others load it. The load starts
     /// once they are all established.
@@ -88,6 +119,16 @@ pub struct LoadArgs {
     /// get as many 127.0.0.x as the ephemeral port range needs].
     #[arg(long)]
     pub source_ips: Option<String>,
+    /// Drive shard I (0-based, like Kubernetes' JOB_COMPLETION_INDEX) of N: its
+    /// exact share of the connections, of --rate and of --requests, so that N
+    /// shards (on N hosts) together make exactly the load asked for.
+    #[arg(long, value_name = "I/N", value_parser = crate::config::ShardOf::parse)]
+    pub shard: Option<crate::config::ShardOf>,
+    /// Start the measured window at this wall-clock time, Unix milliseconds
+    /// (e.g. `$(( $(date +%s%3N) + 30000 ))`): shards on several hosts share one
+    /// window. Connections open before; the load starts --warmup earlier.
+    #[arg(long, value_name = "UNIX_MS")]
+    pub start_at: Option<u64>,
     /// Spread the connections over this many load generator processes.
     #[arg(long, default_value_t = 1)]
     pub procs: u32,
@@ -101,6 +142,12 @@ pub struct LoadArgs {
     /// in open loop the uncorrected one goes to FILE.uncorrected.hgrm.
     #[arg(long, value_name = "FILE")]
     pub hgrm: Option<PathBuf>,
+    /// Write HdrHistogram interval logs to FILE (`-`: stdout, the summary then
+    /// goes to stderr): one line per second per tag (corrected, uncorrected,
+    /// first_byte, connect), V2 compressed, what HdrHistogram's tools read and
+    /// `c10k merge` adds up exactly.
+    #[arg(long, value_name = "FILE")]
+    pub hlog: Option<PathBuf>,
     /// No summary.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -114,10 +161,14 @@ pub fn run(args: LoadArgs) -> Result<ExitCode, LoadError> {
     if args.internal_child {
         return crate::procs::child_main();
     }
+    if let crate::ramp::Conns::Ramp { .. } = args.conns {
+        install_stop_handler();
+        return crate::ramp::run(&args);
+    }
     let config = config_from_args(&args)?;
     install_stop_handler();
     let outcome = run_config(&config, !args.quiet)?;
-    write_outputs(&args, &outcome)?;
+    write_outputs(&args, &config, &outcome)?;
     let report = &outcome.report;
     if !report.passed {
         let first = report.errors.details.first();
@@ -136,12 +187,22 @@ fn write_file(path: &Path, text: &str) -> Result<(), LoadError> {
     std::fs::write(path, text).map_err(|source| LoadError::Output { path: path.to_path_buf(), source })
 }
 
-fn write_outputs(args: &LoadArgs, outcome: &Outcome) -> Result<(), LoadError> {
+fn write_outputs(args: &LoadArgs, config: &Config, outcome: &Outcome) -> Result<(), LoadError> {
     let report = &outcome.report;
-    let json_to_stdout = args.json.as_deref() == Some(Path::new("-"));
+    let stdout = Some(Path::new("-"));
+    let json_to_stdout = args.json.as_deref() == stdout || args.hlog.as_deref() == stdout;
+    if let Some(path) = &args.hlog {
+        let mut text = Vec::new();
+        crate::hlog::write(&mut text, config, &report.env, &outcome.recorder, &outcome.times)?;
+        if args.hlog.as_deref() == stdout {
+            to_stream(&mut std::io::stdout(), &String::from_utf8_lossy(&text));
+        } else {
+            std::fs::write(path, &text).map_err(|source| LoadError::Output { path: path.clone(), source })?;
+        }
+    }
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(report)? + "\n";
-        if json_to_stdout {
+        if args.json.as_deref() == stdout {
             to_stream(&mut std::io::stdout(), &text);
         } else {
             write_file(path, &text)?;
@@ -176,13 +237,48 @@ fn invalid(msg: impl Into<String>) -> LoadError {
 
 /// Validate the arguments into a [`Config`].
 pub fn config_from_args(args: &LoadArgs) -> Result<Config, LoadError> {
-    let given = args.addr.as_deref().ok_or_else(|| invalid("--addr is required"))?;
-    let host = given.trim_start_matches("http://").trim_end_matches('/').to_string();
-    let addr = resolve(&host)?;
     let check = |ok: bool, msg: &str| if ok { Ok(()) } else { Err(invalid(msg)) };
-    check(args.conns >= 1, "--conns must be at least 1")?;
-    let slots = args.conns.saturating_add(args.idle_conns);
-    check(args.procs >= 1 && u64::from(args.procs) <= slots, "--procs must be between 1 and the connections")?;
+    let given = match (&args.url, &args.addr) {
+        (Some(_), Some(_)) => return Err(invalid("give the target once: a URL or --addr, not both")),
+        (Some(t), None) | (None, Some(t)) => t,
+        (None, None) => return Err(invalid("no target: give a URL (http://HOST:PORT/path) or --addr HOST:PORT")),
+    };
+    let target = crate::target::parse_target(given)?;
+    let headers = args.headers.iter().map(|h| crate::target::parse_header(h)).collect::<Result<Vec<_>, _>>()?;
+    let request = HttpRequest {
+        method: crate::target::parse_method(&args.method)?,
+        path: target.path.clone(),
+        headers,
+        body: crate::target::read_body(args.body.as_deref(), args.body_file.as_deref())?,
+    };
+    check(
+        args.proto == Proto::Http || request == HttpRequest { path: request.path.clone(), ..HttpRequest::default() },
+        "-m, -H, --body and --body-file are HTTP options; --proto echo sends --msg-size bytes",
+    )?;
+    check(args.proto == Proto::Http || target.path == "/", "a URL path needs --proto http")?;
+    let addr = resolve(&target.authority)?;
+    let host = target.host_header;
+    let crate::ramp::Conns::Fixed(conns) = args.conns else {
+        return Err(invalid("--conns FROM:TO:STEP is a ramp: run it with c10k load (crate::ramp::run)"));
+    };
+    check(
+        args.step.is_none() && args.until_p99.is_none() && args.until_error_rate.is_none(),
+        "--step, --until-p99 and --until-error-rate need a ramp: --conns FROM:TO:STEP",
+    )?;
+    check(conns >= 1, "--conns must be at least 1")?;
+    let slots = conns.saturating_add(args.idle_conns);
+    if let Some(s) = args.shard {
+        check(u64::from(s.count) <= slots, "--shard I/N: N must not exceed the connections (a shard would get none)")?;
+    }
+    let driven = match args.shard {
+        Some(s) => crate::config::Share { first: 0, count: slots }.split(s.count)[s.index as usize].count,
+        None => slots,
+    };
+    check(args.procs >= 1 && u64::from(args.procs) <= driven, "--procs must be between 1 and the connections")?;
+    check(
+        [&args.json, &args.hlog].iter().filter(|p| p.as_deref() == Some(Path::new("-"))).count() <= 1,
+        "only one of --json and --hlog can go to stdout (-)",
+    )?;
     check(args.pipeline >= 1 && args.pipeline <= 1024, "--pipeline must be between 1 and 1024")?;
     check(args.rate.is_none_or(|r| r.is_finite() && r > 0.0), "--rate must be a positive number")?;
     check(args.connect_rate.is_none_or(|r| r.is_finite() && r > 0.0), "--connect-rate must be a positive number")?;
@@ -197,12 +293,12 @@ pub fn config_from_args(args: &LoadArgs) -> Result<Config, LoadError> {
     check(args.connect_window >= 1, "--connect-window must be at least 1")?;
     check((0.0..=1.0).contains(&args.max_error_rate), "--max-error-rate must be between 0 and 1")?;
     check(args.proto != Proto::Echo || (1..=1 << 20).contains(&args.msg_size), "--msg-size must be 1..=1048576")?;
-    let per_proc = slots.div_ceil(u64::from(args.procs));
+    let per_proc = driven.div_ceil(u64::from(args.procs));
     let threads = args.threads.unwrap_or_else(|| (crate::env::cores() / args.procs).max(1));
     let threads = threads.min(u32::try_from(per_proc).unwrap_or(u32::MAX)).max(1);
     let source_ips = match &args.source_ips {
         Some(text) => parse_source_ips(text)?,
-        None => auto_source_ips(addr, slots),
+        None => auto_source_ips(addr, driven),
     };
     let duration = match (args.duration, args.requests) {
         (None, None) => Some(Duration::from_secs(10)),
@@ -212,7 +308,7 @@ pub fn config_from_args(args: &LoadArgs) -> Result<Config, LoadError> {
         addr,
         host,
         proto: args.proto,
-        conns: args.conns,
+        conns,
         idle_conns: args.idle_conns,
         threads,
         procs: args.procs,
@@ -227,11 +323,15 @@ pub fn config_from_args(args: &LoadArgs) -> Result<Config, LoadError> {
         connect_rate: args.connect_rate,
         connect_window: args.connect_window,
         msg_size: args.msg_size,
+        request,
         source_ips,
         max_error_rate: args.max_error_rate,
         arrivals: args.arrivals,
         seed: args.seed.unwrap_or(DEFAULT_SEED),
         spin: args.spin.unwrap_or_default(),
+        shard: args.shard,
+        start_at_unix_ms: args.start_at,
+        intervals: args.hlog.is_some(),
     })
 }
 
@@ -317,6 +417,33 @@ mod tests {
         assert!(err.to_string().contains("--pipeline"), "{err}");
         assert!(config(&["--addr", "127.0.0.1:1", "--rate=-3"]).is_err());
         assert!(config(&["--addr", "no-such-host.invalid:1"]).is_err());
+    }
+
+    #[test]
+    fn urls_methods_headers_and_bodies() {
+        let c = config(&["http://127.0.0.1:8080/api?x=1", "-m", "POST", "-H", "X-A: 1", "--body", "hi"]).unwrap();
+        assert_eq!((c.host.as_str(), c.addr.port()), ("127.0.0.1:8080", 8080));
+        assert_eq!(
+            c.request_bytes(),
+            b"POST /api?x=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nX-A: 1\r\nContent-Length: 2\r\n\r\nhi"
+        );
+        assert_eq!(c.echo().headers, vec!["X-A: 1"]);
+        assert_eq!(c.echo().body_bytes, Some(2));
+        assert_eq!(
+            config(&["--addr", "127.0.0.1:1"]).unwrap().request_bytes(),
+            b"GET / HTTP/1.1\r\nHost: 127.0.0.1:1\r\n\r\n"
+        );
+        for (args, why) in [
+            (&["http://127.0.0.1:1/", "--addr", "127.0.0.1:1"][..], "give the target once"),
+            (&[][..], "no target"),
+            (&["http://127.0.0.1:1/", "-H", "oops"][..], "has no colon"),
+            (&["http://127.0.0.1:1/", "--body-file", "/no/such/body"][..], "cannot read it"),
+            (&["https://127.0.0.1:1/"][..], "https"),
+            (&["127.0.0.1:1", "--proto", "echo", "-m", "POST"][..], "HTTP options"),
+        ] {
+            let err = config(args).unwrap_err().to_string();
+            assert!(err.contains(why), "{args:?}: {err}");
+        }
     }
 
     #[test]

@@ -29,3 +29,12 @@ pub fn secs(ns: u64) -> f64 {
 pub fn ns(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
+
+/// Unix time minus `CLOCK_MONOTONIC`, in nanoseconds, sampled now: add it to a
+/// monotonic instant to get wall-clock time (`--start-at`, interval logs).
+pub fn unix_minus_monotonic_ns() -> i128 {
+    let before = now_ns();
+    let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128);
+    let after = now_ns();
+    unix - i128::from(before / 2 + after / 2)
+}

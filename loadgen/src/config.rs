@@ -7,8 +7,9 @@ use std::time::Duration;
 use proto::Proto;
 use serde::{Deserialize, Serialize};
 
-use crate::report::{LoopMode, RunConfig};
+use crate::json_report::{LoopMode, RunConfig};
 use crate::schedule::{Arrivals, Schedule, DEFAULT_SEED};
+use crate::target::HttpRequest;
 
 /// See the module documentation. Durations and counts are final: defaults are
 /// filled in and every value was checked.
@@ -44,8 +45,11 @@ pub struct Config {
     pub connect_rate: Option<f64>,
     /// Connects in progress at once, per process.
     pub connect_window: u32,
-    /// Echo: request size. HTTP: ignored (the request is `GET /`).
+    /// Echo: request size. HTTP: ignored (see `request`).
     pub msg_size: usize,
+    /// HTTP: the request every connection sends (method, path, headers, body).
+    #[serde(default)]
+    pub request: HttpRequest,
     /// Source addresses, used round-robin by connection index.
     pub source_ips: Vec<IpAddr>,
     pub max_error_rate: f64,
@@ -58,6 +62,44 @@ pub struct Config {
     /// Open loop: how a thread waits for its next send.
     #[serde(default)]
     pub spin: Spin,
+    /// `--shard I/N`: this process group drives shard I (0-based) of N.
+    #[serde(default)]
+    pub shard: Option<ShardOf>,
+    /// `--start-at`: the measured window starts at this wall-clock time (Unix ms).
+    #[serde(default)]
+    pub start_at_unix_ms: Option<u64>,
+    /// `--hlog`: record 1-second interval histograms.
+    #[serde(default)]
+    pub intervals: bool,
+}
+
+/// `--shard I/N`: shard `index` (0-based, as Kubernetes' `JOB_COMPLETION_INDEX`) of `count`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardOf {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl ShardOf {
+    /// `I/N` with `0 <= I < N`.
+    pub fn parse(text: &str) -> Result<ShardOf, String> {
+        let (i, n) = text.split_once('/').ok_or("expected I/N, e.g. 0/3")?;
+        let index: u32 = i.trim().parse().map_err(|_| format!("{i:?} is not a shard index"))?;
+        let count: u32 = n.trim().parse().map_err(|_| format!("{n:?} is not a shard count"))?;
+        if count == 0 || index >= count {
+            return Err(format!(
+                "shard {index}/{count}: the index counts from 0 to {} (as JOB_COMPLETION_INDEX)",
+                count.max(1) - 1
+            ));
+        }
+        Ok(ShardOf { index, count })
+    }
+}
+
+impl std::fmt::Display for ShardOf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
 }
 
 fn default_seed() -> u64 {
@@ -153,9 +195,26 @@ impl Config {
         Schedule::new(self.rate, self.conns, self.arrivals, self.seed)
     }
 
-    /// Connection slots over all processes: the active ones and the idle ones.
+    /// Connection slots over all processes and shards: the active ones and the idle ones.
     pub fn slots(&self) -> u64 {
         self.conns + self.idle_conns
+    }
+
+    /// The slots this process group drives: all of them, or its shard's
+    /// contiguous share (shares differ by at most one and add up to all). Each
+    /// slot keeps its global index, so schedules, budgets and rates are the
+    /// shard's exact part of the whole.
+    pub fn driven(&self) -> Share {
+        let all = Share { first: 0, count: self.slots() };
+        match self.shard {
+            Some(s) => all.split(s.count)[s.index as usize],
+            None => all,
+        }
+    }
+
+    /// HTTP `HEAD`: answers carry no body.
+    pub fn head_request(&self) -> bool {
+        self.proto == Proto::Http && self.request.is_head()
     }
 
     /// The rank among the active connections of slot `global`, or `None` for
@@ -197,7 +256,7 @@ impl Config {
     /// The bytes of one request.
     pub fn request_bytes(&self) -> Vec<u8> {
         match self.proto {
-            Proto::Http => proto::client::http_request(&self.host),
+            Proto::Http => self.request.bytes(&self.host),
             Proto::Echo => proto::client::echo_message(self.msg_size),
         }
     }
@@ -227,6 +286,12 @@ impl Config {
             arrivals: self.rate.map(|_| self.arrivals),
             seed: (self.rate.is_some() && self.arrivals == Arrivals::Poisson).then_some(self.seed),
             spin: self.rate.map(|_| self.spin.to_string()),
+            method: (self.proto == Proto::Http).then(|| self.request.method.clone()),
+            path: (self.proto == Proto::Http).then(|| self.request.path.clone()),
+            headers: self.request.headers.iter().map(|(n, v)| format!("{n}: {v}")).collect(),
+            body_bytes: self.request.body.as_ref().map(|b| b.len() as u64),
+            shard: self.shard.map(|s| s.to_string()),
+            start_at_unix_ms: self.start_at_unix_ms,
         }
     }
 }
@@ -247,6 +312,15 @@ mod tests {
         assert_eq!(ranks.iter().filter(|r| r.is_none()).count(), 7);
         assert!(ranks[..5].iter().any(Option::is_some) && ranks[5..].iter().any(Option::is_some), "spread: {ranks:?}");
         assert_eq!((0..10).map(|g| config.request_budget(g)).sum::<u64>(), 30);
+    }
+
+    #[test]
+    fn shards_parse_and_add_up() {
+        assert_eq!(ShardOf::parse("2/3"), Ok(ShardOf { index: 2, count: 3 }));
+        assert!(ShardOf::parse("3/3").unwrap_err().contains("from 0 to 2"));
+        assert!(ShardOf::parse("1").is_err() && ShardOf::parse("0/0").is_err());
+        let whole = Share { first: 0, count: 1000 }.split(3);
+        assert_eq!(whole.iter().map(|s| s.count).sum::<u64>(), 1000);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 
 use mio::net::TcpStream;
-use proto::client::{frame_http_head, HeadFrame};
+use proto::client::{frame_http_head, BodyLen, ChunkedBody, HeadFrame};
 use proto::Proto;
 
 /// Where a slot is in its life.
@@ -29,9 +29,9 @@ pub enum State {
 #[derive(Clone, Copy, Debug)]
 pub struct Pending {
     /// When the schedule wanted it sent (closed loop: when it was sent).
-    pub scheduled: u64,
+    pub scheduled_ns: u64,
     /// When it was handed to the socket.
-    pub sent: u64,
+    pub sent_ns: u64,
     /// Scheduled inside the measured window.
     pub measured: bool,
 }
@@ -44,51 +44,98 @@ pub enum Flow {
     Stop,
 }
 
-/// Incremental answer framing.
+/// What the framer saw, in order, for the handler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnswerEvent {
+    /// The first byte of the next answer arrived (an interim 1xx head counts:
+    /// it is the server's first byte for that request).
+    FirstByte,
+    /// The answer is complete: its status (echo: 0) and whether the server
+    /// closes the connection after it.
+    Done { status: u16, close: bool },
+}
+
+/// The body of the HTTP answer being read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Body {
+    /// Between answers, or in a head.
+    None,
+    /// This many bytes still to skip.
+    Length(usize),
+    Chunked(ChunkedBody),
+    /// Until the server closes the connection.
+    UntilClose,
+}
+
+/// Incremental answer framing (sans-IO).
 #[derive(Debug)]
 pub struct Rx {
     proto: Proto,
-    /// Echo: bytes of the current answer matched so far. HTTP: body bytes
-    /// still to skip of the answer whose head was framed.
-    progress: usize,
-    /// HTTP: a head was framed and its body is being skipped.
-    in_body: bool,
+    /// The requests are `HEAD`: answers have no body.
+    head_request: bool,
+    /// Echo: bytes of the current answer matched so far.
+    echo_progress: usize,
+    /// HTTP: the body being skipped, and its answer's head.
+    body: Body,
     status: u16,
     close: bool,
+    /// The current answer's first byte was seen (its `FirstByte` was sent).
+    started: bool,
     /// HTTP: a partial head carried over from the previous read.
     carry: Vec<u8>,
 }
 
 impl Rx {
-    pub fn new(proto: Proto) -> Self {
-        Rx { proto, progress: 0, in_body: false, status: 0, close: false, carry: Vec::new() }
+    pub fn new(proto: Proto, head_request: bool) -> Self {
+        Rx {
+            proto,
+            head_request,
+            echo_progress: 0,
+            body: Body::None,
+            status: 0,
+            close: false,
+            started: false,
+            carry: Vec::new(),
+        }
     }
 
     /// Forget a partial answer (the socket was closed).
     pub fn reset(&mut self) {
-        self.progress = 0;
-        self.in_body = false;
+        self.echo_progress = 0;
+        self.body = Body::None;
+        self.started = false;
         self.carry.clear();
     }
 
     /// True while part of an answer has been read.
     pub fn mid_answer(&self) -> bool {
-        self.progress > 0 || self.in_body || !self.carry.is_empty()
+        self.started || self.echo_progress > 0 || self.body != Body::None || !self.carry.is_empty()
     }
 
-    /// Frame `data`, calling `on_answer(status, close)` for every complete
-    /// answer (echo: status 0). `echo` is the message every echo answer must
-    /// equal byte for byte. An error describes a bad answer.
+    /// The server closed the connection: an answer whose body runs until the
+    /// close is complete now. Returns its `Done` event, if there was one.
+    pub fn end_of_input(&mut self) -> Option<AnswerEvent> {
+        if self.body != Body::UntilClose {
+            return None;
+        }
+        self.body = Body::None;
+        self.started = false;
+        Some(AnswerEvent::Done { status: self.status, close: true })
+    }
+
+    /// Frame `data`, calling `on_event` for every first byte and every complete
+    /// answer. `echo` is the message every echo answer must equal byte for byte.
+    /// An error describes a bad answer.
     pub fn feed(
         &mut self,
         data: &[u8],
         echo: &[u8],
-        on_answer: &mut impl FnMut(u16, bool) -> Result<Flow, String>,
+        on_event: &mut impl FnMut(AnswerEvent) -> Result<Flow, String>,
     ) -> Result<(), String> {
         match self.proto {
-            Proto::Echo => self.feed_echo(data, echo, on_answer),
+            Proto::Echo => self.feed_echo(data, echo, on_event),
             Proto::Http if self.carry.is_empty() => {
-                let used = self.frame_http(data, on_answer)?;
+                let used = self.frame_http(data, on_event)?;
                 if let Some(rest) = used.and_then(|u| data.get(u..)).filter(|r| !r.is_empty()) {
                     self.carry.extend_from_slice(rest);
                 }
@@ -97,7 +144,7 @@ impl Rx {
             Proto::Http => {
                 let mut carry = std::mem::take(&mut self.carry);
                 carry.extend_from_slice(data);
-                let used = self.frame_http(&carry, on_answer);
+                let used = self.frame_http(&carry, on_event);
                 match used {
                     Ok(Some(used)) => {
                         carry.drain(..used);
@@ -114,21 +161,26 @@ impl Rx {
         &mut self,
         data: &[u8],
         echo: &[u8],
-        on_answer: &mut impl FnMut(u16, bool) -> Result<Flow, String>,
+        on_event: &mut impl FnMut(AnswerEvent) -> Result<Flow, String>,
     ) -> Result<(), String> {
         let mut pos = 0;
         while pos < data.len() {
-            let n = (echo.len() - self.progress).min(data.len() - pos);
-            let want = &echo[self.progress..self.progress + n];
+            if !self.started {
+                self.started = true;
+                on_event(AnswerEvent::FirstByte)?;
+            }
+            let n = (echo.len() - self.echo_progress).min(data.len() - pos);
+            let want = &echo[self.echo_progress..self.echo_progress + n];
             if data[pos..pos + n] != *want {
                 let at = data[pos..pos + n].iter().zip(want).position(|(a, b)| a != b).unwrap_or(0);
-                return Err(format!("echo answer differs from the request at byte {}", self.progress + at));
+                return Err(format!("echo answer differs from the request at byte {}", self.echo_progress + at));
             }
             pos += n;
-            self.progress += n;
-            if self.progress == echo.len() {
-                self.progress = 0;
-                if on_answer(0, false)? == Flow::Stop {
+            self.echo_progress += n;
+            if self.echo_progress == echo.len() {
+                self.echo_progress = 0;
+                self.started = false;
+                if on_event(AnswerEvent::Done { status: 0, close: false })? == Flow::Stop {
                     return Ok(());
                 }
             }
@@ -136,38 +188,67 @@ impl Rx {
         Ok(())
     }
 
-    /// Frame HTTP answers at the front of `data`; returns the bytes consumed,
-    /// or `None` when the handler said stop (the rest is to be dropped).
+    /// Frame HTTP answers at the front of `data`; returns the bytes consumed
+    /// (a partial head is left for the carry), or `None` when the handler said
+    /// stop (the rest is to be dropped).
     fn frame_http(
         &mut self,
         data: &[u8],
-        on_answer: &mut impl FnMut(u16, bool) -> Result<Flow, String>,
+        on_event: &mut impl FnMut(AnswerEvent) -> Result<Flow, String>,
     ) -> Result<Option<usize>, String> {
         let mut pos = 0;
         loop {
-            if self.in_body {
-                let n = self.progress.min(data.len() - pos);
-                pos += n;
-                self.progress -= n;
-                if self.progress > 0 {
-                    return Ok(Some(pos));
+            let complete = match &mut self.body {
+                Body::None => false,
+                Body::UntilClose => return Ok(Some(data.len())),
+                Body::Length(left) => {
+                    let n = (*left).min(data.len() - pos);
+                    pos += n;
+                    *left -= n;
+                    *left == 0
                 }
-                self.in_body = false;
-                if on_answer(self.status, self.close)? == Flow::Stop {
+                Body::Chunked(chunks) => {
+                    let (used, done) = chunks.skip(&data[pos..]).map_err(|e| e.to_string())?;
+                    pos += used;
+                    done
+                }
+            };
+            if complete {
+                self.body = Body::None;
+                self.started = false;
+                if on_event(AnswerEvent::Done { status: self.status, close: self.close })? == Flow::Stop {
                     return Ok(None);
                 }
+            } else if self.body != Body::None {
+                return Ok(Some(pos));
             }
             if pos == data.len() {
                 return Ok(Some(pos));
             }
-            match frame_http_head(&data[pos..], false).map_err(|e| e.to_string())? {
+            if !self.started {
+                self.started = true;
+                on_event(AnswerEvent::FirstByte)?;
+            }
+            match frame_http_head(&data[pos..], self.head_request).map_err(|e| e.to_string())? {
                 HeadFrame::Partial => return Ok(Some(pos)),
-                HeadFrame::Complete { head_len, body_len, status, close } => {
+                HeadFrame::Complete { status: 101, .. } => {
+                    return Err("101 Switching Protocols: the server left HTTP/1.1".into())
+                }
+                // An interim answer (100 Continue, 103 Early Hints): the real one follows.
+                HeadFrame::Complete { head_len, status: 100..=199, .. } => pos += head_len,
+                HeadFrame::Complete { head_len, body, status, close } => {
                     pos += head_len;
-                    self.in_body = true;
-                    self.progress = body_len;
                     self.status = status;
                     self.close = close;
+                    self.body = match body {
+                        BodyLen::Length(n) => Body::Length(n),
+                        BodyLen::Chunked => Body::Chunked(ChunkedBody::default()),
+                        BodyLen::UntilClose => Body::UntilClose,
+                    };
+                    if self.body == Body::Length(0) {
+                        // No body: complete at once (the loop's top says so).
+                        continue;
+                    }
                 }
             }
         }
@@ -193,23 +274,23 @@ pub struct Conn {
     pub answered: u64,
     /// Answers in the measured window, and when the last one came (0: none yet).
     pub window_answers: u64,
-    pub last_answer_at: u64,
+    pub last_answer_at_ns: u64,
     /// Longest gap between answers in the window so far, ns (see [`crate::fairness`]).
     pub longest_gap: u64,
     /// Measured requests this slot may still issue.
     pub budget: u64,
     /// Next due time of the open-loop schedule.
-    pub due: u64,
+    pub due_ns: u64,
     /// State of the slot's Poisson generator (unused with uniform arrivals).
     pub rng: u64,
     /// Deadline of this slot's armed timer, 0 if none.
-    pub timer_at: u64,
+    pub timer_at_ns: u64,
     /// Connecting: when connect was called. Open and unconfirmed: when established.
-    pub phase_at: u64,
+    pub phase_at_ns: u64,
     /// When the previous socket was closed (start of a reconnect).
-    pub closed_at: u64,
+    pub closed_at_ns: u64,
     /// Became free (nothing pending) at this time: for the dispatch lag.
-    pub free_since: u64,
+    pub free_since_ns: u64,
     pub established_once: bool,
     /// Counted in the engine's connects in progress.
     pub connecting: bool,
@@ -219,7 +300,7 @@ pub struct Conn {
     pub close_after: bool,
     /// Answered since the last failure (resets the backoff).
     pub answered_since_failure: bool,
-    pub retry_delay: u64,
+    pub retry_delay_ns: u64,
     /// Budget spent and nothing in flight: counted out of the thread's busy slots.
     pub finished: bool,
     /// Error kinds this slot has seen (bit per kind), to count slots per kind.
@@ -227,7 +308,7 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(global: u64, proto: Proto, pipeline: u32, budget: u64, (due, rng): (u64, u64)) -> Self {
+    pub fn new(global: u64, rx: Rx, pipeline: u32, budget: u64, (due, rng): (u64, u64)) -> Self {
         Conn {
             global,
             state: State::Idle,
@@ -235,25 +316,25 @@ impl Conn {
             pending: VecDeque::with_capacity(pipeline as usize),
             unsent: 0,
             written: 0,
-            rx: Rx::new(proto),
+            rx,
             on_socket: 0,
             answered: 0,
             window_answers: 0,
-            last_answer_at: 0,
+            last_answer_at_ns: 0,
             longest_gap: 0,
             budget,
-            due,
+            due_ns: due,
             rng,
-            timer_at: 0,
-            phase_at: 0,
-            closed_at: 0,
-            free_since: 0,
+            timer_at_ns: 0,
+            phase_at_ns: 0,
+            closed_at_ns: 0,
+            free_since_ns: 0,
             established_once: false,
             connecting: false,
             gated: true,
             close_after: false,
             answered_since_failure: false,
-            retry_delay: 0,
+            retry_delay_ns: 0,
             finished: budget == 0,
             error_kinds: 0,
         }
@@ -274,44 +355,78 @@ impl Conn {
 mod tests {
     use super::*;
 
-    fn collect(rx: &mut Rx, chunks: &[&[u8]], echo: &[u8]) -> Result<Vec<(u16, bool)>, String> {
+    /// The events of feeding `chunks` one after the other: `F` for a first byte,
+    /// the status for a complete answer (negative when it closes).
+    fn events(rx: &mut Rx, chunks: &[&[u8]], echo: &[u8]) -> Result<Vec<i32>, String> {
         let mut got = Vec::new();
         for chunk in chunks {
-            rx.feed(chunk, echo, &mut |s, c| {
-                got.push((s, c));
+            rx.feed(chunk, echo, &mut |e| {
+                got.push(match e {
+                    AnswerEvent::FirstByte => 0,
+                    AnswerEvent::Done { status, close } => {
+                        if close {
+                            -i32::from(status)
+                        } else {
+                            i32::from(status)
+                        }
+                    }
+                });
                 Ok(Flow::Continue)
             })?;
         }
         Ok(got)
     }
 
+    fn http() -> Rx {
+        Rx::new(Proto::Http, false)
+    }
+
     const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+    const CHUNKED: &[u8] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+    const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
     #[test]
     fn http_answers_split_anywhere() {
-        let mut stream = OK.repeat(3);
+        let mut stream = OK.to_vec();
+        stream.extend_from_slice(CONTINUE);
+        stream.extend_from_slice(CHUNKED);
+        stream.extend_from_slice(b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n");
         stream.extend_from_slice(b"HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
         for cut in 0..stream.len() {
-            let mut rx = Rx::new(Proto::Http);
-            let got = collect(&mut rx, &[&stream[..cut], &stream[cut..]], b"").unwrap();
-            assert_eq!(got, vec![(200, false), (200, false), (200, false), (404, true)], "cut {cut}");
+            let mut rx = http();
+            let got = events(&mut rx, &[&stream[..cut], &stream[cut..]], b"").unwrap();
+            assert_eq!(got, vec![0, 200, 0, 200, 0, 503, 0, -404], "cut {cut}");
             assert!(!rx.mid_answer());
         }
     }
 
     #[test]
+    fn head_answers_have_no_body_and_until_close_ends_at_eof() {
+        let mut rx = Rx::new(Proto::Http, true);
+        let head = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n";
+        assert_eq!(events(&mut rx, &[head, head], b"").unwrap(), vec![0, 200, 0, 200]);
+        let mut rx = http();
+        assert_eq!(events(&mut rx, &[b"HTTP/1.0 200 OK\r\n\r\nsome", b" body"], b"").unwrap(), vec![0]);
+        assert!(rx.mid_answer());
+        assert_eq!(rx.end_of_input(), Some(AnswerEvent::Done { status: 200, close: true }));
+        assert!(!rx.mid_answer() && rx.end_of_input().is_none());
+    }
+
+    #[test]
     fn http_garbage_is_an_error() {
-        let mut rx = Rx::new(Proto::Http);
-        assert!(collect(&mut rx, &[b"garbage\r\n\r\n"], b"").is_err());
+        assert!(events(&mut http(), &[b"garbage\r\n\r\n"], b"").is_err());
+        let bad_chunk = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
+        assert!(events(&mut http(), &[bad_chunk], b"").unwrap_err().contains("chunked"));
+        assert!(events(&mut http(), &[b"HTTP/1.1 101 Switching Protocols\r\n\r\n"], b"").is_err());
     }
 
     #[test]
     fn stop_drops_the_rest() {
-        let mut rx = Rx::new(Proto::Http);
+        let mut rx = http();
         let stream = OK.repeat(2);
         let mut n = 0;
-        rx.feed(&stream, b"", &mut |_, _| {
-            n += 1;
+        rx.feed(&stream, b"", &mut |e| {
+            n += u32::from(e != AnswerEvent::FirstByte);
             Ok(Flow::Stop)
         })
         .unwrap();
@@ -321,11 +436,11 @@ mod tests {
     #[test]
     fn echo_is_checked_byte_for_byte() {
         let msg = b"abcdef";
-        let mut rx = Rx::new(Proto::Echo);
-        let got = collect(&mut rx, &[b"abcdefab", b"cdefabc"], msg).unwrap();
-        assert_eq!(got.len(), 2);
+        let mut rx = Rx::new(Proto::Echo, false);
+        let got = events(&mut rx, &[b"abcdefab", b"cdefabc"], msg).unwrap();
+        assert_eq!(got, vec![0, 0, 0, 0, 0]);
         assert!(rx.mid_answer());
-        let err = collect(&mut rx, &[b"dXf"], msg).unwrap_err();
+        let err = events(&mut rx, &[b"dXf"], msg).unwrap_err();
         assert!(err.contains("byte 4"), "{err}");
     }
 }

@@ -61,15 +61,15 @@ pub struct Engine<'p> {
     pub(crate) plan: &'p Plan,
     pub(crate) poll: Poll,
     pub(crate) timerfd: TimerFd,
-    pub(crate) armed: u64,
+    pub(crate) armed_ns: u64,
     /// How long before a deadline the thread stops sleeping: `--spin` in open loop
     /// (`u64::MAX` for busy), else 0.
     pub(crate) spin_ns: u64,
     /// CPU spent spinning with nothing to do, in all and when the window opened.
     pub(crate) idle_spin_ns: u64,
-    pub(crate) idle_spin_at_start: u64,
+    pub(crate) idle_spin_at_start_ns: u64,
     /// Steal on the process's CPUs when the window opened.
-    pub(crate) steal_at_start: u64,
+    pub(crate) steal_at_start_ns: u64,
     pub(crate) conns: Vec<Conn>,
     pub(crate) timers: BinaryHeap<Reverse<(u64, u32)>>,
     /// Slots waiting to connect, in order.
@@ -93,16 +93,16 @@ pub struct Engine<'p> {
     pub(crate) errors_total: u64,
     /// The measured window: from the gate opening plus warmup, for the
     /// duration (or until a stop). `u64::MAX` until the gate opens.
-    pub(crate) window_start: u64,
-    pub(crate) window_end: u64,
+    pub(crate) window_start_ns: u64,
+    pub(crate) window_end_ns: u64,
     /// Stopped (SIGINT) before the load started.
     pub(crate) stopped: bool,
-    pub(crate) next_sweep: u64,
-    pub(crate) sweep_every: u64,
+    pub(crate) next_sweep_ns: u64,
+    pub(crate) sweep_every_ns: u64,
     /// Last answer, or the start of the load: a `--requests` run with no
     /// answer for `timeout + connect_timeout` gives up.
-    pub(crate) last_progress: u64,
-    pub(crate) next_second: u64,
+    pub(crate) last_progress_ns: u64,
+    pub(crate) next_second_ns: u64,
     pub(crate) cpu_start: Option<(u64, ThreadCpu)>,
     pub(crate) cpu_end: Option<(u64, ThreadCpu)>,
 }
@@ -117,11 +117,17 @@ impl<'p> Engine<'p> {
             .map_err(|e| LoadError::io("register timerfd", e))?;
         let c = &plan.config;
         let conns: Vec<Conn> = (share.first..share.first + share.count)
-            .map(|g| Conn::new(g, c.proto, c.pipeline, c.request_budget(g), c.first_due(&plan.schedule, plan.epoch, g)))
+            .map(|g| {
+                let rx = crate::conn::Rx::new(c.proto, c.head_request());
+                Conn::new(g, rx, c.pipeline, c.request_budget(g), c.first_due(&plan.schedule, plan.epoch, g))
+            })
             .collect();
         let busy = conns.iter().filter(|c| !c.finished).count() as u64;
         let mut rec = Recorder::new();
         rec.counts.slots = share.count;
+        if c.intervals {
+            rec.intervals = Some(crate::intervals::Intervals::new(plan.interval_base_ns()));
+        }
         rec.counts.threads = 1;
         // The window is per process, the connect rate over all processes.
         let of_process = share.count as f64 / plan.slots.max(1) as f64;
@@ -132,11 +138,11 @@ impl<'p> Engine<'p> {
             plan,
             poll,
             timerfd,
-            armed: 0,
+            armed_ns: 0,
             spin_ns,
             idle_spin_ns: 0,
-            idle_spin_at_start: 0,
-            steal_at_start: 0,
+            idle_spin_at_start_ns: 0,
+            steal_at_start_ns: 0,
             queue: (0..conns.len() as u32).collect(),
             conns,
             timers: BinaryHeap::new(),
@@ -153,13 +159,13 @@ impl<'p> Engine<'p> {
             busy,
             answers_total: 0,
             errors_total: 0,
-            window_start: u64::MAX,
-            window_end: u64::MAX,
+            window_start_ns: u64::MAX,
+            window_end_ns: u64::MAX,
             stopped: false,
-            next_sweep: plan.epoch,
-            sweep_every: (crate::clock::ns(c.timeout) / 20).clamp(MIN_SWEEP, MAX_SWEEP),
-            last_progress: plan.epoch,
-            next_second: u64::MAX,
+            next_sweep_ns: plan.epoch,
+            sweep_every_ns: (crate::clock::ns(c.timeout) / 20).clamp(MIN_SWEEP, MAX_SWEEP),
+            last_progress_ns: plan.epoch,
+            next_second_ns: u64::MAX,
             cpu_start: None,
             cpu_end: None,
         })
@@ -207,7 +213,7 @@ impl<'p> Engine<'p> {
             }
             for event in events.iter() {
                 if event.token() == TIMER {
-                    self.armed = 0;
+                    self.armed_ns = 0;
                     continue;
                 }
                 self.on_event(event.token().0, event, now_ns());
@@ -219,29 +225,29 @@ impl<'p> Engine<'p> {
     }
 
     fn finished(&self, now: u64) -> bool {
-        let drained = now >= self.window_end && self.measured_in_flight == 0;
+        let drained = now >= self.window_end_ns && self.measured_in_flight == 0;
         let c = &self.plan.config;
         let timeout = crate::clock::ns(c.timeout);
-        let timed_out = now >= self.window_end.saturating_add(timeout + 2 * self.sweep_every);
-        let stalled = self.window_end == u64::MAX
+        let timed_out = now >= self.window_end_ns.saturating_add(timeout + 2 * self.sweep_every_ns);
+        let stalled = self.window_end_ns == u64::MAX
             && self.loaded
-            && now.saturating_sub(self.last_progress) > timeout + crate::clock::ns(c.connect_timeout);
+            && now.saturating_sub(self.last_progress_ns) > timeout + crate::clock::ns(c.connect_timeout);
         self.stopped || self.busy == 0 || drained || timed_out || stalled
     }
 
     fn next_deadline(&self, now: u64) -> u64 {
-        let mut at = self.next_sweep.min(self.next_second);
+        let mut at = self.next_sweep_ns.min(self.next_second_ns);
         if !self.loaded {
-            at = at.min(now + GATE_POLL);
+            at = at.min(now + GATE_POLL).min(self.plan.load_at.unwrap_or(u64::MAX));
         }
         if let Some(Reverse((t, _))) = self.timers.peek() {
             at = at.min(*t);
         }
         if self.cpu_start.is_none() {
-            at = at.min(self.window_start);
+            at = at.min(self.window_start_ns);
         }
         if self.cpu_end.is_none() {
-            at = at.min(self.window_end);
+            at = at.min(self.window_end_ns);
         }
         if self.connecting < self.connect_cap && !self.queue.is_empty() {
             // More to connect: now, or when the ramp allows the next one.
@@ -261,24 +267,24 @@ impl<'p> Engine<'p> {
     }
 
     fn arm(&mut self, deadline: u64) -> Result<(), LoadError> {
-        if self.armed == deadline {
+        if self.armed_ns == deadline {
             return Ok(());
         }
         let spec = TimeSpec::from(Duration::from_nanos(deadline));
         self.timerfd
             .set(Expiration::OneShot(spec), TimerSetTimeFlags::TFD_TIMER_ABSTIME)
             .map_err(|e| LoadError::io("timerfd_settime", e.into()))?;
-        self.armed = deadline;
+        self.armed_ns = deadline;
         Ok(())
     }
 
     /// Arm slot `i`'s timer at `at` (one timer per slot; the earliest wins).
     pub(crate) fn set_timer(&mut self, i: usize, at: u64) {
         let c = &mut self.conns[i];
-        if c.timer_at != 0 && c.timer_at <= at {
+        if c.timer_at_ns != 0 && c.timer_at_ns <= at {
             return;
         }
-        c.timer_at = at;
+        c.timer_at_ns = at;
         self.timers.push(Reverse((at, i as u32)));
     }
 
@@ -289,10 +295,10 @@ impl<'p> Engine<'p> {
             }
             self.timers.pop();
             let i = i as usize;
-            if self.conns[i].timer_at != at {
+            if self.conns[i].timer_at_ns != at {
                 continue; // superseded by an earlier timer
             }
-            self.conns[i].timer_at = 0;
+            self.conns[i].timer_at_ns = 0;
             match self.conns[i].state {
                 State::Backoff => {
                     self.conns[i].state = State::Idle;
@@ -306,19 +312,23 @@ impl<'p> Engine<'p> {
 
     /// Start the load once every connection of the process was tried.
     fn open_gate(&mut self, now: u64) {
-        let released = self.plan.released_at.load(Ordering::Acquire);
+        let mut released = self.plan.released_at.load(Ordering::Acquire);
         if released == 0 {
-            return;
+            match self.plan.release_on_time(now) {
+                Some(at) => released = at,
+                None => return,
+            }
         }
         self.loaded = true;
-        self.last_progress = now;
-        self.window_start = released + self.plan.warmup_ns;
-        self.window_end = self.plan.duration_ns.map_or(u64::MAX, |d| self.window_start + d);
-        self.next_second = self.window_start + SEC;
+        self.last_progress_ns = now;
+        self.window_start_ns = released + self.plan.warmup_ns;
+        self.rec.counts.window_start_ns = Some(self.window_start_ns);
+        self.window_end_ns = self.plan.duration_ns.map_or(u64::MAX, |d| self.window_start_ns + d);
+        self.next_second_ns = self.window_start_ns + SEC;
         // Open loop: the schedule starts with the load.
         let shift = released.saturating_sub(self.plan.epoch);
         for i in 0..self.conns.len() {
-            self.conns[i].due += shift;
+            self.conns[i].due_ns += shift;
             if self.conns[i].state == State::Open {
                 self.pump(i, now);
             }
@@ -350,32 +360,32 @@ impl<'p> Engine<'p> {
 
     /// Timeouts, connect-window grace, the timeline, the window's edges.
     fn housekeeping(&mut self, now: u64, live: &Live) {
-        if self.plan.stop.load(Ordering::Relaxed) && now < self.window_end {
+        if self.plan.stop.load(Ordering::Relaxed) && now < self.window_end_ns {
             if self.loaded {
-                self.window_end = now.max(self.window_start);
+                self.window_end_ns = now.max(self.window_start_ns);
             } else {
                 self.stopped = true;
             }
         }
-        if self.cpu_start.is_none() && now >= self.window_start {
+        if self.cpu_start.is_none() && now >= self.window_start_ns {
             self.cpu_start = Some((now, ThreadCpu::now()));
-            self.idle_spin_at_start = self.idle_spin_ns;
-            self.steal_at_start = crate::env::steal_ns();
+            self.idle_spin_at_start_ns = self.idle_spin_ns;
+            self.steal_at_start_ns = crate::env::steal_ns();
         }
-        while self.next_second <= now && self.next_second <= self.window_end {
-            let s = ((self.next_second - self.window_start) / SEC - 1) as usize;
+        while self.next_second_ns <= now && self.next_second_ns <= self.window_end_ns {
+            let s = ((self.next_second_ns - self.window_start_ns) / SEC - 1) as usize;
             self.rec.second(s).open_conns = self.open;
-            self.next_second += SEC;
+            self.next_second_ns += SEC;
         }
-        if self.cpu_end.is_none() && now >= self.window_end {
+        if self.cpu_end.is_none() && now >= self.window_end_ns {
             self.end_window(now);
         }
-        if now >= self.next_sweep {
+        if now >= self.next_sweep_ns {
             self.sweep(now);
             live.answers.store(self.answers_total, Ordering::Relaxed);
             live.errors.store(self.errors_total, Ordering::Relaxed);
             live.open.store(self.open, Ordering::Relaxed);
-            self.next_sweep = now + self.sweep_every;
+            self.next_sweep_ns = now + self.sweep_every_ns;
         }
     }
 
@@ -384,18 +394,18 @@ impl<'p> Engine<'p> {
             return;
         }
         self.cpu_end = Some((now, ThreadCpu::now()));
-        self.rec.counts.idle_spin_ns = self.idle_spin_ns - self.idle_spin_at_start;
+        self.rec.counts.idle_spin_ns = self.idle_spin_ns - self.idle_spin_at_start_ns;
         if self.cpu_start.is_some() {
-            self.rec.counts.steal_ns = crate::env::steal_ns().saturating_sub(self.steal_at_start);
+            self.rec.counts.steal_ns = crate::env::steal_ns().saturating_sub(self.steal_at_start_ns);
         }
         self.rec.counts.open_at_end = self.open;
         // A partial last second still gets its open-connection count.
-        let end = now.min(self.window_end);
-        if end > self.window_start && (end - self.window_start) % SEC != 0 {
-            let s = ((end - self.window_start) / SEC) as usize;
+        let end = now.min(self.window_end_ns);
+        if end > self.window_start_ns && (end - self.window_start_ns) % SEC != 0 {
+            let s = ((end - self.window_start_ns) / SEC) as usize;
             self.rec.second(s).open_conns = self.open;
         }
-        self.window_end = self.window_end.min(now.max(self.window_start));
+        self.window_end_ns = self.window_end_ns.min(now.max(self.window_start_ns));
     }
 
     fn sweep(&mut self, now: u64) {
@@ -404,7 +414,7 @@ impl<'p> Engine<'p> {
         for i in 0..self.conns.len() {
             let c = &self.conns[i];
             match c.state {
-                State::Connecting if now - c.phase_at >= connect_timeout => {
+                State::Connecting if now - c.phase_at_ns >= connect_timeout => {
                     let msg = format!(
                         "connect to {}: no answer within {}",
                         self.plan.config.addr,
@@ -414,7 +424,7 @@ impl<'p> Engine<'p> {
                 }
                 State::Open => {
                     if let Some(p) = c.pending.front() {
-                        if now.saturating_sub(p.sent) >= timeout {
+                        if now.saturating_sub(p.sent_ns) >= timeout {
                             let msg = format!(
                                 "request to {} unanswered after {}",
                                 self.plan.config.addr,
@@ -440,14 +450,14 @@ impl<'p> Engine<'p> {
     /// True when `now` is inside the measured window.
     #[inline]
     pub(crate) fn in_window(&self, now: u64) -> bool {
-        now >= self.window_start && now < self.window_end
+        now >= self.window_start_ns && now < self.window_end_ns
     }
 
     /// Issue every request the schedule allows on slot `i`, then write them.
     pub(crate) fn pump(&mut self, i: usize, now: u64) {
         let pipeline = self.plan.config.pipeline as usize;
         let per_socket = self.plan.config.reqs_per_conn.unwrap_or(u64::MAX);
-        let (window_start, window_end) = (self.window_start, self.window_end);
+        let (window_start, window_end) = (self.window_start_ns, self.window_end_ns);
         let c = &mut self.conns[i];
         if c.state != State::Open || c.close_after || !self.loaded {
             return;
@@ -455,11 +465,11 @@ impl<'p> Engine<'p> {
         let mut issued = false;
         while c.pending.len() < pipeline && c.on_socket < per_socket && c.budget > 0 && now < window_end {
             let was_free = c.pending.is_empty();
-            let scheduled = match self.plan.schedule.next(&mut c.due, &mut c.rng, now) {
+            let scheduled = match self.plan.schedule.next(&mut c.due_ns, &mut c.rng, now) {
                 Next::Send { scheduled } => scheduled,
                 Next::At(at) => {
-                    if c.timer_at == 0 || c.timer_at > at {
-                        c.timer_at = at;
+                    if c.timer_at_ns == 0 || c.timer_at_ns > at {
+                        c.timer_at_ns = at;
                         self.timers.push(Reverse((at, i as u32)));
                     }
                     break;
@@ -476,12 +486,12 @@ impl<'p> Engine<'p> {
                 if self.plan.schedule.is_open() {
                     let lag = now - scheduled;
                     self.rec.schedule_lag.saturating_record(lag);
-                    if was_free && c.free_since <= scheduled {
+                    if was_free && c.free_since_ns <= scheduled {
                         self.rec.dispatch_lag.saturating_record(lag);
                     }
                 }
             }
-            c.pending.push_back(crate::conn::Pending { scheduled, sent: now, measured });
+            c.pending.push_back(crate::conn::Pending { scheduled_ns: scheduled, sent_ns: now, measured });
             c.unsent += 1;
             c.on_socket += 1;
             issued = true;

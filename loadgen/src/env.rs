@@ -5,7 +5,7 @@ use std::fs;
 
 use nix::sys::resource::{getrlimit, getrusage, setrlimit, Resource, UsageWho};
 
-use crate::report::Environment;
+use crate::json_report::Environment;
 
 /// Raise the soft `RLIMIT_NOFILE` to the hard limit; returns `(soft, hard)` as
 /// they are afterwards.

@@ -16,7 +16,7 @@
 
 use hdrhistogram::Histogram;
 
-use crate::report::{Distribution, Fairness};
+use crate::json_report::{Distribution, Fairness};
 
 /// Jain's index of `n` values with sum `sum` and sum of squares `sum_sq`; 1 for no
 /// answers at all (nothing was unequal), `None` without connections.

@@ -11,9 +11,10 @@ use nix::sys::socket::{setsockopt, sockopt::IpBindAddressNoPort};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::clock::SEC;
-use crate::conn::{Flow, State};
+use crate::conn::{AnswerEvent, Flow, State};
 use crate::engine::{Engine, Live};
 use crate::env::ThreadCpu;
+use crate::intervals::Phase;
 use crate::recorder::{ErrorKind, Recorder};
 
 const MIN_RETRY: u64 = 10 * crate::clock::MS;
@@ -61,7 +62,7 @@ impl Engine<'_> {
         let cfg = &self.plan.config;
         let c = &mut self.conns[i];
         c.state = State::Connecting;
-        c.phase_at = now;
+        c.phase_at_ns = now;
         c.connecting = true;
         self.connecting += 1;
         self.rec.counts.first_connect_ns.get_or_insert(now);
@@ -113,19 +114,19 @@ impl Engine<'_> {
         self.rec.counts.peak_open = self.rec.counts.peak_open.max(self.open);
         if !c.established_once {
             c.established_once = true;
-            self.rec.connect.saturating_record(now - c.phase_at);
+            self.rec.record(Phase::Connect, now, now - c.phase_at_ns);
             self.established += 1;
             self.rec.counts.established += 1;
             if self.established == slots {
                 self.rec.counts.all_established_ns = Some(now);
             }
         } else if in_window {
-            self.rec.reconnect.saturating_record(now - c.closed_at);
+            self.rec.reconnect.saturating_record(now - c.closed_at_ns);
             self.rec.counts.reconnects += 1;
         }
-        c.phase_at = now;
+        c.phase_at_ns = now;
         // Free from now on: time spent connecting is not the client's dispatch lag.
-        c.free_since = now;
+        c.free_since_ns = now;
         c.on_socket = c.pending.len() as u64;
         if std::mem::take(&mut c.gated) {
             self.plan.pass_gate(now);
@@ -148,7 +149,7 @@ impl Engine<'_> {
                     if self.in_window(now) {
                         self.rec.counts.bytes_received += n as u64;
                     }
-                    if let Err(msg) = self.answers(i, n, now) {
+                    if let Err(msg) = self.answers(i, Some(n), now) {
                         let msg = format!("bad answer from {}: {msg}", self.plan.config.addr);
                         return self.fail(i, ErrorKind::BadAnswer, msg, now);
                     }
@@ -170,26 +171,37 @@ impl Engine<'_> {
         }
     }
 
-    /// Frame the `n` bytes just read into the buffer and account every answer.
-    fn answers(&mut self, i: usize, n: usize, now: u64) -> Result<(), String> {
-        let (window_start, window_end) = (self.window_start, self.window_end);
+    /// Frame the `data` bytes just read into the buffer (`None`: the server
+    /// closed, which ends an answer delimited by the close) and account every answer.
+    fn answers(&mut self, i: usize, data: Option<usize>, now: u64) -> Result<(), String> {
+        let (window_start, window_end) = (self.window_start_ns, self.window_end_ns);
         let in_window = now >= window_start && now < window_end;
         let second = (in_window).then(|| ((now - window_start) / SEC) as usize);
         let c = &mut self.conns[i];
         let rec = &mut self.rec;
         let (mut answered, mut measured_done, mut bad_status) = (0u64, 0u64, 0u64);
         let mut first_bad = 0u16;
-        let mut on_answer = |status: u16, close: bool| -> Result<Flow, String> {
+        let mut on_event = |event: AnswerEvent| -> Result<Flow, String> {
             if c.pending.len() <= c.unsent as usize {
                 return Err("an answer arrived with no request outstanding".into());
             }
+            let (status, close) = match event {
+                AnswerEvent::FirstByte => {
+                    if let Some(p) = c.pending.front().filter(|p| p.measured) {
+                        rec.record(Phase::FirstByte, now, now - p.sent_ns);
+                    }
+                    return Ok(Flow::Continue);
+                }
+                AnswerEvent::Done { status, close } => (status, close),
+            };
             let Some(p) = c.pending.pop_front() else { unreachable!("checked non-empty above") };
             answered += 1;
             if p.measured {
                 measured_done += 1;
-                let corrected = now - p.scheduled;
-                rec.corrected.saturating_record(corrected);
-                rec.uncorrected.saturating_record(now - p.sent);
+                let corrected = now - p.scheduled_ns;
+                rec.record(Phase::Corrected, now, corrected);
+                rec.record(Phase::Uncorrected, now, now - p.sent_ns);
+                rec.counts.status_classes[usize::from(status / 100).min(6)] += 1;
                 if status >= 400 {
                     bad_status += 1;
                     first_bad = status;
@@ -207,18 +219,21 @@ impl Engine<'_> {
             }
             Ok(Flow::Continue)
         };
-        let result = c.rx.feed(&self.buf[..n], &self.plan.request, &mut on_answer);
+        let result = match data {
+            Some(n) => c.rx.feed(&self.buf[..n], &self.plan.request, &mut on_event),
+            None => c.rx.end_of_input().map_or(Ok(Flow::Continue), &mut on_event).map(|_| ()),
+        };
         c.answered += answered;
         if in_window && answered > 0 {
-            c.longest_gap = c.longest_gap.max(now - c.last_answer_at.max(window_start));
-            c.last_answer_at = now;
+            c.longest_gap = c.longest_gap.max(now - c.last_answer_at_ns.max(window_start));
+            c.last_answer_at_ns = now;
             c.window_answers += answered;
         }
         if answered > 0 {
-            self.last_progress = now;
+            self.last_progress_ns = now;
             c.answered_since_failure = true;
             if c.pending.is_empty() {
-                c.free_since = now;
+                c.free_since_ns = now;
             }
         }
         self.answers_total += answered;
@@ -246,7 +261,7 @@ impl Engine<'_> {
             // The server closes after this answer: send what it did not answer
             // again on a new connection.
             for p in c.pending.iter_mut() {
-                p.sent = now;
+                p.sent_ns = now;
             }
             c.unsent = c.pending.len() as u32;
             c.written = 0;
@@ -295,7 +310,7 @@ impl Engine<'_> {
                     let total = c.written + n;
                     c.unsent -= (total / len) as u32;
                     c.written = total % len;
-                    if now >= self.window_start && now < self.window_end {
+                    if now >= self.window_start_ns && now < self.window_end_ns {
                         self.rec.counts.bytes_sent += n as u64;
                     }
                 }
@@ -310,6 +325,14 @@ impl Engine<'_> {
     }
 
     fn peer_closed(&mut self, i: usize, now: u64) {
+        // An answer whose body ran until the close is complete now.
+        if let Err(msg) = self.answers(i, None, now) {
+            let msg = format!("bad answer from {}: {msg}", self.plan.config.addr);
+            return self.fail(i, ErrorKind::BadAnswer, msg, now);
+        }
+        if self.conns[i].close_after {
+            return self.after_answers(i, now);
+        }
         let c = &self.conns[i];
         if !c.pending.is_empty() || c.rx.mid_answer() {
             let msg = format!(
@@ -334,7 +357,7 @@ impl Engine<'_> {
         self.rec.error(kind, n, new_conn, msg);
         self.errors_total += n;
         if self.in_window(now) {
-            let s = ((now - self.window_start) / SEC) as usize;
+            let s = ((now - self.window_start_ns) / SEC) as usize;
             self.rec.second(s).errors += n;
         }
     }
@@ -362,12 +385,13 @@ impl Engine<'_> {
         }
         self.close(i, now);
         let c = &mut self.conns[i];
-        c.retry_delay = if c.answered_since_failure { 0 } else { (c.retry_delay * 2).clamp(MIN_RETRY, MAX_RETRY) };
+        c.retry_delay_ns =
+            if c.answered_since_failure { 0 } else { (c.retry_delay_ns * 2).clamp(MIN_RETRY, MAX_RETRY) };
         c.answered_since_failure = false;
-        if self.mark_if_done(i) || now >= self.window_end {
+        if self.mark_if_done(i) || now >= self.window_end_ns {
             return;
         }
-        let delay = self.conns[i].retry_delay;
+        let delay = self.conns[i].retry_delay_ns;
         if delay == 0 {
             self.queue.push_back(i as u32);
         } else {
@@ -379,7 +403,7 @@ impl Engine<'_> {
     /// Close slot `i`'s socket and queue it to connect again.
     fn reconnect(&mut self, i: usize, now: u64) {
         self.close(i, now);
-        if !self.mark_if_done(i) && now < self.window_end {
+        if !self.mark_if_done(i) && now < self.window_end_ns {
             self.queue.push_back(i as u32);
         }
     }
@@ -392,10 +416,10 @@ impl Engine<'_> {
         }
         c.state = State::Idle;
         c.rx.reset();
-        c.closed_at = now;
+        c.closed_at_ns = now;
         c.on_socket = 0;
         c.close_after = false;
-        c.timer_at = 0;
+        c.timer_at_ns = 0;
     }
 
     /// The thread's recorder, with its CPU use and end-of-run counts.
@@ -403,27 +427,32 @@ impl Engine<'_> {
         let (t0, cpu0) = self.cpu_start.unwrap_or((now, ThreadCpu::now()));
         let (t1, cpu1) = self.cpu_end.unwrap_or((now, ThreadCpu::now()));
         let used = cpu1.since(cpu0);
+        if let Some(iv) = &mut self.rec.intervals {
+            iv.flush();
+        }
         let counts = &mut self.rec.counts;
+        counts.ended_ns = now;
         counts.cpu_user_ns = used.user_ns;
         counts.cpu_sys_ns = used.sys_ns;
         counts.cpu_wait_ns = used.wait_ns;
         if self.cpu_end.is_none() {
-            counts.idle_spin_ns = self.idle_spin_ns - self.idle_spin_at_start;
+            counts.idle_spin_ns = self.idle_spin_ns - self.idle_spin_at_start_ns;
         }
         let working = (used.user_ns + used.sys_ns).saturating_sub(counts.idle_spin_ns);
         counts.max_thread_util = if t1 > t0 { working as f64 / (t1 - t0) as f64 } else { 0.0 };
-        counts.window_ns = if self.loaded { self.window_end.min(now).saturating_sub(self.window_start) } else { 0 };
-        let (schedule, start, end) = (self.plan.schedule, self.window_start, self.window_end);
-        counts.unsent = self.conns.iter().map(|c| schedule.remaining(c.due, c.rng, start, end).min(c.budget)).sum();
+        counts.window_ns =
+            if self.loaded { self.window_end_ns.min(now).saturating_sub(self.window_start_ns) } else { 0 };
+        let (schedule, start, end) = (self.plan.schedule, self.window_start_ns, self.window_end_ns);
+        counts.unsent = self.conns.iter().map(|c| schedule.remaining(c.due_ns, c.rng, start, end).min(c.budget)).sum();
         let config = &self.plan.config;
         counts.starved =
             self.conns.iter().filter(|c| c.answered == 0 && config.request_budget(c.global) > 0).count() as u64;
         // Fairness over the connections that carried load. The gap from the last answer
         // to the window's end counts, unless the connection had spent its budget.
-        let end = self.window_end.min(now);
+        let end = self.window_end_ns.min(now);
         if self.loaded && end > start {
             for c in self.conns.iter().filter(|c| config.request_budget(c.global) > 0) {
-                let trailing = if c.budget == 0 { 0 } else { end.saturating_sub(c.last_answer_at.max(start)) };
+                let trailing = if c.budget == 0 { 0 } else { end.saturating_sub(c.last_answer_at_ns.max(start)) };
                 self.rec.answers_per_conn.saturating_record(c.window_answers);
                 self.rec.longest_gap.saturating_record(c.longest_gap.max(trailing));
                 self.rec.counts.fair_sum += c.window_answers;

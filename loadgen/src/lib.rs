@@ -6,7 +6,8 @@
 //!
 //! # Layout
 //!
-//! - [`cli`]: the `c10k load` arguments, validated once into a [`config::Config`].
+//! - [`cli`]: the `c10k load` arguments, validated once into a [`config::Config`];
+//!   [`target`]: the URL and the HTTP request (method, headers, body).
 //! - [`config`]: the validated configuration and how connections are shared out.
 //! - [`schedule`]: when a connection sends: closed loop or open loop, the one
 //!   parameter of the request loop.
@@ -15,10 +16,15 @@
 //!   housekeeping; [`io`] is its I/O half (connect, read, write, failures).
 //! - [`conn`]: one connection slot's state and the answer framing (sans-IO).
 //! - [`recorder`]: per-thread histograms, counters, errors and timeline; merges exactly.
-//! - [`run`]: threads, progress line, merging; [`procs`]: the same over child processes.
-//! - [`outcome`]: the merged measurements turned into a [`report::Report`], with the
+//! - [`ramp`]: `--conns FROM:TO:STEP`, steps up to the most connections within a bound.
+//! - [`run`]: a run from configuration to report; [`threads`]: the event-loop threads of
+//!   one process and the one join-and-merge; [`procs`]: the same over child processes;
+//!   [`progress`]: the live line.
+//! - [`outcome`]: the merged measurements turned into a [`json_report::Report`], with the
 //!   client self-check.
-//! - [`report`]: the JSON schema (`--json`), read back by the bench runner.
+//! - [`json_report`]: the JSON schema (`--json`), read back by the bench runner.
+//! - [`hlog`]: `--hlog` interval logs (written with the hdrhistogram crate, read back
+//!   and checked), [`intervals`]: their per-second histograms; [`merge`]: `c10k merge`.
 //! - [`summary`]: the human text; [`hgrm`]: HdrHistogram percentile text; [`wire`]:
 //!   histograms as hex (V2 serialization).
 //! - [`env`](mod@env): limits, ports, kernel, CPU time; [`clock`]: monotonic nanoseconds;
@@ -33,15 +39,22 @@ pub mod env;
 pub mod error;
 pub mod fairness;
 pub mod hgrm;
+pub mod hlog;
+pub mod intervals;
 pub mod io;
+pub mod json_report;
+pub mod merge;
 pub mod outcome;
 pub mod plan;
 pub mod procs;
+pub mod progress;
+pub mod ramp;
 pub mod recorder;
-pub mod report;
 pub mod run;
 pub mod schedule;
 pub mod summary;
+pub mod target;
+pub mod threads;
 pub mod wire;
 
 pub use config::Config;

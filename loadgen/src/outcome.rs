@@ -5,8 +5,8 @@ use hdrhistogram::Histogram;
 
 use crate::clock::secs;
 use crate::config::Config;
+use crate::json_report::*;
 use crate::recorder::{ErrorKind, Recorder};
-use crate::report::*;
 
 /// A thread busier than this (CPU time over wall time) is called the bottleneck.
 pub const BUSY_THRESHOLD: f64 = 0.9;
@@ -52,10 +52,12 @@ pub fn distribution(h: &Histogram<u64>) -> Distribution {
 }
 
 /// Where the run's clocks stood.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Times {
     pub epoch: u64,
     pub started_unix_ms: u64,
+    /// Unix time minus monotonic time, ns: turns the run's monotonic instants into wall-clock ones.
+    pub unix_offset_ns: i128,
 }
 
 /// Build the report of a finished run.
@@ -68,6 +70,7 @@ pub fn build(config: &Config, env: Environment, rec: &Recorder, times: Times) ->
         corrected: distribution(&rec.corrected),
         uncorrected: distribution(&rec.uncorrected),
         connect: distribution(&rec.connect),
+        first_byte: distribution(&rec.first_byte),
         reconnect: distribution(&rec.reconnect),
     };
     let open_loop = config.rate.map(|target_rate| {
@@ -126,12 +129,22 @@ pub fn build(config: &Config, env: Environment, rec: &Recorder, times: Times) ->
             bytes_sent: c.bytes_sent,
             bytes_received: c.bytes_received,
             received_bytes_per_sec: per_sec(c.bytes_received),
+            status_classes: (config.proto == proto::Proto::Http).then(|| {
+                let s = &c.status_classes;
+                StatusClasses {
+                    success: s[2],
+                    redirect: s[3],
+                    client_error: s[4],
+                    server_error: s[5],
+                    other: s[0] + s[1] + s[6],
+                }
+            }),
         },
         passed: errors.rate <= config.max_error_rate,
         errors,
         latency,
         connections: Connections {
-            target: config.slots(),
+            target: config.driven().count,
             established: c.established,
             all_established_s: c
                 .all_established_ns
@@ -155,6 +168,7 @@ pub fn build(config: &Config, env: Environment, rec: &Recorder, times: Times) ->
             corrected: crate::wire::encode(&rec.corrected),
             uncorrected: crate::wire::encode(&rec.uncorrected),
             connect: crate::wire::encode(&rec.connect),
+            first_byte: crate::wire::encode(&rec.first_byte),
             reconnect: crate::wire::encode(&rec.reconnect),
         },
     }

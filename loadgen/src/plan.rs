@@ -39,19 +39,31 @@ pub struct Plan {
     pub external_gate: bool,
     /// `gate` reached zero (with `external_gate`).
     pub ready: AtomicBool,
+    /// `--start-at`: the load starts at this instant (monotonic ns; the window
+    /// `warmup` later), whether or not every connection is open by then.
+    pub load_at: Option<u64>,
+    /// Connections of this process still opening when `load_at` came.
+    pub opening_at_load: AtomicU64,
 }
 
 impl Plan {
     /// The plan of a process driving `slots` connections; `shared_gate`: it is
     /// one of several `--procs` children.
-    pub fn new(config: Config, epoch: u64, stop: &'static AtomicBool, slots: u64, shared_gate: bool) -> Self {
+    pub fn new(
+        config: Config,
+        epoch: u64,
+        load_at: Option<u64>,
+        stop: &'static AtomicBool,
+        slots: u64,
+        shared_gate: bool,
+    ) -> Self {
         let warmup_ns = crate::clock::ns(config.warmup);
         let duration_ns = config.duration.map(crate::clock::ns);
         let request = config.request_bytes();
         let batch = request.repeat(config.pipeline as usize);
         let gate = if config.connect_rate.is_some() { 0 } else { slots };
         // A ramp (`--connect-rate`) loads from the start, in every process alike.
-        let external_gate = shared_gate && config.connect_rate.is_none();
+        let external_gate = shared_gate && config.connect_rate.is_none() && load_at.is_none();
         Plan {
             schedule: config.schedule(),
             config,
@@ -66,13 +78,15 @@ impl Plan {
             released_at: AtomicU64::new(if gate == 0 && !external_gate { epoch } else { 0 }),
             external_gate,
             ready: AtomicBool::new(gate == 0),
+            load_at,
+            opening_at_load: AtomicU64::new(0),
         }
     }
 
     /// Slot first established, or failed to connect: count it through the gate.
     pub fn pass_gate(&self, now: u64) {
         if self.gate.fetch_sub(1, Ordering::AcqRel) == 1 {
-            if self.external_gate {
+            if self.external_gate || self.load_at.is_some() {
                 self.ready.store(true, Ordering::Release);
             } else {
                 self.release(now);
@@ -83,6 +97,21 @@ impl Plan {
     /// Start the load (the window starts `warmup` later).
     pub fn release(&self, at: u64) {
         self.released_at.store(at.max(1), Ordering::Release);
+    }
+
+    /// Where `--hlog` interval 0 starts (see [`crate::intervals::base_ns`]).
+    pub fn interval_base_ns(&self) -> u64 {
+        crate::intervals::base_ns(self.epoch, self.load_at.map(|t| t + self.warmup_ns))
+    }
+
+    /// `--start-at`: when `load_at` has come, start the load exactly then (the
+    /// first thread to see it does; the others find it done). Returns when the load started.
+    pub fn release_on_time(&self, now: u64) -> Option<u64> {
+        let at = self.load_at.filter(|&t| now >= t)?;
+        if self.released_at.compare_exchange(0, at.max(1), Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            self.opening_at_load.store(self.gate.load(Ordering::Acquire), Ordering::Release);
+        }
+        Some(self.released_at.load(Ordering::Acquire))
     }
 }
 

@@ -21,8 +21,9 @@ use serde::{Deserialize, Serialize};
 use crate::clock::now_ns;
 use crate::config::{Config, Share};
 use crate::error::LoadError;
+use crate::progress::Progress;
 use crate::recorder::Recorder;
-use crate::run::{run_local, Progress};
+use crate::threads::{join_and_merge, run_local};
 use crate::wire::WireRecorder;
 
 /// What a child is told to do.
@@ -33,6 +34,8 @@ pub struct ChildSpec {
     pub share: Share,
     /// Common start, monotonic nanoseconds.
     pub epoch: u64,
+    /// `--start-at`: when the load starts, monotonic nanoseconds.
+    pub load_at: Option<u64>,
 }
 
 /// Run the children and merge what they measured.
@@ -42,11 +45,16 @@ pub struct ChildSpec {
 /// every child's stdin, so that the load (and the measured window) starts at
 /// the same instant in all of them: no child loads the server while another
 /// is still connecting.
-pub fn run_children(config: &Config, epoch: u64, progress: bool) -> Result<Recorder, LoadError> {
+pub fn run_children(
+    config: &Config,
+    (epoch, load_at): (u64, Option<u64>),
+    progress: bool,
+) -> Result<Recorder, LoadError> {
     let exe = std::env::current_exe().map_err(|e| LoadError::io("find own executable", e))?;
     let parent = std::process::id();
-    let shared_gate = config.connect_rate.is_none();
-    let shares = Share { first: 0, count: config.slots() }.split(config.procs);
+    // With --start-at every child starts the load at that instant by itself.
+    let shared_gate = config.connect_rate.is_none() && load_at.is_none();
+    let shares = config.driven().split(config.procs);
     let mut children = Vec::new();
     let mut stdins = Vec::new();
     for (index, &share) in shares.iter().enumerate() {
@@ -65,7 +73,7 @@ pub fn run_children(config: &Config, epoch: u64, progress: bool) -> Result<Recor
             });
         }
         let mut child = cmd.spawn().map_err(|e| LoadError::io(format!("start {}", exe.display()), e))?;
-        let spec = ChildSpec { config: config.clone(), share, epoch };
+        let spec = ChildSpec { config: config.clone(), share, epoch, load_at };
         // One line of JSON (serde_json writes no newline inside).
         let mut text = serde_json::to_vec(&spec)?;
         text.push(b'\n');
@@ -131,12 +139,7 @@ pub fn run_children(config: &Config, epoch: u64, progress: bool) -> Result<Recor
         if let Some(bar) = &bar {
             bar.finish();
         }
-        let mut merged = Recorder::merge_base();
-        for reader in readers {
-            let rec = reader.join().map_err(|_| LoadError::io("child reader", std::io::Error::other("panicked")))??;
-            merged.merge(&rec).map_err(|e| LoadError::Histogram(format!("{e:?}")))?;
-        }
-        Ok(merged)
+        join_and_merge("child reader", readers)
     })
 }
 
@@ -156,7 +159,7 @@ pub fn child_main() -> Result<ExitCode, LoadError> {
         let _ = std::io::stdin().lock().read_line(&mut go);
         go.trim().strip_prefix("go ").and_then(|t| t.parse().ok()).unwrap_or_else(now_ns)
     };
-    let recorder = run_local(&spec.config, spec.share, spec.epoch, false, Some(&keeper))?;
+    let recorder = run_local(&spec.config, spec.share, (spec.epoch, spec.load_at), false, Some(&keeper))?;
     let out = serde_json::to_string(&WireRecorder::from_recorder(&recorder))?;
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush()).map_err(|e| LoadError::io("write the result", e))?;

@@ -6,6 +6,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::SEC;
+use crate::intervals::{Intervals, Phase};
 
 /// Highest latency a histogram holds (larger values are clamped): one hour.
 const HIGHEST_NS: u64 = 3_600 * SEC;
@@ -21,7 +22,7 @@ fn second_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, HIGHEST_NS, 2).expect("valid histogram bounds")
 }
 
-/// Kinds of error counted in a run (see [`crate::report::Errors`]).
+/// Kinds of error counted in a run (see [`crate::json_report::Errors`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
     ConnectRefused,
@@ -125,6 +126,15 @@ pub struct Counts {
     pub fair_sum_sq: f64,
     /// Busiest thread's CPU fraction of its window (max when merging).
     pub max_thread_util: f64,
+    /// Measured HTTP answers by status / 100 (0: echo; 6 and more: in the last).
+    #[serde(default)]
+    pub status_classes: [u64; 7],
+    /// When the thread stopped (monotonic ns; max when merging): the end of the last interval.
+    #[serde(default)]
+    pub ended_ns: u64,
+    /// When the measured window started (monotonic ns; min when merging), once it did.
+    #[serde(default)]
+    pub window_start_ns: Option<u64>,
 }
 
 /// Errors of one kind.
@@ -159,6 +169,8 @@ pub struct Recorder {
     pub corrected: Histogram<u64>,
     pub uncorrected: Histogram<u64>,
     pub connect: Histogram<u64>,
+    /// Send to the first byte of the answer, ns.
+    pub first_byte: Histogram<u64>,
     pub reconnect: Histogram<u64>,
     pub schedule_lag: Histogram<u64>,
     pub dispatch_lag: Histogram<u64>,
@@ -169,6 +181,8 @@ pub struct Recorder {
     pub counts: Counts,
     pub errors: Vec<ErrorTally>,
     pub seconds: Vec<Second>,
+    /// `--hlog`: the phases per 1-second interval.
+    pub intervals: Option<Intervals>,
 }
 
 impl Default for Recorder {
@@ -183,6 +197,7 @@ impl Recorder {
             corrected: histogram(),
             uncorrected: histogram(),
             connect: histogram(),
+            first_byte: histogram(),
             reconnect: histogram(),
             schedule_lag: histogram(),
             dispatch_lag: histogram(),
@@ -191,6 +206,36 @@ impl Recorder {
             counts: Counts::default(),
             errors: vec![ErrorTally::default(); ErrorKind::ALL.len()],
             seconds: Vec::new(),
+            intervals: None,
+        }
+    }
+
+    /// Record a sample of `phase` taken at `now_ns`: into its histogram and,
+    /// with `--hlog`, into its interval.
+    #[inline]
+    pub fn record(&mut self, phase: Phase, now_ns: u64, value: u64) {
+        self.phase_mut(phase).saturating_record(value);
+        if let Some(iv) = &mut self.intervals {
+            iv.record(phase, now_ns, value);
+        }
+    }
+
+    /// The histogram of `phase`.
+    pub fn phase(&self, phase: Phase) -> &Histogram<u64> {
+        match phase {
+            Phase::Corrected => &self.corrected,
+            Phase::Uncorrected => &self.uncorrected,
+            Phase::FirstByte => &self.first_byte,
+            Phase::Connect => &self.connect,
+        }
+    }
+
+    pub fn phase_mut(&mut self, phase: Phase) -> &mut Histogram<u64> {
+        match phase {
+            Phase::Corrected => &mut self.corrected,
+            Phase::Uncorrected => &mut self.uncorrected,
+            Phase::FirstByte => &mut self.first_byte,
+            Phase::Connect => &mut self.connect,
         }
     }
 
@@ -230,6 +275,7 @@ impl Recorder {
         self.corrected.add(&other.corrected)?;
         self.uncorrected.add(&other.uncorrected)?;
         self.connect.add(&other.connect)?;
+        self.first_byte.add(&other.first_byte)?;
         self.reconnect.add(&other.reconnect)?;
         self.schedule_lag.add(&other.schedule_lag)?;
         self.dispatch_lag.add(&other.dispatch_lag)?;
@@ -286,6 +332,18 @@ impl Recorder {
             *x += y;
         }
         a.threads += b.threads;
+        a.ended_ns = a.ended_ns.max(b.ended_ns);
+        a.window_start_ns = match (a.window_start_ns, b.window_start_ns) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
+        };
+        if let Some(theirs) = &other.intervals {
+            let mine = self.intervals.get_or_insert_with(|| Intervals::new(theirs.base_ns));
+            mine.done.extend(theirs.done.iter().cloned());
+        }
+        for (x, y) in a.status_classes.iter_mut().zip(b.status_classes) {
+            *x += y;
+        }
         Ok(())
     }
 

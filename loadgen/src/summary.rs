@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::report::{Distribution, LoopMode, Report};
+use crate::json_report::{Distribution, LoopMode, Report};
 
 /// A latency in microseconds, as wrk prints it.
 pub fn latency(us: f64) -> String {
@@ -54,7 +54,11 @@ pub fn render(r: &Report) -> String {
         (None, Some(n)) => format!("{n}-request"),
         (None, None) => "unbounded".into(),
     };
-    let _ = writeln!(out, "Running {length} test @ {} ({}, {mode}, pipeline {})", c.addr, c.proto, c.pipeline);
+    let request = match (&c.method, &c.path) {
+        (Some(m), Some(p)) if (m.as_str(), p.as_str()) != ("GET", "/") => format!(" {m} {p}"),
+        _ => String::new(),
+    };
+    let _ = writeln!(out, "Running {length} test @ {}{request} ({}, {mode}, pipeline {})", c.addr, c.proto, c.pipeline);
     let procs = if c.procs > 1 { format!(" in {} processes", c.procs) } else { String::new() };
     let est = match r.connections.all_established_s {
         Some(s) => format!("all established in {}", latency(s * 1e6)),
@@ -66,16 +70,28 @@ pub fn render(r: &Report) -> String {
         [first, .., last] => format!(" from {} source addresses ({first}..{last})", c.source_ips.len()),
     };
     let idle = if c.idle_conns > 0 { format!(" (+{} idle)", c.idle_conns) } else { String::new() };
-    let _ = writeln!(out, "  {} threads{procs} and {} connections{idle}{sources}; {est}", r.client.threads, c.conns);
-    let cl = &r.latency.connect;
-    if cl.count > 0 {
-        let _ = writeln!(
-            out,
-            "  Connect     p50 {}, p99 {}, max {}",
-            latency(cl.p50_us),
-            latency(cl.p99_us),
-            latency(cl.max_us)
-        );
+    let conns = match &c.shard {
+        Some(shard) => {
+            format!("{} of {} connection slots (shard {shard})", r.connections.target, c.conns + c.idle_conns)
+        }
+        None => format!("{} connections", c.conns),
+    };
+    let _ = writeln!(out, "  {} threads{procs} and {conns}{idle}{sources}; {est}", r.client.threads);
+    // The phases of a request: connect, first byte of the answer, whole answer.
+    for (title, d) in [
+        ("Connect    ", &r.latency.connect),
+        ("First byte ", &r.latency.first_byte),
+        ("Full answer", &r.latency.uncorrected),
+    ] {
+        if d.count > 0 {
+            let _ = writeln!(
+                out,
+                "  {title} p50 {}, p99 {}, max {}",
+                latency(d.p50_us),
+                latency(d.p99_us),
+                latency(d.max_us)
+            );
+        }
     }
     let lat = &r.latency.corrected;
     let _ = writeln!(out, "  Thread Stats   Avg      Stdev     Max");
@@ -115,6 +131,13 @@ pub fn render(r: &Report) -> String {
             let _ =
                 writeln!(out, "    {}: {} ({} of {} connections): {}", d.kind, d.count, d.conns, c.conns, d.message);
         }
+    }
+    if let Some(s) = t.status_classes.as_ref().filter(|s| s.redirect + s.client_error + s.server_error + s.other > 0) {
+        let _ = writeln!(
+            out,
+            "  Non-2xx answers: 3xx {}, 4xx {}, 5xx {}, other {} (2xx {})",
+            s.redirect, s.client_error, s.server_error, s.other, s.success
+        );
     }
     if e.starved_conns > 0 {
         let _ = writeln!(out, "  Starved connections (no answer in the whole run): {}", e.starved_conns);

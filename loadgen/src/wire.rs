@@ -7,6 +7,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::error::LoadError;
+use crate::intervals::{IntervalHist, Intervals};
 use crate::recorder::{Counts, ErrorTally, Recorder, Second};
 
 /// V2-serialize and hex-encode a histogram.
@@ -54,6 +55,7 @@ pub struct WireRecorder {
     corrected: String,
     uncorrected: String,
     connect: String,
+    first_byte: String,
     reconnect: String,
     schedule_lag: String,
     dispatch_lag: String,
@@ -62,6 +64,9 @@ pub struct WireRecorder {
     counts: Counts,
     errors: Vec<ErrorTally>,
     seconds: Vec<WireSecond>,
+    /// `--hlog`: the base of the intervals and the finished ones.
+    #[serde(default)]
+    intervals: Option<(u64, Vec<IntervalHist>)>,
 }
 
 impl WireRecorder {
@@ -70,6 +75,7 @@ impl WireRecorder {
             corrected: encode(&r.corrected),
             uncorrected: encode(&r.uncorrected),
             connect: encode(&r.connect),
+            first_byte: encode(&r.first_byte),
             reconnect: encode(&r.reconnect),
             schedule_lag: encode(&r.schedule_lag),
             dispatch_lag: encode(&r.dispatch_lag),
@@ -87,6 +93,7 @@ impl WireRecorder {
                     latency: encode(&s.latency),
                 })
                 .collect(),
+            intervals: r.intervals.as_ref().map(|iv| (iv.base_ns, iv.done.clone())),
         }
     }
 
@@ -98,6 +105,7 @@ impl WireRecorder {
             (&mut r.corrected, &self.corrected),
             (&mut r.uncorrected, &self.uncorrected),
             (&mut r.connect, &self.connect),
+            (&mut r.first_byte, &self.first_byte),
             (&mut r.reconnect, &self.reconnect),
             (&mut r.schedule_lag, &self.schedule_lag),
             (&mut r.dispatch_lag, &self.dispatch_lag),
@@ -107,6 +115,11 @@ impl WireRecorder {
             mine.add(decode(text)?).map_err(|e| LoadError::Histogram(format!("{e:?}")))?;
         }
         r.counts = self.counts;
+        r.intervals = self.intervals.map(|(base, done)| {
+            let mut iv = Intervals::new(base);
+            iv.done = done;
+            iv
+        });
         if self.errors.len() == r.errors.len() {
             r.errors = self.errors;
         }

@@ -131,7 +131,7 @@ fn busy_spin_keeps_the_counts_and_reports_its_idle_cpu_apart() {
     assert!(ol.dispatch_lag.count >= 360, "most sends found their connection free: {}", ol.dispatch_lag.count);
 }
 
-fn detail<'a>(r: &'a loadgen::report::Report, kind: &str) -> &'a loadgen::report::ErrorDetail {
+fn detail<'a>(r: &'a loadgen::json_report::Report, kind: &str) -> &'a loadgen::json_report::ErrorDetail {
     r.errors.details.iter().find(|d| d.kind == kind).unwrap_or_else(|| panic!("no {kind} in {:?}", r.errors))
 }
 
@@ -210,11 +210,11 @@ fn warmup_is_excluded_and_timeline_covers_the_window() {
     let all_answers = out.recorder.counts.requests;
     assert!(all_answers <= r.totals.answers_in_window + 4, "{all_answers} vs {}", r.totals.answers_in_window);
     let json = serde_json::to_string(r).unwrap();
-    let back: loadgen::report::Report = serde_json::from_str(&json).unwrap();
+    let back: loadgen::json_report::Report = serde_json::from_str(&json).unwrap();
     assert_eq!(back.totals.requests, r.totals.requests);
     assert_eq!(back.timeline.len(), r.timeline.len());
     assert_eq!(back.histograms, r.histograms);
-    assert_eq!(back.schema, loadgen::report::SCHEMA);
+    assert_eq!(back.schema, loadgen::json_report::SCHEMA);
     let h = loadgen::wire::decode(&back.histograms.corrected).unwrap();
     assert_eq!(h.len(), r.totals.requests);
 }

@@ -17,21 +17,13 @@ use support::{load, Mode, TestServer};
 
 const CONNS: u64 = 10_000;
 
-fn raise_nofile() -> u64 {
-    let (soft, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
-    if soft < hard {
-        nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard, hard).unwrap();
-    }
-    hard
-}
-
 /// Not a test on its own: the server half, when re-executed by the test below.
 #[test]
 fn server_process() {
     if std::env::var_os("LOADGEN_TEST_SERVER").is_none() {
         return;
     }
-    raise_nofile();
+    loadgen::env::raise_nofile();
     let server = TestServer::start(Mode::Serve(Proto::Http));
     // libtest may print "test server_process ... " before this on the same line.
     println!("PORT {}", server.addr.port());
@@ -41,7 +33,7 @@ fn server_process() {
 
 #[test]
 fn ten_thousand_connections_all_answered() {
-    let hard = raise_nofile();
+    let (_, hard) = loadgen::env::raise_nofile();
     assert!(hard >= CONNS + 100, "RLIMIT_NOFILE hard limit {hard} is too low for {CONNS} connections");
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "server_process", "--nocapture", "--test-threads", "1"])

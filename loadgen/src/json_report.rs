@@ -1,7 +1,7 @@
 //! The machine-readable result of one `c10k load` run: what `--json FILE` writes.
 //!
 //! These types are the contract with the bench runner, which reads the JSON back
-//! with `serde_json::from_str::<loadgen::report::Report>`. Fields are only ever
+//! with `serde_json::from_str::<loadgen::json_report::Report>`. Fields are only ever
 //! added; a change that removes or changes the meaning of a field bumps
 //! [`SCHEMA`].
 //!
@@ -164,6 +164,24 @@ pub struct RunConfig {
     /// `busy` (it never slept); `None` in closed loop.
     #[serde(default)]
     pub spin: Option<String>,
+    /// HTTP: the request method (`-m`, default `GET`); `None` for echo.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// HTTP: the request's path and query (from the URL, default `/`); `None` for echo.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// HTTP: the `-H` headers as sent, `Name: value`.
+    #[serde(default)]
+    pub headers: Vec<String>,
+    /// HTTP: size of the request body (`--body`, `--body-file`), bytes; `None` without one.
+    #[serde(default)]
+    pub body_bytes: Option<u64>,
+    /// `--shard I/N` (0-based): this run drove shard I's part of the load; `None` for all of it.
+    #[serde(default)]
+    pub shard: Option<String>,
+    /// `--start-at`: the window's start, Unix milliseconds, common to all shards.
+    #[serde(default)]
+    pub start_at_unix_ms: Option<u64>,
 }
 
 /// The machine the load generator ran on.
@@ -209,6 +227,26 @@ pub struct Totals {
     pub bytes_received: u64,
     /// `bytes_received / duration_s`.
     pub received_bytes_per_sec: f64,
+    /// HTTP: measured answers by status class (interim 1xx answers are skipped,
+    /// not counted); `None` for echo.
+    #[serde(default)]
+    pub status_classes: Option<StatusClasses>,
+}
+
+/// Measured HTTP answers by status class. Statuses of 400 and more are also
+/// counted as `bad_status` errors; 3xx are answers, not errors.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatusClasses {
+    #[serde(rename = "2xx")]
+    pub success: u64,
+    #[serde(rename = "3xx")]
+    pub redirect: u64,
+    #[serde(rename = "4xx")]
+    pub client_error: u64,
+    #[serde(rename = "5xx")]
+    pub server_error: u64,
+    /// Statuses outside 200..=599.
+    pub other: u64,
 }
 
 /// Failures by kind. Request-level kinds count failed requests (each request in
@@ -269,6 +307,10 @@ pub struct Latencies {
     pub uncorrected: Distribution,
     /// Connect latency of the initial connections (connect call to established).
     pub connect: Distribution,
+    /// Time to first byte: from the request's send to the first byte of its
+    /// answer (an interim 1xx counts). The full answer is `uncorrected`.
+    #[serde(default)]
+    pub first_byte: Distribution,
     /// Time to reopen a connection: from closing the old socket to the new one
     /// being established (`--reqs-per-conn`, server-side closes, failures).
     pub reconnect: Distribution,
@@ -307,7 +349,7 @@ pub struct PercentilePoint {
 /// Connection establishment and reuse.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Connections {
-    /// Connections asked for (`--conns`).
+    /// Connection slots this run drove (`--conns` plus `--idle-conns`, or a shard's part of them).
     pub target: u64,
     /// Connection slots established at least once.
     pub established: u64,
@@ -414,4 +456,7 @@ pub struct Histograms {
     pub connect: String,
     /// See [`Latencies::reconnect`].
     pub reconnect: String,
+    /// See [`Latencies::first_byte`] (absent in reports older than it).
+    #[serde(default)]
+    pub first_byte: String,
 }
