@@ -4,6 +4,9 @@
 //! exactly (the merged p99 is the p99 of one histogram fed every shard's
 //! samples), and bad inputs are refused with the reason.
 
+// Test code: helpers outside #[test] functions may unwrap too (clippy.toml allows it inside them).
+#![allow(clippy::unwrap_used)]
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -11,6 +11,9 @@
 //! namespaces (and with them the veth pairs) and stops the server however the
 //! test ends. No traffic leaves those namespaces.
 
+// Test code: helpers outside #[test] functions may unwrap too (clippy.toml allows it inside them).
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

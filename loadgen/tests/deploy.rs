@@ -4,6 +4,9 @@
 //! every pod), and its command line is parsed by `c10k load`'s own arguments;
 //! the ssh recipe must at least be valid bash.
 
+// Test code: helpers outside #[test] functions may unwrap too (clippy.toml allows it inside them).
+#![allow(clippy::unwrap_used)]
+
 use clap::Parser;
 use serde_yaml::Value;
 

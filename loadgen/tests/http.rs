@@ -5,6 +5,9 @@
 //! `503`, answers to `HEAD` without their body, and bodies that end with the
 //! connection. Every run is bounded by `--requests` and the test by a deadline.
 
+// Test code: helpers outside #[test] functions may unwrap too (clippy.toml allows it inside them).
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::io::{Read, Write};
