@@ -14,6 +14,7 @@ mod reuseport;
 mod supervisor;
 mod thread;
 mod tokio;
+mod tokio_procs;
 mod uring;
 
 use crate::{Ctx, Model, ServeError};
