@@ -26,9 +26,12 @@
 //! - [`charts`], [`plots`]: generic SVG charts (plotters), and which ones to draw.
 //! - [`tables`]: the Markdown tables.
 //! - [`report`]: writes `REPORT.md`.
+//! - [`c1m`], [`netns`]: the C1M experiment (up to 1,000,000 connections) and T5 in
+//!   network namespaces; its own folder, joined to the report with `--c1m`.
 //! - [`cli`]: the two subcommands.
 
 pub mod aggregate;
+pub mod c1m;
 pub mod cgroup;
 pub mod charts;
 pub mod child;
@@ -41,6 +44,7 @@ pub mod error;
 pub mod fairness;
 pub mod matrix;
 pub mod monitor;
+pub mod netns;
 pub mod plots;
 pub mod probe;
 pub mod reference;
