@@ -209,8 +209,10 @@ pub struct StepRecord {
     pub server_stats: Option<ServerStats>,
     pub server_exit: String,
     pub server_stderr_tail: String,
-    /// Seconds from starting the load generator until the machine held every
-    /// connection (both ends in `/proc/net/sockstat`); `None` if it never did.
+    /// Seconds from starting the load generator until the machine held (nearly,
+    /// see [`crate::c1m::step::HELD_SLACK`]) both ends of every connection
+    /// (`/proc/net/sockstat`): when the runner started the probe. `None` if it never did.
+    /// The table reads the load generator's own `all_established_s`.
     pub established_s: Option<f64>,
     /// The server ready, no connection yet.
     pub baseline: Option<Snapshot>,
@@ -237,11 +239,14 @@ impl StepRecord {
         step_id(&self.model, self.conns)
     }
 
-    /// Every connection established, answered in the window, and no error.
+    /// Every connection established and answered, no error, and every window
+    /// request the load generator sent answered (one it was too late to send
+    /// before the window closed, `unsent`, is its own lateness, not the server's).
     pub fn held_all(&self) -> bool {
         self.outcome.is_ok()
             && self.alive.as_ref().is_some_and(|a| {
-                a.established >= self.conns && a.starved == 0 && a.errors == 0 && a.requests >= self.conns
+                let sent_answered = a.requests + a.unsent.unwrap_or(0) >= a.scheduled.unwrap_or(self.conns);
+                a.established >= self.conns && a.starved == 0 && a.errors == 0 && sent_answered
             })
     }
 }
@@ -335,6 +340,8 @@ pub struct NsRun {
     /// Counters inside the server's and the client's namespace over the run.
     pub server_counters: Counters,
     pub client_counters: Counters,
+    /// Descriptors of the server's processes once ready, before any connection.
+    pub server_fds_base: Option<u64>,
     /// TIME_WAIT sockets in the client's namespace when the load ended.
     pub client_time_wait: Option<u64>,
     /// Ephemeral ports of the client's source addresses (its namespace's range x addresses).
@@ -377,6 +384,7 @@ impl NsRun {
             server_cpus: 0,
             server_counters: Counters::default(),
             client_counters: Counters::default(),
+            server_fds_base: None,
             client_time_wait: None,
             client_ports: None,
             server_fds: None,
@@ -395,6 +403,11 @@ impl NsRun {
     pub fn cpu_util(&self) -> Option<f64> {
         let (cpu, w) = (self.server_cpu_s?, self.window_s?);
         (w > 0.0 && self.server_cpus > 0).then(|| cpu / w / self.server_cpus as f64)
+    }
+
+    /// Connections the server held at once: its peak descriptors less those it had when ready.
+    pub fn held_peak(&self) -> Option<u64> {
+        Some(self.server_fds?.saturating_sub(self.server_fds_base?))
     }
 
     /// Server CPU per answered request in the window, microseconds.

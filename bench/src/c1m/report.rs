@@ -123,6 +123,15 @@ pub fn draw(c: &C1mResults) -> Result<Vec<Plot>> {
     Ok(plots)
 }
 
+/// Where the two sides ran.
+fn cpus(c: &C1mResults) -> String {
+    match c.steps.iter().find(|s| !s.server_cpus.is_empty()) {
+        Some(s) if s.server_cpus == s.client_cpus => format!("{} {:?}", super::run::UNPINNED, s.server_cpus),
+        Some(s) => format!("the server pinned to CPUs {:?}, the load generators to {:?}", s.server_cpus, s.client_cpus),
+        None => "no step ran".into(),
+    }
+}
+
 fn setting(c: &C1mResults, key: &str) -> String {
     c.run.as_ref().and_then(|r| r.settings.iter().find(|(k, _)| k == key)).map_or("?".into(), |(_, v)| v.clone())
 }
@@ -153,8 +162,8 @@ pub fn section(c: &C1mResults, plots: &[Plot], plot_dir: &str) -> String {
     });
     let _ = writeln!(
         s,
-        "From [`{link}`]({link}) (`make bench-c1m`). Each step starts a fresh server (server CPUs {:?}, load \
-         generators {:?}) in as few processes as the descriptor limit allows, {per_proc}. The *alive check* opens \
+        "From [`{link}`]({link}) (`make bench-c1m`). Each step starts a fresh server in as few processes as the \
+         descriptor limit allows, {per_proc}; {}. The *alive check* opens \
          every connection and sends each one request every {} on a fixed open-loop schedule; its window is one \
          period, so it holds exactly one request per connection and a connection answered there is proven alive. \
          Meanwhile a *probe* of {} closed-loop connections measures latency. Beside every latency: the load \
@@ -162,8 +171,7 @@ pub fn section(c: &C1mResults, plots: &[Plot], plot_dir: &str) -> String {
          waiting for a CPU (the load generators', from their reports; the server's, from `/proc/<pid>/task/*/schedstat` \
          over the probe's window): with dozens of processes on 2 cores, scheduling, not the model, can set the \
          latency. Memory is one snapshot mid-way through the probe's window less the step's own baseline.{when}\n",
-        c.steps.first().map(|x| x.server_cpus.clone()).unwrap_or_default(),
-        c.steps.first().map(|x| x.client_cpus.clone()).unwrap_or_default(),
+        cpus(c),
         setting(c, "alive-period"),
         setting(c, "probe-conns"),
         link = c.link
@@ -185,7 +193,7 @@ pub fn section(c: &C1mResults, plots: &[Plot], plot_dir: &str) -> String {
 fn ladder_table(s: &mut String, c: &C1mResults) {
     let _ = writeln!(
         s,
-        "| model | connections | processes (server + load) | established / answered in the window | all held after | \
+        "| model | connections | processes (server + load) | established / answered in the window | all established after | \
          probe p50 / p99 (req/s) | alive check p99 | client lateness p99 | run-queue wait: load generators (alive, probe) / server threads | limit met |\n\
          |---|---|---|---|---|---|---|---|---|---|"
     );
@@ -206,12 +214,18 @@ fn ladder_table(s: &mut String, c: &C1mResults) {
         let held = a.map_or_else(
             || st.outcome.label(),
             |a| {
-                format!(
-                    "{} / {}{}",
-                    n(a.established as f64),
-                    n(a.requests.min(st.conns) as f64),
-                    if a.errors > 0 { format!(" ({} errors)", n(a.errors as f64)) } else { String::new() }
-                )
+                let mut extra = Vec::new();
+                if let Some(u) = a.unsent.filter(|u| *u > 0) {
+                    extra.push(format!("{} not sent in time by the client", n(u as f64)));
+                }
+                if a.errors > 0 {
+                    extra.push(format!("{} errors", n(a.errors as f64)));
+                }
+                if a.starved > 0 {
+                    extra.push(format!("{} never answered", n(a.starved as f64)));
+                }
+                let extra = if extra.is_empty() { String::new() } else { format!(" ({})", extra.join(", ")) };
+                format!("{} / {}{extra}", n(a.established as f64), n(a.requests.min(st.conns) as f64))
             },
         );
         let probe = p.map_or(format!("{NM} ({})", st.probe_exit), |p| {
@@ -241,7 +255,7 @@ fn ladder_table(s: &mut String, c: &C1mResults) {
             n(st.conns as f64),
             st.server_procs,
             st.client_procs,
-            st.established_s.map_or(NM.into(), |x| format!("{x:.1} s")),
+            a.and_then(|a| a.all_established_s).map_or(NM.into(), |x| format!("{x:.1} s")),
             a.map_or(NM.into(), |a| opt_lat(a.p99_us)),
             a.map_or(NM.into(), |a| opt_lat(a.dispatch_lag_p99_us)),
             limit.replace('|', "/")
@@ -249,8 +263,9 @@ fn ladder_table(s: &mut String, c: &C1mResults) {
     }
     let _ = writeln!(
         s,
-        "\nEstablished and answered come from the alive check's report; \"all held after\" is when the machine held \
-         both ends of every connection (`/proc/net/sockstat`). A limit is named only from its evidence (error kinds \
+        "\nEstablished, answered and \"all established after\" (from the first connect) come from the alive check's \
+         report; a window request the client was too late to send before the window closed is its lateness, not the \
+         server's, and is shown apart. A limit is named only from its evidence (error kinds \
          and messages, `accept_backoffs`, `ListenOverflows`, OOM kills, the load generator's own client-bound \
          verdict); \"none\" means no such counter moved.\n"
     );
@@ -339,7 +354,7 @@ fn t5_table(s: &mut String, c: &C1mResults) {
     let _ = writeln!(s, "{}\n", info.design);
     let _ = writeln!(
         s,
-        "| configuration | run | server RLIMIT_NOFILE | served / offered | req/s | p99 (connect p99) | server CPU (per request) | errors | limit met |\n|---|---|---|---|---|---|---|---|---|"
+        "| configuration | run | server RLIMIT_NOFILE | held at once / answered at least once / offered | req/s | p99 (connect p99) | server CPU (per request) | errors | limit met |\n|---|---|---|---|---|---|---|---|---|"
     );
     let mut runs: Vec<&NsRun> = c.t5_runs.iter().collect();
     runs.sort_by_key(|r| (r.kind != "max-conns", r.rep, r.config.clone()));
@@ -352,7 +367,12 @@ fn t5_table(s: &mut String, c: &C1mResults) {
             r.kind,
             r.rep,
             n(r.server_nofile as f64),
-            l.map_or(r.outcome.label(), |l| format!("{} / {}", n(l.served() as f64), n(l.conns as f64))),
+            l.map_or(r.outcome.label(), |l| format!(
+                "{} / {} / {}",
+                r.held_peak().map_or(NM.into(), |h| n(h as f64)),
+                n(l.served() as f64),
+                n(l.conns as f64)
+            )),
             l.map_or(NM.into(), |l| n(l.requests_per_sec)),
             l.map_or(NM.into(), |l| format!(
                 "{} ({})",
@@ -368,7 +388,12 @@ fn t5_table(s: &mut String, c: &C1mResults) {
             super::limits::sentence(&run_limits(r)).replace('|', "/")
         );
     }
-    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "\n\"Held at once\" is the server's peak of descriptors above those it had when ready (sampled every half \
+         second): the connections it held concurrently. \"Answered at least once\" counts connections, over the whole \
+         run, that got an answer, including reconnects after a failure.\n"
+    );
 }
 
 /// After a run: draw the plots and write `DIR/C1M.md`; its path.

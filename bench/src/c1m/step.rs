@@ -31,6 +31,10 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 pub const STOP_GRACE: Duration = Duration::from_secs(20);
 /// The ramp is over when the machine's socket count has not grown for this long.
 pub const RAMP_STALL: Duration = Duration::from_secs(10);
+/// The machine counts as holding every connection within this many sockets of
+/// both ends of all of them (or a ten-thousandth of them): `/proc/net/sockstat`
+/// counts every TCP socket of the machine, and others come and go meanwhile.
+pub const HELD_SLACK: u64 = 16;
 /// At most this long after the step for the sockets to be torn down.
 pub const TEARDOWN_LIMIT: Duration = Duration::from_secs(120);
 
@@ -201,7 +205,7 @@ pub fn run(ctx: &StepCtx<'_>, spec: &StepSpec, say: &dyn Fn(String)) -> Option<S
 
     // The ramp: until the machine holds both ends of every connection, the alive
     // check exits, or the socket count stalls.
-    let target = base_inuse + 2 * spec.conns;
+    let target = (base_inuse + 2 * spec.conns).saturating_sub(HELD_SLACK.max(spec.conns / 10_000));
     let ramp_limit = CONNECT_TIMEOUT * 3 + Duration::from_secs_f64(spec.conns as f64 / 10_000.0);
     let (mut last, mut grew_at, mut said_at) = (base_inuse, Instant::now(), Instant::now());
     let established = loop {
@@ -239,7 +243,7 @@ pub fn run(ctx: &StepCtx<'_>, spec: &StepSpec, say: &dyn Fn(String)) -> Option<S
         say(format!("all {} connections held after {s:.1} s", crate::verdicts::n(spec.conns as f64)));
     } else {
         say(format!(
-            "not every connection was established: {} of {} held",
+            "the machine's TCP sockets stopped growing at {} of {} connections (both ends); going on",
             crate::verdicts::n((tcp_inuse().saturating_sub(base_inuse) / 2) as f64),
             crate::verdicts::n(spec.conns as f64)
         ));

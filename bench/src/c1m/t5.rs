@@ -296,6 +296,8 @@ fn one(
     };
     run.ready_line = Some(server.ready_line.clone());
     let root = server.proc.pid();
+    let server_pids = || server_cg.as_ref().map_or_else(|| crate::monitor::tree_of(root), |g| g.pids());
+    run.server_fds_base = Some(machine::fds(&server_pids()));
     let w = cfg.t5_window;
     let d = |x: Duration| humantime::format_duration(x).to_string();
     let warmup = if max { Duration::from_secs(2) } else { Duration::from_secs(1) };
@@ -353,9 +355,10 @@ fn one(
     // not known in advance, so its CPU is not sampled (its rows read connections only).
     let cpu =
         |g: &Option<Cgroup>| g.as_ref().and_then(|g| g.sample()).map(|s| (s.cpu_user_us + s.cpu_sys_us) as f64 / 1e6);
-    let ramp = if max { CONNECT_TIMEOUT * 2 } else { Duration::from_millis(300) };
-    let t0 = load.started + ramp + warmup;
-    let t1 = t0 + w.saturating_sub(Duration::from_millis(200));
+    // The short run's window opens after a ramp of a few milliseconds and the warm-up;
+    // its CPU is read from half a second in to a second before its end.
+    let t0 = load.started + Duration::from_millis(500) + warmup;
+    let t1 = t0 + w.saturating_sub(Duration::from_secs(1));
     // (server CPU seconds, when read) at the window's two marks.
     let mut c0: Option<(f64, Instant)> = None;
     let mut c1: Option<(f64, Instant)> = None;
@@ -375,7 +378,7 @@ fn one(
         if c1.is_none() && now >= t1 {
             c1 = cpu(&server_cg).map(|c| (c, now));
         }
-        let pids = server_cg.as_ref().map_or_else(|| crate::monitor::tree_of(root), |g| g.pids());
+        let pids = server_pids();
         let fds: Vec<u64> = pids.iter().map(|p| machine::fds(&[*p])).collect();
         run.server_fds = run.server_fds.max(Some(fds.iter().sum()));
         run.server_fds_max = run.server_fds_max.max(fds.iter().copied().max());

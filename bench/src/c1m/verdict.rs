@@ -213,9 +213,10 @@ pub fn t5(c1m: Option<&C1mResults>, standard: Verdict) -> Verdict {
     // Maximum connections: the per-process limit caps the defaults run, tuning lifts it.
     let max_of = |config: &str| runs(c, config, "max-conns").into_iter().next();
     if let (Some(d), Some(t)) = (max_of("defaults"), max_of("tuned")) {
-        if let (Some(dl), Some(tl)) = (&d.load, &t.load) {
+        if let (Some(dh), Some(th), Some(tl)) = (d.held_peak(), t.held_peak(), &t.load) {
             let cap = d.server_nofile * u64::from(d.server_procs);
-            let holds = dl.served() <= cap && tl.served() as f64 >= FLOOR_SHARE * info.max_conns as f64;
+            let tuned_held = th.min(tl.served());
+            let holds = dh <= cap && tuned_held as f64 >= FLOOR_SHARE * info.max_conns as f64;
             parts.push(if holds { Status::Holds } else { Status::DoesNotHold });
             let lim = |r: &NsRun| {
                 let l = limits::sentence(&run_limits(r));
@@ -227,14 +228,16 @@ pub fn t5(c1m: Option<&C1mResults>, standard: Verdict) -> Verdict {
             };
             evidence.push(format!(
                 "max concurrent connections (documents 1,024 -> 100,000), {} offered: defaults (RLIMIT_NOFILE {} x {} \
-                 server processes, at most {}) served {}{}; tuned (RLIMIT_NOFILE {}) served {}{}",
+                 server processes, at most {}) held {} at once{}; tuned (RLIMIT_NOFILE {}) held {} at once, {} of them \
+                 answered{}",
                 n(info.max_conns as f64),
                 n(d.server_nofile as f64),
                 d.server_procs,
                 n(cap as f64),
-                n(dl.served() as f64),
+                n(dh as f64),
                 lim(d),
                 n(t.server_nofile as f64),
+                n(th as f64),
                 n(tl.served() as f64),
                 lim(t)
             ));
@@ -379,6 +382,8 @@ mod tests {
             server_nofile: if config == "defaults" { 1_024 } else { 20_000 },
             server_procs: 6,
             server_cpu_s: Some(cpu * 10.0),
+            server_fds_base: Some(30),
+            server_fds: Some(30 + served.min(if config == "defaults" { 6_100 } else { served })),
             window_s: Some(10.0),
             server_cpus: 1,
             load: Some(LoadFigures {
