@@ -239,14 +239,13 @@ fn ladder_table(s: &mut String, c: &C1mResults) {
                 .map_or(NM.into(), |r| format!("{:.1} s over {:.0} s ({} threads)", r.wait_s, r.window_s, r.threads))
         );
         let limits = step_limits(st);
-        let limit = if limits.is_empty() {
-            if st.held_all() {
-                "none".into()
-            } else {
-                st.outcome.label()
+        let limit = match (limits.is_empty(), st.held_all()) {
+            (true, true) => "none".into(),
+            (true, false) => st.outcome.label(),
+            (false, true) => {
+                format!("met and recovered from (every connection held): {}", super::limits::sentence(&limits))
             }
-        } else {
-            super::limits::sentence(&limits)
+            (false, false) => super::limits::sentence(&limits),
         };
         let _ = writeln!(
             s,

@@ -267,14 +267,14 @@ pub fn run(ctx: &StepCtx<'_>, spec: &StepSpec, say: &dyn Fn(String)) -> Option<S
     let pids = server_pids(server_cg.as_ref(), root);
     if probe.is_some() {
         let steps_ok = procs::sleep_until(window_start);
-        let rq0 = machine::run_queue(&pids);
+        let (rq0, t0) = (machine::run_queue(&pids), Instant::now());
         let steps_ok = steps_ok && procs::sleep_until(window_start + ctx.probe_window / 2);
         if steps_ok {
             rec.plateau =
                 Some(snapshot(server_cg.as_ref(), client_cg.as_ref(), &server_pids(server_cg.as_ref(), root)));
         }
         let steps_ok = steps_ok && procs::sleep_until(window_start + ctx.probe_window);
-        let rq1 = machine::run_queue(&pids);
+        let (rq1, t1) = (machine::run_queue(&pids), Instant::now());
         if !steps_ok {
             if let Some(mut p) = probe.take() {
                 p.proc.kill_all(&[]);
@@ -283,7 +283,8 @@ pub fn run(ctx: &StepCtx<'_>, spec: &StepSpec, say: &dyn Fn(String)) -> Option<S
             return None;
         }
         rec.server_run_queue = Some(RunQueueWindow {
-            window_s: ctx.probe_window.as_secs_f64(),
+            // As measured: on a loaded machine the runner's own sleeps overshoot.
+            window_s: (t1 - t0).as_secs_f64(),
             wait_s: rq1.wait_ns.saturating_sub(rq0.wait_ns) as f64 / 1e9,
             on_cpu_s: rq1.on_cpu_ns.saturating_sub(rq0.on_cpu_ns) as f64 / 1e9,
             threads: rq1.threads,
@@ -303,7 +304,11 @@ pub fn run(ctx: &StepCtx<'_>, spec: &StepSpec, say: &dyn Fn(String)) -> Option<S
     if rec.plateau.is_none() {
         rec.plateau = Some(snapshot(server_cg.as_ref(), client_cg.as_ref(), &server_pids(server_cg.as_ref(), root)));
     }
-    let alive_end = t_held + ctx.alive_warmup + ctx.alive_period + REQUEST_TIMEOUT + Duration::from_secs(15);
+    // The load generator starts its load once every connect has succeeded or failed
+    // once (up to the connect timeout after the machine held nearly all), then the
+    // warm-up, the window, and the answers still in flight.
+    let alive_end =
+        t_held + CONNECT_TIMEOUT + ctx.alive_warmup + ctx.alive_period + REQUEST_TIMEOUT + Duration::from_secs(15);
     let a = alive.take()?;
     let r = a.collect(alive_end);
     if r.interrupted {
