@@ -49,11 +49,11 @@ bench-full: release
 ## cgroups and namespaces; needs ~8 GiB free), then REPORT.md from the newest standard folder and this one.
 bench-c1m: release
 	$(RELEASE_BIN) c1m --out $(C1M_OUT)
-	$(RELEASE_BIN) report $$(ls -d results/20*/ | sort | tail -n 1) --c1m $(C1M_OUT) --report REPORT.md
+	$(RELEASE_BIN) report $$(ls -d results/20*/ | sed 's:/$$::' | sort | tail -n 1) --c1m $(C1M_OUT) --report REPORT.md
 
 ## Regenerate plots and REPORT.md from the newest committed results folder.
 report: release
-	$(RELEASE_BIN) report $$(ls -d results/20*/ | sort | tail -n 1) --report REPORT.md $(C1M_ARG)
+	$(RELEASE_BIN) report $$(ls -d results/20*/ | sed 's:/$$::' | sort | tail -n 1) --report REPORT.md $(C1M_ARG)
 
 ## Real outside clients (wrk, h2load, ab) against every model; needs the Debian packages.
 interop: release

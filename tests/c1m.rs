@@ -91,7 +91,10 @@ fn a_small_ladder_and_t5_then_the_report() {
     let md = std::fs::read_to_string(&report).expect("REPORT.md");
     assert!(md.contains("### One million connections (C1M)") && md.contains("c1m/plots/c1m-memory.svg"), "{md}");
     // A ladder of 3,000 does not reach T3's rows: they say so, with the reason.
-    assert!(md.contains("not measured (the C1M ladder of tokio did not reach 100,000 (largest step run: 3,000))"), "{md}");
+    assert!(
+        md.contains("not measured (the C1M ladder of tokio did not reach 100,000 (largest step run: 3,000))"),
+        "{md}"
+    );
     assert!(md.contains("read from the C1M run (c1m)"), "{md}");
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -29,6 +29,8 @@ pub fn generate_with(dir: &Path, c1m: Option<&Path>, out: &Path) -> Result<()> {
     let plots = plots::draw_all(&results, dir)?;
     let base = out.parent().map(Path::to_path_buf).unwrap_or_default();
     if let Some(c) = c1m {
+        // The folder's own C1M.md and plots, redrawn by this binary.
+        crate::c1m::report::write_folder(c)?;
         let mut c = crate::c1m::C1mResults::load(c)?;
         c.link = relative(&base, &c.dir);
         results.c1m = Some(c);

@@ -74,6 +74,9 @@ pub struct Evidence<'a> {
     /// ports its source addresses have (range x addresses), where measured.
     pub time_wait: Option<u64>,
     pub ports: Option<u64>,
+    /// The client's `tcp_tw_reuse` lets a connect take a port in TIME_WAIT (1), so
+    /// ports held there are not used up.
+    pub time_wait_reusable: bool,
 }
 
 /// The client's ports count as used up when at least this share of them is held
@@ -111,8 +114,10 @@ pub fn shortfall(e: &Evidence) -> Option<String> {
     if l.errors > 0 {
         parts.push(format!("{} errors", n(l.errors as f64)));
     }
-    if let Some(s) = l.scheduled.filter(|s| l.requests < *s) {
-        parts.push(format!("{} of {} window requests answered", n(l.requests as f64), n(s as f64)));
+    // A window request the client was too late to send (`unsent`) is its own lateness.
+    let unsent = l.unsent.unwrap_or(0);
+    if let Some(s) = l.scheduled.filter(|s| l.requests + unsent < *s) {
+        parts.push(format!("{} of {} window requests sent and answered", n(l.requests as f64), n((s - unsent) as f64)));
     }
     (!parts.is_empty()).then(|| parts.join(", "))
 }
@@ -159,7 +164,7 @@ pub fn name(e: &Evidence) -> Vec<LimitMet> {
     if !port_errors.is_empty() {
         ports.push(format!("connect found no free source port: {}", listed(&port_errors)));
     }
-    if let (Some(tw), Some(p)) = (e.time_wait, e.ports.filter(|p| *p > 0)) {
+    if let (Some(tw), Some(p), false) = (e.time_wait, e.ports.filter(|p| *p > 0), e.time_wait_reusable) {
         if tw as f64 >= PORTS_IN_TIME_WAIT * p as f64 {
             ports.push(format!(
                 "{} of the client's {} ephemeral ports were held in TIME_WAIT when the load ended{}",
@@ -304,6 +309,7 @@ mod tests {
             counters: &c,
             time_wait: None,
             ports: None,
+            time_wait_reusable: false,
         };
         let named = name(&e);
         let kinds: Vec<Limit> = named.iter().map(|m| m.limit).collect();
@@ -345,6 +351,7 @@ mod tests {
             counters: &c,
             time_wait: None,
             ports: None,
+            time_wait_reusable: false,
         };
         let kinds: Vec<Limit> = name(&e).iter().map(|m| m.limit).collect();
         assert_eq!(
@@ -366,11 +373,13 @@ mod tests {
             counters: &c,
             time_wait: Some(15_335),
             ports: Some(28_232),
+            time_wait_reusable: false,
         };
         let named = name(&e);
         assert_eq!(named.iter().map(|m| m.limit).collect::<Vec<_>>(), [Limit::EphemeralPorts]);
         assert!(named[0].evidence.contains("15,335 of the client's 28,232"), "{}", named[0].evidence);
         assert!(name(&Evidence { time_wait: Some(10_000), ..e }).is_empty());
+        assert!(name(&Evidence { time_wait_reusable: true, ..e }).is_empty(), "tcp_tw_reuse = 1 reuses them");
     }
 
     #[test]
@@ -387,6 +396,7 @@ mod tests {
             counters: &c,
             time_wait: None,
             ports: None,
+            time_wait_reusable: false,
         };
         assert_eq!(name(&e).iter().map(|m| m.limit).collect::<Vec<_>>(), [Limit::AcceptResources]);
     }
@@ -404,6 +414,7 @@ mod tests {
             counters: &c,
             time_wait: None,
             ports: None,
+            time_wait_reusable: false,
         };
         assert!(name(&e).is_empty());
         assert_eq!(shortfall(&e), None);

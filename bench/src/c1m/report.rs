@@ -353,7 +353,7 @@ fn t5_table(s: &mut String, c: &C1mResults) {
     let _ = writeln!(s, "{}\n", info.design);
     let _ = writeln!(
         s,
-        "| configuration | run | server RLIMIT_NOFILE | held at once / answered at least once / offered | req/s | p99 (connect p99) | server CPU (per request) | errors | limit met |\n|---|---|---|---|---|---|---|---|---|"
+        "| configuration | run | server RLIMIT_NOFILE | held at once / answered at least once / offered | req/s | p99 (connect p99) | client lateness p99 / run-queue wait | server CPU (per request) | errors | limit met |\n|---|---|---|---|---|---|---|---|---|---|"
     );
     let mut runs: Vec<&NsRun> = c.t5_runs.iter().collect();
     runs.sort_by_key(|r| (r.kind != "max-conns", r.rep, r.config.clone()));
@@ -361,7 +361,7 @@ fn t5_table(s: &mut String, c: &C1mResults) {
         let l = r.load.as_ref();
         let _ = writeln!(
             s,
-            "| {} | {} {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.config,
             r.kind,
             r.rep,
@@ -378,13 +378,21 @@ fn t5_table(s: &mut String, c: &C1mResults) {
                 opt_lat(l.p99_us),
                 opt_lat(l.connect_p99_us.or(l.reconnect_p99_us))
             )),
+            l.map_or(NM.into(), |l| format!(
+                "{} / {:.1} s",
+                l.dispatch_lag_p99_us.map_or("closed loop".into(), lat),
+                l.client_run_queue_wait_s
+            )),
             match (r.cpu_util(), r.cpu_us_per_req()) {
                 (Some(u), Some(p)) => format!("{:.0}% ({p:.1} us)", u * 100.0),
                 (Some(u), None) => format!("{:.0}%", u * 100.0),
                 _ => NM.into(),
             },
             l.map_or(NM.into(), |l| n(l.errors as f64)),
-            super::limits::sentence(&run_limits(r)).replace('|', "/")
+            Some(super::limits::sentence(&run_limits(r)))
+                .filter(|x| !x.is_empty())
+                .unwrap_or_else(|| "none".into())
+                .replace('|', "/")
         );
     }
     let _ = writeln!(

@@ -122,10 +122,12 @@ impl C1mArgs {
 }
 
 /// Why the server and the load generators share every CPU by default, unlike the
-/// standard matrix's cells: at 1,000,000 connections each side runs 52
-/// processes, and pinned to one core each the alive check fell behind its own
-/// schedule (an unpinned run establishes the million in a third of the time;
-/// README, C1M). Latency is reported with both sides' run-queue wait beside it.
+/// standard matrix's cells: at 1,000,000 connections each side runs 52 processes,
+/// and either side can then use both cores while the other waits (the ramp is
+/// all connects, the window mostly the server's answers). The standard matrix
+/// pins to keep the client's CPU apart from the server's per-request cost, which
+/// C1M does not report; its latencies are given with both sides' run-queue wait
+/// beside them. `--server-cpus`/`--client-cpus` pin as the matrix does.
 pub const UNPINNED: &str = "the server and the load generators share every CPU (not pinned)";
 
 fn pin_self(cpus: &[usize]) -> Result<()> {

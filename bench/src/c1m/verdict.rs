@@ -30,6 +30,7 @@ pub fn step_limits(s: &StepRecord) -> Vec<limits::LimitMet> {
         counters: &s.counters,
         time_wait: None,
         ports: None,
+        time_wait_reusable: false,
     })
 }
 
@@ -49,6 +50,10 @@ pub fn run_limits(r: &NsRun) -> Vec<limits::LimitMet> {
         counters: &counters,
         time_wait: r.client_time_wait,
         ports: r.client_ports,
+        time_wait_reusable: r
+            .ns_values
+            .iter()
+            .any(|(k, _, client)| k == "net.ipv4.tcp_tw_reuse" && client.as_deref() == Some("1")),
     })
 }
 
@@ -255,8 +260,22 @@ pub fn t5(c1m: Option<&C1mResults>, standard: Verdict) -> Verdict {
             continue;
         };
         parts.push(judge(&ratio, T5_GAIN, true));
+        let bound = |config: &str| {
+            let rs = runs(c, config, "short");
+            let k = rs.iter().filter(|r| r.load.as_ref().is_some_and(|l| l.client_bound)).count();
+            (k > 0).then(|| format!("{config} {k} of {}", rs.len()))
+        };
+        let bound: Vec<String> = ["defaults", "tuned"].into_iter().filter_map(bound).collect();
+        let bound = if bound.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (the load generator was the bottleneck in {} runs: there the figure is its limit, not the server's)",
+                bound.join(", ")
+            )
+        };
         evidence.push(format!(
-            "{what} (documents {docs}), {} short-connection clients: defaults {} -> tuned {}: {}x {} per pair{}",
+            "{what} (documents {docs}), {} short-connection clients: defaults {} -> tuned {}: {}x {} per pair{}{bound}",
             n(info.short_conns as f64),
             d.show(show),
             t.show(show),
