@@ -372,13 +372,17 @@ pub fn run_c1m(args: C1mArgs) -> Result<ExitCode> {
     run.finished_unix_ms = Some(crate::unix_ms());
     run.loadavg_after = machine::loadavg();
     write_json(&out.join("c1m.json"), &run, "c1m.json")?;
-    let md = super::report::write_folder(&out)?;
+    let md = match super::report::write_folder(&out) {
+        Ok(md) => md.display().to_string(),
+        // Interrupted before the first step ended: nothing to draw.
+        Err(BenchError::Empty(_)) => "no step or T5 run to report".into(),
+        Err(e) => return Err(e),
+    };
     eprintln!(
-        "c10k c1m: done in {}{}; wrote {} and {}",
+        "c10k c1m: done in {}{}; wrote {} ({md})",
         clock(started.elapsed().as_secs_f64()),
         if run.interrupted { " (interrupted, finished steps kept)" } else { "" },
-        out.display(),
-        md.display()
+        out.display()
     );
     Ok(if run.interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS })
 }

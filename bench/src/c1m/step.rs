@@ -51,6 +51,39 @@ pub struct StepCtx<'a> {
     pub alive_period: Duration,
 }
 
+/// How long a removed group's processes get to exit: one holding 100,000 sockets
+/// takes the kernel seconds to close them, and a group with a task left cannot be removed.
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(60);
+
+/// A cgroup that, when dropped (at the end of a step, on a failure, on Ctrl-C),
+/// first kills what is left inside and waits for it to be gone, bounded by
+/// [`DRAIN_LIMIT`], so that [`Cgroup`]'s own removal finds it empty.
+pub struct Drained(pub Option<Cgroup>);
+
+impl std::ops::Deref for Drained {
+    type Target = Option<Cgroup>;
+    fn deref(&self) -> &Option<Cgroup> {
+        &self.0
+    }
+}
+
+impl Drop for Drained {
+    fn drop(&mut self) {
+        let Some(g) = &self.0 else { return };
+        let deadline = Instant::now() + DRAIN_LIMIT;
+        loop {
+            let pids = g.pids();
+            if pids.is_empty() || Instant::now() >= deadline {
+                return;
+            }
+            for p in pids {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::Signal::SIGKILL);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
 fn cg_mem(g: Option<&Cgroup>) -> Option<CgMem> {
     let g = g?;
     let s = g.sample()?;
@@ -142,6 +175,8 @@ pub fn run(ctx: &StepCtx<'_>, spec: &StepSpec, say: &dyn Fn(String)) -> Option<S
     };
     let (server_cg, accounting) = group(ctx.cgroups);
     let (client_cg, _) = group(ctx.cgroups && server_cg.is_some());
+    // Declared in this order, dropped in reverse: the load generators' group first.
+    let (server_cg, client_cg) = (Drained(server_cg), Drained(client_cg));
     rec.accounting = accounting;
     let join = |g: &Option<Cgroup>| g.as_ref().map(|g| g.join_paths().to_vec()).unwrap_or_default();
     let (server_join, client_join) = (join(&server_cg), join(&client_cg));

@@ -267,7 +267,7 @@ fn one(
         .collect();
     let (before_s, before_c) = (ns_counters(&pair, &pair.server), ns_counters(&pair, &pair.client));
     let make = || if ctx.cgroups { Cgroup::create().ok() } else { None };
-    let (server_cg, client_cg) = (make(), make());
+    let (server_cg, client_cg) = (super::step::Drained(make()), super::step::Drained(make()));
     let join = |g: &Option<Cgroup>| g.as_ref().map(|g| g.join_paths().to_vec()).unwrap_or_default();
     run.server_args = vec![
         "--model".into(),
