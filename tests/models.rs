@@ -356,5 +356,6 @@ scenarios! {
     reuseport_shared: ["--model", "reuseport", "--procs", "2", "--shared-listener"], concurrency UNBOUNDED, shares_fd_table true;
     tokio: ["--model", "tokio", "--threads", "2"], concurrency UNBOUNDED, shares_fd_table true;
     tokio_gq1: ["--model", "tokio", "--threads", "2", "--global-queue-interval", "1"], concurrency UNBOUNDED, shares_fd_table true;
+    tokio_procs: ["--model", "tokio", "--threads", "1", "--procs", "2"], concurrency UNBOUNDED, shares_fd_table true;
     uring: ["--model", "uring", "--threads", "2"], concurrency UNBOUNDED, shares_fd_table true;
 }

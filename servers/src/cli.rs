@@ -41,7 +41,8 @@ pub struct ServeArgs {
     /// Stack size of each spawned thread (thread, pool, prefork; default: Rust's, 2048).
     #[arg(long, value_name = "KIB")]
     pub thread_stack_kib: Option<usize>,
-    /// Processes (prefork, reuseport; default: CPUs).
+    /// Processes (prefork, reuseport; default: CPUs). tokio: a runtime per process, each on its own
+    /// SO_REUSEPORT listener (default: 1).
     #[arg(long, value_name = "N")]
     pub procs: Option<usize>,
     /// Threads per process, each blocking in accept (prefork; default: 1).

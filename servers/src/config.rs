@@ -77,7 +77,7 @@ pub struct Config {
     pub queue: usize,
     /// Stack size of spawned threads in bytes; `None` is Rust's default.
     pub thread_stack: Option<usize>,
-    /// Processes (prefork, reuseport). Default: CPUs.
+    /// Processes (prefork, reuseport: default CPUs; tokio: default 1, a runtime per process).
     pub procs: usize,
     /// Threads per prefork process.
     pub threads_per_proc: usize,
@@ -168,7 +168,8 @@ impl Config {
             workers: knobs.workers.unwrap_or(DEFAULT_WORKERS),
             queue: knobs.queue.unwrap_or(DEFAULT_QUEUE),
             thread_stack,
-            procs: knobs.procs.unwrap_or_else(crate::net::cpus),
+            // tokio is one process unless asked (`--procs`, see models/tokio_procs.rs).
+            procs: knobs.procs.unwrap_or_else(|| if model == Model::Tokio { 1 } else { crate::net::cpus() }),
             threads_per_proc: knobs.threads_per_proc.unwrap_or(1),
             backend,
             trigger: knobs.trigger.unwrap_or(Trigger::Edge),
@@ -252,6 +253,14 @@ mod tests {
         assert!(set.describe().contains(" global_queue_interval=1"), "{}", set.describe());
         let default = config(Model::Tokio, Knobs::default()).unwrap();
         assert!(default.describe().contains(" global_queue_interval=auto"), "{}", default.describe());
+    }
+
+    #[test]
+    fn tokio_is_one_process_unless_asked() {
+        assert_eq!(config(Model::Tokio, Knobs::default()).unwrap().procs, 1);
+        let many = config(Model::Tokio, Knobs { procs: Some(3), ..Knobs::default() }).unwrap();
+        assert!(many.describe().contains(" procs=3"), "{}", many.describe());
+        assert!(config(Model::MultiReactor, Knobs { procs: Some(3), ..Knobs::default() }).is_err());
     }
 
     #[test]

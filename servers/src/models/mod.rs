@@ -20,6 +20,7 @@ mod reuseport;
 mod supervisor;
 mod thread;
 mod tokio;
+mod tokio_procs;
 mod uring;
 
 use crate::config::Knob;
@@ -81,7 +82,7 @@ registry! {
         tradeoff: "reactors per core plus a work pool: most flexible, most hand-offs",
     },
     Tokio {
-        name: "tokio", id: "MN", knobs: [Threads, GlobalQueueInterval], cores_knob: Some(Knob::Threads),
+        name: "tokio", id: "MN", knobs: [Threads, GlobalQueueInterval, Procs], cores_knob: Some(Knob::Threads),
         fixed_concurrency: false,
         run: tokio::run,
         tradeoff: "M:N tasks over epoll (tokio): blocking-style code at reactor cost, a blocking call stalls a worker",

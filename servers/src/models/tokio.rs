@@ -19,6 +19,9 @@
 //! 642.8 ms), at 81,743 req/s against 99,842 (README, fairness). Left at tokio's
 //! default here: that is what a user gets.
 //!
+//! `--procs N` runs N such processes on one SO_REUSEPORT port ([`super::tokio_procs`]):
+//! for more connections than one process's descriptor limit allows.
+//!
 //! Reads go into the worker thread's 16 KiB buffer (`readable().await`, then
 //! `try_read`), like the other models, rather than a buffer per task.
 
@@ -38,9 +41,19 @@ thread_local! {
 }
 
 pub fn run(ctx: &Ctx) -> Result<(), ServeError> {
+    if ctx.config.procs > 1 {
+        return super::tokio_procs::run(ctx);
+    }
     let std_listener = ctx.listen()?;
-    std_listener.set_nonblocking(true).map_err(ServeError::io("non-blocking listener"))?;
     let addr = Ctx::local_addr(&std_listener)?;
+    serve_on(ctx, std_listener, || ctx.ready(addr))
+}
+
+/// A runtime of `--threads` workers accepting on `std_listener` until a stop;
+/// `ready` is called once it accepts. One process runs it once, each process
+/// of `--procs` (see [`super::tokio_procs`]) on its own listener.
+pub(super) fn serve_on(ctx: &Ctx, std_listener: std::net::TcpListener, ready: impl FnOnce()) -> Result<(), ServeError> {
+    std_listener.set_nonblocking(true).map_err(ServeError::io("non-blocking listener"))?;
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.worker_threads(ctx.config.threads).enable_io().enable_time();
     if let Some(ticks) = ctx.config.global_queue_interval {
@@ -50,7 +63,7 @@ pub fn run(ctx: &Ctx) -> Result<(), ServeError> {
     let shared = ctx.shared;
     let result = runtime.block_on(async move {
         let listener = TcpListener::from_std(std_listener).map_err(ServeError::io("register listener"))?;
-        ctx.ready(addr);
+        ready();
         accept_loop(listener, shared).await
     });
     runtime.shutdown_timeout(Duration::from_millis(200));
