@@ -25,7 +25,7 @@ pub fn run(ctx: &Ctx) -> Result<(), ServeError> {
     let addr = Ctx::local_addr(&listener)?;
     let poller = MioPoller::new().map_err(ServeError::io("create epoll instance"))?;
     let waker = Arc::new(poller.waker(WAKER).map_err(ServeError::io("create waker"))?);
-    let link = work_pool::start(ctx.config.workers, ctx.shared.work, &[waker])
+    let link = work_pool::start(ctx.config.pool, ctx.config.workers, ctx.shared.work, &[waker])
         .map_err(ServeError::io("spawn pool worker"))?
         .pop();
     let source = Source::Listener(mio::net::TcpListener::from_std(listener));
