@@ -236,6 +236,36 @@ fn every_registered_model_has_a_row() {
     }
 }
 
+/// The bench's heartbeat workload in small: connections pinging every 500 ms
+/// are all kept, the `--silent-conns` are closed within the idle timeout plus a
+/// tick of their one request, and the load generator counts them as
+/// `closed_by_server`, not errors (over two processes, so that the counts and
+/// the histogram cross the processes' wire too).
+#[test]
+fn heartbeat_through_the_load_generator() {
+    let server = Server::start(&["--model", "reactor", "--idle-timeout", "1s"]);
+    let addr = server.addr.to_string();
+    let args = ["load", "--addr", &addr, "--conns", "20", "--silent-conns", "6", "--rate", "40", "--duration", "3s"];
+    let out = std::process::Command::new(BIN)
+        .args(args)
+        .args(["--procs", "2", "--threads", "1", "--json", "-"])
+        .output()
+        .expect("run c10k load");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    let closed = &report["connections"]["closed_by_server"];
+    assert_eq!(closed["silent"], 6, "{closed}");
+    assert_eq!(closed["live"], 0, "a pinging connection was closed: {closed}");
+    assert_eq!(report["errors"]["total"], 0, "{}", report["errors"]);
+    let max_us = closed["after_last_request"]["max_us"].as_f64().unwrap();
+    let min_us = closed["after_last_request"]["min_us"].as_f64().unwrap();
+    assert!(min_us >= 950_000.0, "closed {min_us} us after its request");
+    assert!(max_us <= (TIMEOUT + TICK + SLACK).as_micros() as f64, "closed {max_us} us after its request");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Closed by the server: 6 (6 of the 6 silent connections, 0 live)"));
+    let stopped = server.stop();
+    assert_eq!(stopped.stat("idle_timeouts"), 6);
+}
+
 #[test]
 fn refusals() {
     for (args, why) in [

@@ -14,6 +14,7 @@
 //! - [`engine`]: one mio event loop per thread: timers, connect window,
 //!   housekeeping; [`io`] is its I/O half (connect, read, write, failures).
 //! - [`conn`]: one connection slot's state and the answer framing (sans-IO).
+//! - [`silent`]: `--silent-conns` and the connections the server closed on its own.
 //! - [`recorder`]: per-thread histograms, counters, errors and timeline; merges exactly.
 //! - [`run`]: threads, progress line, merging; [`procs`]: the same over child processes.
 //! - [`outcome`]: the merged measurements turned into a [`report::Report`], with the
@@ -41,6 +42,7 @@ pub mod recorder;
 pub mod report;
 pub mod run;
 pub mod schedule;
+pub mod silent;
 pub mod summary;
 pub mod wire;
 
