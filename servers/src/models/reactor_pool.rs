@@ -12,6 +12,10 @@
 //! request now crosses threads twice: for cheap handlers the hand-offs, wake-ups
 //! and cache misses cost more than the work (claim C6), and the lone I/O thread
 //! still bounds throughput.
+//!
+//! `--pool crossbeam` (default) runs the workers on one shared crossbeam
+//! queue; `--pool rayon` on rayon's work-stealing pool, same `--workers`
+//! (see [`crate::work_pool`] for what that changes and what it does not).
 
 use std::sync::Arc;
 
