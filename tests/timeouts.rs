@@ -261,7 +261,8 @@ fn heartbeat_through_the_load_generator() {
     let min_us = closed["after_last_request"]["min_us"].as_f64().unwrap();
     assert!(min_us >= 950_000.0, "closed {min_us} us after its request");
     assert!(max_us <= (TIMEOUT + TICK + SLACK).as_micros() as f64, "closed {max_us} us after its request");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Closed by the server: 6 (6 of the 6 silent connections, 0 live)"));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("Closed by the server: 6 (6 of the 6 silent connections, 0 live)"));
     let stopped = server.stop();
     assert_eq!(stopped.stat("idle_timeouts"), 6);
 }
