@@ -267,6 +267,32 @@ fn heartbeat_through_the_load_generator() {
     assert_eq!(stopped.stat("idle_timeouts"), 6);
 }
 
+/// A client that floods requests and never reads its answers makes the server
+/// stop reading from it: from then on nothing moves, the input it keeps sending
+/// waits in the kernel, and the idle timeout closes it (a blocking write times
+/// out, or the wheel does not count input held back from such a client).
+#[test]
+fn a_flooder_that_never_reads_is_idle() {
+    for model in [&["--model", "reactor"][..], &["--model", "uring", "--threads", "1"], &["--model", "thread"]] {
+        let server = Server::start(&[model, &["--idle-timeout", "1s"]].concat());
+        let mut stream = TcpStream::connect_timeout(&server.addr, PATIENCE).expect("connect");
+        stream.set_nonblocking(true).unwrap();
+        let flood = GET.repeat(4096);
+        let started = Instant::now();
+        let mut closed = None;
+        while closed.is_none() && started.elapsed() < TIMEOUT * 5 {
+            match stream.write(&flood) {
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(20)),
+                Err(_) => closed = Some(started.elapsed()),
+            }
+        }
+        let closed = closed.unwrap_or_else(|| panic!("{model:?}: a non-reading flooder stayed open"));
+        assert!(closed >= TIMEOUT, "{model:?}: closed after {closed:?}");
+        assert_eq!(server.stop().stat("idle_timeouts"), 1, "{model:?}");
+    }
+}
+
 #[test]
 fn refusals() {
     for (args, why) in [

@@ -22,7 +22,7 @@ use crate::conn::{Conn, Drive, Wants};
 use crate::dispatch::{Dispatch, Done};
 use crate::net::{classify_accept_error, AcceptFailure, ACCEPT_BACKOFF};
 use crate::poller::{Event, Poller};
-use crate::timeouts::{Due, Wheel};
+use crate::timeouts::{input_waiting, Due, Expiry, Wheel};
 use crate::work_pool::PoolLink;
 use crate::{stop, Shared, Stats};
 
@@ -145,9 +145,19 @@ impl<P: Poller> EventLoop<P> {
                 continue; // closed since; its key was reused
             }
             let busy = conn.session.awaiting_answers();
-            if let Some(expiry) = wheel.check(&mut conn.watch, entry, busy) {
-                expiry.count(self.shared.stats);
-                self.close(entry.key);
+            match wheel.check(&mut conn.watch, entry, busy) {
+                None => {}
+                // Input the loop would read but has not collected yet
+                // (overloaded: more ready connections than one wait returns):
+                // not idle. Input held back from a client that does not read
+                // its answers does not count: that client is the idle one.
+                Some(Expiry::Idle) if conn.session.wants_read() && input_waiting(conn.stream.as_raw_fd()) => {
+                    wheel.postpone(&mut conn.watch, entry.key, entry.id);
+                }
+                Some(expiry) => {
+                    expiry.count(self.shared.stats);
+                    self.close(entry.key);
+                }
             }
         }
         self.due = due;

@@ -14,7 +14,7 @@ use slab::Slab;
 use super::buffers::{Buffers, GROUP};
 use super::queue::{transient, Queue};
 use crate::net::{self, classify_accept_error, AcceptFailure};
-use crate::timeouts::{Due, Watch, Wheel};
+use crate::timeouts::{input_waiting, Due, Expiry, Watch, Wheel};
 use crate::{stop, Shared, Stats};
 
 /// The accept back-off ([`net::ACCEPT_BACKOFF`], 50 ms), read by the kernel
@@ -234,10 +234,21 @@ impl<'a> Worker<'a> {
             if conn.id != entry.id || conn.closing.is_some() {
                 continue;
             }
-            if let Some(expiry) = wheel.check(&mut conn.watch, entry, false) {
-                expiry.count(self.shared.stats);
-                conn.closing = Some(Closing::Abort);
-                self.advance(entry.key);
+            match wheel.check(&mut conn.watch, entry, false) {
+                None => {}
+                // Bytes the kernel holds that no completion has brought yet
+                // (a backlog of completions, a starved recv) for a session
+                // that wants them: not idle.
+                Some(Expiry::Idle)
+                    if conn.session.wants_read() && conn.held.is_empty() && input_waiting(conn.stream.as_raw_fd()) =>
+                {
+                    wheel.postpone(&mut conn.watch, entry.key, entry.id);
+                }
+                Some(expiry) => {
+                    expiry.count(self.shared.stats);
+                    conn.closing = Some(Closing::Abort);
+                    self.advance(entry.key);
+                }
             }
         }
         self.due = due;
