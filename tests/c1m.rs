@@ -4,6 +4,9 @@
 //! why not, which is checked too). Nothing is left behind: no server, no cgroup,
 //! no namespace.
 
+// Test code: helpers outside #[test] functions may unwrap too (clippy.toml allows it inside them).
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 use std::process::Command;
 

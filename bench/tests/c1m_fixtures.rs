@@ -3,6 +3,9 @@
 //! connection from a step that held 300,000, and the limits named from a million
 //! that collapsed and from T5's defaults runs in network namespaces.
 
+// Test code: helpers outside #[test] functions may unwrap too (clippy.toml allows it inside them).
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 
 use bench::c1m::fit;

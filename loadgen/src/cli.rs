@@ -62,6 +62,11 @@ pub struct LoadArgs {
     /// once they are all established.
     #[arg(long, default_value_t = 0, value_name = "M")]
     pub idle_conns: u64,
+    /// Of --conns, M connections that send one request, read its answer and then
+    /// fall silent, connected, until the server closes them (a server's idle
+    /// timeout at work); the report counts them in `connections.closed_by_server`.
+    #[arg(long, default_value_t = 0, value_name = "M")]
+    pub silent_conns: u64,
     /// Event-loop threads per process [default: the cores, divided by --procs].
     #[arg(long, short = 't')]
     pub threads: Option<u32>,
@@ -286,6 +291,11 @@ pub fn config_from_args(args: &LoadArgs) -> Result<Config, LoadError> {
     check(args.seed.is_none() || args.arrivals == Arrivals::Poisson, "--seed needs --arrivals poisson")?;
     check(args.spin.is_none() || args.rate.is_some(), "--spin needs --rate (closed loop never waits for a schedule)")?;
     check(args.requests != Some(0), "--requests must be at least 1")?;
+    check(args.silent_conns <= conns, "--silent-conns must be at most --conns")?;
+    check(
+        args.silent_conns == 0 || (args.requests.is_none() && args.reqs_per_conn.is_none()),
+        "--silent-conns needs a --duration run without --reqs-per-conn (silent connections send one request)",
+    )?;
     check(args.reqs_per_conn != Some(0), "--reqs-per-conn must be at least 1")?;
     check(!args.timeout.is_zero() && !args.connect_timeout.is_zero(), "timeouts must be positive")?;
     check(args.duration.is_none_or(|d| !d.is_zero()), "--duration must be positive")?;
@@ -310,6 +320,7 @@ pub fn config_from_args(args: &LoadArgs) -> Result<Config, LoadError> {
         proto: args.proto,
         conns,
         idle_conns: args.idle_conns,
+        silent_conns: args.silent_conns,
         threads,
         procs: args.procs,
         pipeline: args.pipeline,
@@ -461,6 +472,21 @@ mod tests {
         assert_eq!(config(&["--addr", "127.0.0.1:1"]).unwrap().echo().spin, None, "closed loop records none");
         let mut all = vec!["load", "--addr", "127.0.0.1:1", "--rate", "1", "--spin", "soon"];
         assert!(Cli::try_parse_from(all.drain(..)).is_err(), "neither a duration nor busy");
+    }
+
+    #[test]
+    fn silent_conns_are_some_of_the_conns_in_a_timed_run() {
+        let c = config(&["--addr", "127.0.0.1:1", "--conns", "10", "--silent-conns", "3"]).unwrap();
+        assert_eq!((c.silent_conns, c.echo().silent_conns), (3, 3));
+        for bad in [
+            &["--silent-conns", "11"][..],
+            &["--silent-conns", "1", "--requests", "100"][..],
+            &["--silent-conns", "1", "--reqs-per-conn", "1"][..],
+        ] {
+            let mut args = vec!["--addr", "127.0.0.1:1", "--conns", "10"];
+            args.extend_from_slice(bad);
+            assert!(config(&args).unwrap_err().to_string().contains("--silent-conns"), "{bad:?}");
+        }
     }
 
     #[test]

@@ -24,6 +24,10 @@ pub struct Config {
     /// Connections opened and held without sending, beside `conns`.
     #[serde(default)]
     pub idle_conns: u64,
+    /// Of `conns`, connections that fall silent after their first answer
+    /// (see [`crate::silent`]).
+    #[serde(default)]
+    pub silent_conns: u64,
     /// Event-loop threads per process.
     pub threads: u32,
     pub procs: u32,
@@ -269,6 +273,7 @@ impl Config {
             mode: self.mode(),
             conns: self.conns,
             idle_conns: self.idle_conns,
+            silent_conns: self.silent_conns,
             threads: self.threads,
             procs: self.procs,
             pipeline: self.pipeline,

@@ -305,6 +305,10 @@ pub struct Conn {
     pub finished: bool,
     /// Error kinds this slot has seen (bit per kind), to count slots per kind.
     pub error_kinds: u16,
+    /// One of `--silent-conns`: one request, then silence (see [`crate::silent`]).
+    pub silent: bool,
+    /// When the last request was issued (0: none yet).
+    pub last_request_at_ns: u64,
 }
 
 impl Conn {
@@ -337,6 +341,8 @@ impl Conn {
             retry_delay_ns: 0,
             finished: budget == 0,
             error_kinds: 0,
+            silent: false,
+            last_request_at_ns: 0,
         }
     }
 

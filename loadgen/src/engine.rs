@@ -119,7 +119,10 @@ impl<'p> Engine<'p> {
         let conns: Vec<Conn> = (share.first..share.first + share.count)
             .map(|g| {
                 let rx = crate::conn::Rx::new(c.proto, c.head_request());
-                Conn::new(g, rx, c.pipeline, c.request_budget(g), c.first_due(&plan.schedule, plan.epoch, g))
+                let mut conn =
+                    Conn::new(g, rx, c.pipeline, c.request_budget(g), c.first_due(&plan.schedule, plan.epoch, g));
+                conn.silent = crate::silent::is_silent(c, g);
+                conn
             })
             .collect();
         let busy = conns.iter().filter(|c| !c.finished).count() as u64;
@@ -462,6 +465,9 @@ impl<'p> Engine<'p> {
         if c.state != State::Open || c.close_after || !self.loaded {
             return;
         }
+        if c.silent && (c.answered > 0 || !c.pending.is_empty()) {
+            return; // one request, then silence
+        }
         let mut issued = false;
         while c.pending.len() < pipeline && c.on_socket < per_socket && c.budget > 0 && now < window_end {
             let was_free = c.pending.is_empty();
@@ -494,7 +500,11 @@ impl<'p> Engine<'p> {
             c.pending.push_back(crate::conn::Pending { scheduled_ns: scheduled, sent_ns: now, measured });
             c.unsent += 1;
             c.on_socket += 1;
+            c.last_request_at_ns = now;
             issued = true;
+            if c.silent {
+                break;
+            }
         }
         if issued {
             self.flush(i, now);

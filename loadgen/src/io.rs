@@ -345,6 +345,13 @@ impl Engine<'_> {
         if self.in_window(now) {
             self.rec.counts.server_closes += 1;
         }
+        // Closed on the server's own initiative (a timeout): not an error.
+        let c = &mut self.conns[i];
+        let never_sends = c.silent || c.budget == 0;
+        self.rec.server_closed.record(never_sends, now.saturating_sub(c.last_request_at_ns.max(c.phase_at_ns)));
+        if c.silent {
+            c.budget = 0; // closed once, not reopened
+        }
         self.reconnect(i, now);
     }
 
@@ -443,7 +450,12 @@ impl Engine<'_> {
         counts.window_ns =
             if self.loaded { self.window_end_ns.min(now).saturating_sub(self.window_start_ns) } else { 0 };
         let (schedule, start, end) = (self.plan.schedule, self.window_start_ns, self.window_end_ns);
-        counts.unsent = self.conns.iter().map(|c| schedule.remaining(c.due_ns, c.rng, start, end).min(c.budget)).sum();
+        counts.unsent = self
+            .conns
+            .iter()
+            .filter(|c| !c.silent)
+            .map(|c| schedule.remaining(c.due_ns, c.rng, start, end).min(c.budget))
+            .sum();
         let config = &self.plan.config;
         counts.starved =
             self.conns.iter().filter(|c| c.answered == 0 && config.request_budget(c.global) > 0).count() as u64;
@@ -451,7 +463,7 @@ impl Engine<'_> {
         // to the window's end counts, unless the connection had spent its budget.
         let end = self.window_end_ns.min(now);
         if self.loaded && end > start {
-            for c in self.conns.iter().filter(|c| config.request_budget(c.global) > 0) {
+            for c in self.conns.iter().filter(|c| config.request_budget(c.global) > 0 && !c.silent) {
                 let trailing = if c.budget == 0 { 0 } else { end.saturating_sub(c.last_answer_at_ns.max(start)) };
                 self.rec.answers_per_conn.saturating_record(c.window_answers);
                 self.rec.longest_gap.saturating_record(c.longest_gap.max(trailing));

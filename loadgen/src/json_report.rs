@@ -126,6 +126,9 @@ pub struct RunConfig {
     /// Connections opened and held without sending (`--idle-conns`), beside `conns`.
     #[serde(default)]
     pub idle_conns: u64,
+    /// Of `conns`, connections that fall silent after their first answer (`--silent-conns`).
+    #[serde(default)]
+    pub silent_conns: u64,
     /// Event-loop threads per process.
     pub threads: u32,
     /// Load generator processes (1 unless `--procs`).
@@ -366,6 +369,9 @@ pub struct Connections {
     pub server_closes: u64,
     /// Connection slots that got no answer in the whole run (same as `errors.starved_conns`).
     pub starved: u64,
+    /// Connections the server closed on its own, silent and live (see [`crate::silent`]).
+    #[serde(default)]
+    pub closed_by_server: crate::silent::ClosedByServer,
 }
 
 /// Open-loop schedule figures.

@@ -15,6 +15,7 @@
 //! - [`engine`]: one mio event loop per thread: timers, connect window,
 //!   housekeeping; [`io`] is its I/O half (connect, read, write, failures).
 //! - [`conn`]: one connection slot's state and the answer framing (sans-IO).
+//! - [`silent`]: `--silent-conns` and the connections the server closed on its own.
 //! - [`recorder`]: per-thread histograms, counters, errors and timeline; merges exactly.
 //! - [`ramp`]: `--conns FROM:TO:STEP`, steps up to the most connections within a bound.
 //! - [`run`]: a run from configuration to report; [`threads`]: the event-loop threads of
@@ -52,6 +53,7 @@ pub mod ramp;
 pub mod recorder;
 pub mod run;
 pub mod schedule;
+pub mod silent;
 pub mod summary;
 pub mod target;
 pub mod threads;

@@ -48,6 +48,9 @@ pub struct Session {
     errors: u64,
     /// `Some` when answers are computed elsewhere (see [`Session::deferred`]).
     deferred: Option<Deferred>,
+    /// The input ends in a request head that is not complete (see
+    /// [`Session::head_started`]).
+    partial_head: bool,
 }
 
 /// Requests framed but not answered yet, for a session whose answers are
@@ -72,6 +75,7 @@ impl Session {
             answered: 0,
             errors: 0,
             deferred: None,
+            partial_head: false,
         }
     }
 
@@ -123,7 +127,9 @@ impl Session {
         self.deferred.as_ref().map_or(0, |d| d.pending.held())
     }
 
-    fn awaiting_answers(&self) -> bool {
+    /// A batch is out, or framed requests wait to be handed out: the
+    /// connection waits for the server, not for its client (deferred sessions).
+    pub fn awaiting_answers(&self) -> bool {
         self.deferred.as_ref().is_some_and(|d| d.in_flight || !d.pending.is_empty())
     }
 
@@ -195,6 +201,25 @@ impl Session {
         self.input.len()
     }
 
+    /// A request head has begun and is not complete: the session holds its
+    /// first bytes and waits for the rest. A driver enforcing a header timeout
+    /// (slowloris) starts the clock when this turns true and stops it when it
+    /// turns false. Always false for echo (every byte is a whole request); false
+    /// once the head is complete (a body still arriving is not the head), while
+    /// input is held back for a client that does not read its answers (the
+    /// delay is then the server's output, not the client's head), and once the
+    /// peer closed. Updated by the calls that frame input ([`receive`],
+    /// [`consume_output`], [`take_batch`], [`finish_batch`]): no system call,
+    /// no allocation.
+    ///
+    /// [`receive`]: Self::receive
+    /// [`consume_output`]: Self::consume_output
+    /// [`take_batch`]: Self::take_batch
+    /// [`finish_batch`]: Self::finish_batch
+    pub fn head_started(&self) -> bool {
+        self.partial_head && self.state == State::Open
+    }
+
     /// Requests answered so far (errors included).
     pub fn answered(&self) -> u64 {
         self.answered
@@ -220,8 +245,11 @@ impl Session {
     /// room; returns the bytes consumed.
     fn serve(&mut self, data: &[u8]) -> usize {
         let mut used = 0;
+        self.partial_head = false;
         while self.state != State::Closing && self.has_room() {
-            let Frame::Complete { len, request } = http::frame(self.proto, &data[used..]) else {
+            let frame = http::frame(self.proto, &data[used..]);
+            let Frame::Complete { len, request } = frame else {
+                self.partial_head = frame == Frame::Partial && used < data.len();
                 break;
             };
             if let Some(deferred) = self.deferred.as_mut() {
@@ -438,6 +466,43 @@ mod tests {
             assert!(held < crate::MAX_HEAD + crate::MAX_BODY + READ_BUF_SIZE, "round {round}: holds {held}");
         }
         assert!(s.answered() > 0);
+    }
+
+    #[test]
+    fn head_started_marks_an_incomplete_head_only() {
+        let mut s = Session::new(Proto::Http, Work::default());
+        assert!(!s.head_started());
+        s.receive(b"GET / HT");
+        assert!(s.head_started());
+        s.receive(b"TP/1.1\r\nHost: x\r\n\r\n");
+        assert!(!s.head_started(), "complete");
+        drain(&mut s);
+        s.receive(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab");
+        assert!(!s.head_started(), "a body is not the head");
+        s.receive(b"cdG");
+        assert!(s.head_started(), "the next head began");
+        s.peer_closed();
+        assert!(!s.head_started(), "nothing more will come");
+
+        // Held back behind a client that does not read: not the client's delay.
+        let mut s = Session::new(Proto::Http, Work::default());
+        while s.wants_read() {
+            s.receive(&GET.repeat(64));
+        }
+        s.receive(b"GET / H");
+        assert!(!s.head_started(), "held back for the output, not waiting for the client");
+        for _ in 0..10_000 {
+            let n = s.pending_output().len();
+            if n == 0 {
+                break;
+            }
+            s.consume_output(n);
+        }
+        assert!(s.head_started(), "served what was held; the partial head remains");
+
+        let mut echo = Session::new(Proto::Echo, Work::default());
+        echo.receive(b"GET / H");
+        assert!(!echo.head_started(), "echo has no head");
     }
 
     #[test]

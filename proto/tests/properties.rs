@@ -28,7 +28,7 @@ use driver::{normalize_dates, run_all, Schedule};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proto::http::{self, Reply, Request};
-use proto::{Proto, MAX_BODY, MAX_HEAD, READ_BUF_SIZE};
+use proto::{Proto, Session, Work, MAX_BODY, MAX_HEAD, READ_BUF_SIZE};
 
 // ---- schedules -------------------------------------------------------------
 
@@ -452,6 +452,64 @@ proptest! {
             prop_assert!(text[last..].starts_with(&format!("HTTP/1.1 {status} ")), "{}", &text[last..]);
             prop_assert!(text[last..].contains("\r\nConnection: close\r\n"));
         }
+    }
+}
+
+/// Where a stream of well-formed requests has a request head begun and not
+/// complete after its first `fed` bytes: what `Session::head_started` must say.
+fn head_open_at(spans: &[(usize, usize, usize)], fed: usize) -> bool {
+    spans.iter().any(|&(start, head, _)| start < fed && fed < start + head)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(SMALL_CASES))]
+
+    /// (d) The header timeout's clock: after every read, `head_started` is true
+    /// exactly when the bytes so far end inside a request head (past its first
+    /// byte, before its blank line), never inside a body or between requests,
+    /// however the stream is split, for inline and deferred sessions; echo never
+    /// has a head. (The reader drains every answer, so nothing is held back.)
+    #[test]
+    fn head_started_is_true_exactly_inside_a_head(
+        goods in vec(good(0..32), 0..12),
+        cut in any::<prop::sample::Index>(),
+        reads in vec(1usize..64, 1..8),
+        deferred in any::<bool>(),
+    ) {
+        let mut stream = Vec::new();
+        let mut spans = Vec::new();
+        for g in &goods {
+            let start = stream.len();
+            g.encode(&mut stream);
+            spans.push((start, stream.len() - start - g.body.len(), g.body.len()));
+        }
+        let stream = &stream[..cut.index(stream.len() + 1)];
+        let mut http = if deferred {
+            Session::deferred(Proto::Http, Work::default())
+        } else {
+            Session::new(Proto::Http, Work::default())
+        };
+        let mut echo = Session::new(Proto::Echo, Work::default());
+        prop_assert!(!http.head_started());
+        let (mut fed, mut step) = (0, 0);
+        while fed < stream.len() {
+            let n = reads[step % reads.len()].min(stream.len() - fed);
+            step += 1;
+            http.receive(&stream[fed..fed + n]);
+            echo.receive(&stream[fed..fed + n]);
+            fed += n;
+            if let Some(batch) = http.take_batch() {
+                http.finish_batch(batch.answer(&Work::default()));
+            }
+            let out = http.pending_output().len();
+            http.consume_output(out);
+            let out = echo.pending_output().len();
+            echo.consume_output(out);
+            prop_assert_eq!(http.head_started(), head_open_at(&spans, fed), "after {} of {} bytes", fed, stream.len());
+            prop_assert!(!echo.head_started());
+        }
+        http.peer_closed();
+        prop_assert!(!http.head_started(), "a closed peer sends no more head");
     }
 }
 

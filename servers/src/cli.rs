@@ -3,10 +3,11 @@
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use proto::{Proto, Work};
 
-use crate::{models, net, stop, Backend, Config, Ctx, Knobs, Model, ServeError, Stats, Trigger};
+use crate::{models, net, stop, Backend, Config, Ctx, Knobs, Model, PoolKind, ServeError, Stats, Trigger};
 
 /// Arguments of `c10k serve`.
 #[derive(clap::Args, Debug, Clone)]
@@ -38,7 +39,8 @@ pub struct ServeArgs {
     /// Connections queued for the pool's workers before the acceptor blocks (pool; default: 1024).
     #[arg(long, value_name = "N")]
     pub queue: Option<usize>,
-    /// Stack size of each spawned thread (thread, pool, prefork; default: Rust's, 2048).
+    /// Stack size of each spawned thread (thread, pool, prefork, reactor-task, reactor-conn-thread;
+    /// default: Rust's, 2048).
     #[arg(long, value_name = "KIB")]
     pub thread_stack_kib: Option<usize>,
     /// Processes (prefork, reuseport; default: CPUs). tokio: a runtime per process, each on its own
@@ -61,6 +63,20 @@ pub struct ServeArgs {
     /// tokio's own, self-tuning). 1 serves tasks in the order they were woken.
     #[arg(long, value_name = "TICKS")]
     pub global_queue_interval: Option<u32>,
+    /// The worker pool (reactor-pool, multi-reactor-pool; default: crossbeam): one
+    /// shared crossbeam queue, or rayon's work-stealing `ThreadPool::spawn`.
+    #[arg(long, value_enum)]
+    pub pool: Option<PoolKind>,
+    /// Close a connection on which nothing moved (no byte read or written) for this
+    /// long, e.g. 30s (every model; counted as `idle_timeouts`). Reactors keep one
+    /// timing wheel per event loop, blocking models socket timeouts, tokio its timer.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub idle_timeout: Option<Duration>,
+    /// Close a connection whose request head is not complete this long after its
+    /// first byte, e.g. 10s: slowloris (every model, --proto http; counted as
+    /// `header_timeouts`).
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub header_timeout: Option<Duration>,
 }
 
 impl ServeArgs {
@@ -77,6 +93,9 @@ impl ServeArgs {
             trigger: self.trigger,
             shared_listener: self.shared_listener,
             global_queue_interval: self.global_queue_interval,
+            pool: self.pool,
+            idle_timeout: self.idle_timeout,
+            header_timeout: self.header_timeout,
         };
         Config::new(self.model, self.proto, self.addr, Work::from_micros(self.cpu_us, self.block_us), knobs)
     }

@@ -24,6 +24,8 @@ pub struct Stats {
     pub rejected: AtomicU64,
     pub listener_wakeups: AtomicU64,
     pub accept_would_block: AtomicU64,
+    pub idle_timeouts: AtomicU64,
+    pub header_timeouts: AtomicU64,
 }
 
 /// A copy of the counters, printed as the `stats {json}` line at exit.
@@ -48,6 +50,10 @@ pub struct StatsSnapshot {
     pub listener_wakeups: u64,
     /// Accept attempts that found nothing to accept after a wake-up.
     pub accept_would_block: u64,
+    /// Connections closed by `--idle-timeout` (also counted in `closed`).
+    pub idle_timeouts: u64,
+    /// Connections closed by `--header-timeout` (also counted in `closed`).
+    pub header_timeouts: u64,
 }
 
 struct Mapping(NonNull<Stats>);
@@ -83,6 +89,8 @@ impl Stats {
             rejected: self.rejected.load(Relaxed),
             listener_wakeups: self.listener_wakeups.load(Relaxed),
             accept_would_block: self.accept_would_block.load(Relaxed),
+            idle_timeouts: self.idle_timeouts.load(Relaxed),
+            header_timeouts: self.header_timeouts.load(Relaxed),
         }
     }
 

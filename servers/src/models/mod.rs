@@ -15,8 +15,11 @@ mod multi_reactor_pool;
 mod pool;
 mod prefork;
 mod reactor;
+mod reactor_conn_thread;
 mod reactor_pool;
+mod reactor_task;
 mod reuseport;
+mod spawner;
 mod supervisor;
 mod thread;
 mod tokio;
@@ -59,8 +62,18 @@ registry! {
         run: reactor::run,
         tradeoff: "one thread, epoll: cheap idle connections, but any slow handler stalls every connection",
     },
+    ReactorTask {
+        name: "reactor-task", id: "M6", knobs: [ThreadStack], cores_knob: None, fixed_concurrency: false,
+        run: reactor_task::run,
+        tradeoff: "one I/O thread, a thread created per request: slow handlers tolerated, a spawn per request",
+    },
+    ReactorConnThread {
+        name: "reactor-conn-thread", id: "M7", knobs: [ThreadStack], cores_knob: None, fixed_concurrency: false,
+        run: reactor_conn_thread::run,
+        tradeoff: "one I/O thread feeding a thread per connection: a thread per client again, plus two hand-offs",
+    },
     ReactorPool {
-        name: "reactor-pool", id: "M8", knobs: [Workers], cores_knob: None, fixed_concurrency: false,
+        name: "reactor-pool", id: "M8", knobs: [Workers, Pool], cores_knob: None, fixed_concurrency: false,
         run: reactor_pool::run,
         tradeoff: "one I/O thread hands requests to a pool: slow handlers tolerated, two hand-offs per request",
     },
@@ -76,7 +89,7 @@ registry! {
         tradeoff: "a reactor per process on SO_REUSEPORT (Nginx): kernel balances accepts, no shared state",
     },
     MultiReactorPool {
-        name: "multi-reactor-pool", id: "M11", knobs: [Threads, Workers], cores_knob: Some(Knob::Threads),
+        name: "multi-reactor-pool", id: "M11", knobs: [Threads, Workers, Pool], cores_knob: Some(Knob::Threads),
         fixed_concurrency: false,
         run: multi_reactor_pool::run,
         tradeoff: "reactors per core plus a work pool: most flexible, most hand-offs",

@@ -69,7 +69,7 @@ fn spawn_subs(ctx: &Ctx, pool_workers: Option<usize>) -> Result<(Vec<Sub>, Vec<t
         pollers.push(poller);
     }
     let mut links: Vec<_> = match pool_workers {
-        Some(workers) => work_pool::start(workers, ctx.shared.work, &wakers)
+        Some(workers) => work_pool::start(ctx.config.pool, workers, ctx.shared.work, &wakers)
             .map_err(ServeError::io("spawn pool worker"))?
             .into_iter()
             .map(Some)

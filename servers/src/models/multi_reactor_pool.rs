@@ -8,6 +8,8 @@
 //! flexible of the designs, and the one with the most hand-offs per request
 //! (acceptor -> sub-reactor once per connection; sub-reactor -> pool -> sub-reactor
 //! for every batch of requests).
+//!
+//! `--pool crossbeam|rayon` picks the pool as for M8 ([`crate::work_pool`]).
 
 use crate::{Ctx, ServeError};
 

@@ -12,6 +12,10 @@
 //! request now crosses threads twice: for cheap handlers the hand-offs, wake-ups
 //! and cache misses cost more than the work (claim C6), and the lone I/O thread
 //! still bounds throughput.
+//!
+//! `--pool crossbeam` (default) runs the workers on one shared crossbeam
+//! queue; `--pool rayon` on rayon's work-stealing pool, same `--workers`
+//! (see [`crate::work_pool`] for what that changes and what it does not).
 
 use std::sync::Arc;
 
@@ -25,7 +29,7 @@ pub fn run(ctx: &Ctx) -> Result<(), ServeError> {
     let addr = Ctx::local_addr(&listener)?;
     let poller = MioPoller::new().map_err(ServeError::io("create epoll instance"))?;
     let waker = Arc::new(poller.waker(WAKER).map_err(ServeError::io("create waker"))?);
-    let link = work_pool::start(ctx.config.workers, ctx.shared.work, &[waker])
+    let link = work_pool::start(ctx.config.pool, ctx.config.workers, ctx.shared.work, &[waker])
         .map_err(ServeError::io("spawn pool worker"))?
         .pop();
     let source = Source::Listener(mio::net::TcpListener::from_std(listener));

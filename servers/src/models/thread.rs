@@ -71,12 +71,13 @@ pub fn run(ctx: &Ctx) -> Result<(), ServeError> {
     })
 }
 
-/// How many connection threads fit in the process's memory-mapping limit.
+/// How many connection threads fit in the process's memory-mapping limit
+/// (also used by `reactor-task` and `reactor-conn-thread`, see `spawner`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct MapBudget {
-    threads: usize,
-    per_thread: usize,
-    max_map_count: usize,
+pub(super) struct MapBudget {
+    pub(super) threads: usize,
+    pub(super) per_thread: usize,
+    pub(super) max_map_count: usize,
 }
 
 impl MapBudget {
@@ -85,7 +86,7 @@ impl MapBudget {
     /// the last [`PROBE_MARGINAL`] of [`PROBE_THREADS`] (the first ones also create
     /// malloc arenas, at most 8 per core, a cost that stops). `None` where the
     /// counts cannot be read (no /proc): the kernel's own failure is all there is then.
-    fn measure(builder: impl Fn() -> thread::Builder) -> Option<MapBudget> {
+    pub(super) fn measure(builder: impl Fn() -> thread::Builder) -> Option<MapBudget> {
         let max_map_count = std::fs::read_to_string("/proc/sys/vm/max_map_count").ok()?.trim().parse().ok()?;
         let (release, parked) = crossbeam_channel::bounded::<()>(0);
         let (started, running) = crossbeam_channel::bounded::<()>(0);

@@ -14,6 +14,7 @@ use slab::Slab;
 use super::buffers::{Buffers, GROUP};
 use super::queue::{transient, Queue};
 use crate::net::{self, classify_accept_error, AcceptFailure};
+use crate::timeouts::{input_waiting, Due, Expiry, Watch, Wheel};
 use crate::{stop, Shared, Stats};
 
 /// The accept back-off ([`net::ACCEPT_BACKOFF`], 50 ms), read by the kernel
@@ -42,6 +43,8 @@ mod token {
     pub const TICK: u64 = u64::MAX - 2;
     /// Cancels and buffer provisions: nothing to do when they complete.
     pub const NOTE: u64 = u64::MAX - 3;
+    /// The timing wheel's tick (`--idle-timeout`, `--header-timeout`).
+    pub const WHEEL: u64 = u64::MAX - 4;
     pub fn recv(key: usize) -> u64 {
         (key as u64) << 1
     }
@@ -94,6 +97,10 @@ struct Conn {
     /// The current (or last) recv was armed multishot.
     recv_multishot: bool,
     closing: Option<Closing>,
+    /// Unique within the thread (slab keys are reused), for the wheel's entries.
+    id: u64,
+    /// Its idle and header clocks, when the thread keeps a timing wheel.
+    watch: Watch,
 }
 
 pub struct Worker<'a> {
@@ -116,6 +123,17 @@ pub struct Worker<'a> {
     /// once while data waits on thousands of sockets would fail most of them
     /// again, round after round; each batch re-arms as many as there are buffers.
     starved: VecDeque<usize>,
+    /// Timeouts: the same timing wheel as the readiness loops, woken by one
+    /// timeout request per tick while it holds entries, rather than a linked
+    /// timeout per recv (a timer per connection, re-armed with every recv, and
+    /// no use for a multishot recv, which stays armed across requests).
+    wheel: Option<Wheel>,
+    /// The tick's length as the kernel reads it (when the request is submitted;
+    /// boxed so that it stays put while the worker moves).
+    tick: Box<Timespec>,
+    tick_armed: bool,
+    due: Vec<Due>,
+    next_id: u64,
 }
 
 impl<'a> Worker<'a> {
@@ -137,6 +155,11 @@ impl<'a> Worker<'a> {
             dirty: Vec::new(),
             ran_out: false,
             starved: VecDeque::new(),
+            wheel: Wheel::new(shared.timeouts),
+            tick: Box::new(Timespec::new()),
+            tick_armed: false,
+            due: Vec::new(),
+            next_id: 0,
         };
         if let Some(entry) = provide {
             // SAFETY: the buffers live as long as the worker and are freed only
@@ -160,7 +183,11 @@ impl<'a> Worker<'a> {
     fn serve(&mut self) -> io::Result<()> {
         let mut batch = Vec::with_capacity(1024);
         while !stop::requested() {
+            self.arm_tick();
             self.q.wait()?;
+            if let Some(wheel) = &mut self.wheel {
+                wheel.set_now(Instant::now());
+            }
             batch.clear();
             self.q.reap(&mut batch);
             for &(user_data, result, flags) in &batch {
@@ -172,11 +199,59 @@ impl<'a> Worker<'a> {
                 self.advance(key);
             }
             self.dirty = dirty;
+            self.expire();
             if self.accept == Accept::Idle && !stop::requested() {
                 self.arm_accept();
             }
         }
         Ok(())
+    }
+
+    /// Keep one timeout request in flight, ending at the wheel's next tick,
+    /// while the wheel holds entries.
+    fn arm_tick(&mut self) {
+        let Some(left) = self.wheel.as_ref().and_then(Wheel::timeout) else { return };
+        if self.tick_armed {
+            return;
+        }
+        *self.tick = Timespec::from(left.max(Duration::from_micros(100)));
+        let timeout = opcode::Timeout::new(&*self.tick).build();
+        // SAFETY: the timespec is boxed and owned by the worker, and is not
+        // changed again until this request's completion clears `tick_armed`
+        // (the kernel reads it when the request is submitted anyway).
+        unsafe { self.q.push(timeout.user_data(token::WHEEL)) };
+        self.tick_armed = true;
+    }
+
+    /// Close the connections whose timeout passed (cancelling their requests
+    /// first, as any close does); move the others on.
+    fn expire(&mut self) {
+        let Some(wheel) = &mut self.wheel else { return };
+        let mut due = std::mem::take(&mut self.due);
+        wheel.expired(&mut due);
+        for entry in due.drain(..) {
+            let (Some(wheel), Some(conn)) = (&mut self.wheel, self.conns.get_mut(entry.key)) else { continue };
+            if conn.id != entry.id || conn.closing.is_some() {
+                continue;
+            }
+            match wheel.check(&mut conn.watch, entry, false) {
+                None => {}
+                // Bytes the kernel holds that no completion has brought yet
+                // (a backlog of completions, a starved recv) for a session
+                // that wants them: not idle.
+                Some(Expiry::Idle)
+                    if conn.session.wants_read() && conn.held.is_empty() && input_waiting(conn.stream.as_raw_fd()) =>
+                {
+                    wheel.postpone(&mut conn.watch, entry.key, entry.id);
+                }
+                Some(expiry) => {
+                    expiry.count(self.shared.stats);
+                    conn.closing = Some(Closing::Abort);
+                    self.advance(entry.key);
+                }
+            }
+        }
+        self.due = due;
     }
 
     /// After the pool ran out: grow it, and let the starved recvs try again,
@@ -217,6 +292,7 @@ impl<'a> Worker<'a> {
         match user_data {
             token::ACCEPT => return self.accepted(result, flags),
             token::BACKOFF => self.accept = Accept::Idle,
+            token::WHEEL => self.tick_armed = false,
             token::TICK | token::NOTE => {}
             op if op & 1 == 0 => self.received((op >> 1) as usize, result, flags),
             op => self.sent((op >> 1) as usize, result),
@@ -234,6 +310,7 @@ impl<'a> Worker<'a> {
             Stats::add(&self.shared.stats.accepted, 1);
             let _ = net::prepare(&stream);
             let session = Session::new(self.shared.proto, self.shared.work);
+            self.next_id += 1;
             let key = self.conns.insert(Conn {
                 stream,
                 session,
@@ -244,7 +321,13 @@ impl<'a> Worker<'a> {
                 recv_bytes: 0,
                 recv_multishot: false,
                 closing: None,
+                id: self.next_id,
+                watch: Watch::default(),
             });
+            if let Some(wheel) = &mut self.wheel {
+                let conn = &mut self.conns[key];
+                wheel.watch(&mut conn.watch, key, conn.id);
+            }
             self.dirty.push(key);
             return Ok(());
         }
@@ -390,6 +473,11 @@ impl<'a> Worker<'a> {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
+        if let Some(wheel) = &mut self.wheel {
+            // Driven after a completion (bytes in or out, an end of stream):
+            // the connection moved.
+            wheel.touch(&mut conn.watch, key, conn.id, conn.session.head_started());
+        }
         if conn.closing.is_none() {
             if !conn.sending && !conn.session.pending_output().is_empty() {
                 self.send(key);
@@ -459,6 +547,9 @@ impl<'a> Worker<'a> {
             Accept::Armed => self.q.cancel(token::ACCEPT, token::NOTE),
             Accept::Backoff => self.q.cancel(token::BACKOFF, token::NOTE),
             Accept::Idle => {}
+        }
+        if self.tick_armed {
+            self.q.cancel(token::WHEEL, token::NOTE);
         }
         let deadline = Instant::now() + DRAIN_LIMIT;
         let mut ticking = false;
