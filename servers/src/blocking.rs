@@ -1,5 +1,6 @@
 //! Serving one connection with blocking calls, on the calling thread, to the
 //! end: what iterative, fork, thread, prefork and pool models do per client.
+//! A chat member (thread, pool) is served by [`crate::chat::threads`].
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -11,6 +12,9 @@ use crate::{stop, Shared, Stats};
 /// Serve `stream` until the peer leaves or the session closes. The 16 KiB read
 /// buffer lives on this thread's stack.
 pub fn serve(mut stream: TcpStream, shared: &Shared) {
+    if shared.proto == proto::Proto::Chat {
+        return crate::chat::threads::serve(stream, shared);
+    }
     serve_borrowed(&mut stream, shared);
 }
 

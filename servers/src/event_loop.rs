@@ -1,7 +1,9 @@
 //! The reactor loop shared by the single reactor (M5), the sub-reactors of the
 //! multi-reactor (M9), the reactor processes (M10), and, with a [`PoolLink`],
 //! the reactor + pool models (M8, M11): one thread, one poller, non-blocking
-//! sockets, every connection driven by [`Conn::drive`].
+//! sockets, every connection driven by [`Conn::drive`]. With a [`ChatLink`]
+//! (`--proto chat`) the loop also serves its members' commands and fans out
+//! what the room sends them, once per turn ([`crate::chat::reactor`]).
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -12,6 +14,7 @@ use mio::net::{TcpListener, TcpStream};
 use proto::{Session, READ_BUF_SIZE};
 use slab::Slab;
 
+use crate::chat::reactor::ChatLink;
 use crate::conn::{Conn, Drive, Wants};
 use crate::net::{classify_accept_error, AcceptFailure, ACCEPT_BACKOFF};
 use crate::poller::{Event, Poller};
@@ -41,6 +44,8 @@ pub struct EventLoop<P: Poller> {
     accept_paused_until: Option<Instant>,
     /// Where requests are answered when this loop does not answer them itself.
     pool: Option<PoolLink>,
+    /// The chat room, when the protocol is chat.
+    chat: Option<ChatLink>,
     next_id: u64,
 }
 
@@ -57,6 +62,7 @@ impl<P: Poller> EventLoop<P> {
             shared,
             accept_paused_until: None,
             pool: None,
+            chat: None,
             next_id: 0,
         })
     }
@@ -64,6 +70,12 @@ impl<P: Poller> EventLoop<P> {
     /// Hand every framed request to a worker pool instead of answering inline.
     pub fn with_pool(mut self, pool: Option<PoolLink>) -> Self {
         self.pool = pool;
+        self
+    }
+
+    /// Serve chat members, sharing the room through `chat`.
+    pub fn with_chat(mut self, chat: Option<ChatLink>) -> Self {
+        self.chat = chat;
         self
     }
 
@@ -93,6 +105,7 @@ impl<P: Poller> EventLoop<P> {
                     key => self.ready(key),
                 }
             }
+            self.flush_chat();
             if self.accept_paused_until.is_some_and(|t| Instant::now() >= t) {
                 self.accept_all()?;
             }
@@ -172,6 +185,9 @@ impl<P: Poller> EventLoop<P> {
                 pool.submit(key, conn.id, batch);
             }
         }
+        if let Some(chat) = &mut self.chat {
+            chat.after_drive(key, conn);
+        }
         if !self.poller.edge_triggered() && wants != conn.registered {
             if self.poller.reregister(conn.stream.as_raw_fd(), key, wants).is_err() {
                 return self.close(key);
@@ -180,8 +196,27 @@ impl<P: Poller> EventLoop<P> {
         }
     }
 
+    /// Chat: deliver what the room sent and drive the connections that need
+    /// it, until nothing is left for this turn.
+    fn flush_chat(&mut self) {
+        loop {
+            let Some(chat) = &mut self.chat else { return };
+            chat.drain(&mut self.conns, self.poller.edge_triggered());
+            let dirty = chat.take_dirty();
+            if dirty.is_empty() {
+                return;
+            }
+            for key in dirty {
+                self.ready(key);
+            }
+        }
+    }
+
     fn close(&mut self, key: usize) {
         let conn = self.conns.remove(key);
+        if let Some(chat) = &mut self.chat {
+            chat.closed(key, &conn);
+        }
         self.poller.forget(conn.stream.as_raw_fd(), key);
         conn.finish(self.shared.stats);
     }

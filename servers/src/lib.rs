@@ -17,9 +17,11 @@
 //! - [`conn`], [`poller`], [`event_loop`]: the non-blocking connection, the
 //!   readiness back ends, and the reactor loop built from them.
 //! - [`work_pool`]: the worker pool of the reactor + pool models.
+//! - [`chat`]: the chat room (`--proto chat`) and how each model shares it.
 //! - [`models`]: one file per model, each a few dozen to a few hundred lines.
 
 pub mod blocking;
+pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod conn;

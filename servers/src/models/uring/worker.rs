@@ -12,6 +12,7 @@ use proto::{Session, READ_BUF_SIZE};
 use slab::Slab;
 
 use super::buffers::{Buffers, GROUP};
+use super::chat::RingChat;
 use super::queue::{transient, Queue};
 use crate::net::{self, classify_accept_error, AcceptFailure};
 use crate::{stop, Shared, Stats};
@@ -42,6 +43,8 @@ mod token {
     pub const TICK: u64 = u64::MAX - 2;
     /// Cancels and buffer provisions: nothing to do when they complete.
     pub const NOTE: u64 = u64::MAX - 3;
+    /// The chat inbox's eventfd read.
+    pub const WAKE: u64 = u64::MAX - 4;
     pub fn recv(key: usize) -> u64 {
         (key as u64) << 1
     }
@@ -68,20 +71,22 @@ enum Recv {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Closing {
+pub(super) enum Closing {
     /// The session is done: flush, shut the write side down, close.
     Graceful,
     /// The peer reset, or a send failed: drop what is left.
     Abort,
 }
 
-struct Conn {
+pub(super) struct Conn {
     stream: TcpStream,
-    session: Session,
+    pub(super) session: Session,
+    /// Unique within this ring (slab keys are reused).
+    pub(super) id: u64,
     /// A send of the session's pending output, from the session's own buffer,
     /// is in flight: until it completes the session is not called through
     /// `&mut` (see [`Worker::send`]).
-    sending: bool,
+    pub(super) sending: bool,
     /// Bytes received while a send is in flight, handed to the session when it
     /// completes. No recv is armed while any wait here, so this holds at most
     /// what one recv delivers.
@@ -93,7 +98,14 @@ struct Conn {
     recv_bytes: usize,
     /// The current (or last) recv was armed multishot.
     recv_multishot: bool,
-    closing: Option<Closing>,
+    pub(super) closing: Option<Closing>,
+    /// Chat: lines for this member that came while a send was in flight,
+    /// handed to the session when it completes.
+    pub(super) held_out: Vec<u8>,
+    /// Chat: dropped as slow while a send was in flight.
+    pub(super) slow: bool,
+    /// Chat: the member quit while a send was in flight.
+    pub(super) close_after_send: bool,
 }
 
 pub struct Worker<'a> {
@@ -116,12 +128,15 @@ pub struct Worker<'a> {
     /// once while data waits on thousands of sockets would fail most of them
     /// again, round after round; each batch re-arms as many as there are buffers.
     starved: VecDeque<usize>,
+    /// The chat room, when the protocol is chat.
+    chat: Option<RingChat>,
+    next_id: u64,
 }
 
 impl<'a> Worker<'a> {
     /// Create the ring and buffers on the calling thread (the ring is
     /// single-issuer) and arm the accept.
-    pub fn new(listener: &'a TcpListener, shared: Shared) -> io::Result<Worker<'a>> {
+    pub fn new(listener: &'a TcpListener, shared: Shared, chat: Option<RingChat>) -> io::Result<Worker<'a>> {
         let q = Queue::new()?;
         let (bufs, provide) = Buffers::new(&q.ring)?;
         let modern = bufs.is_ring();
@@ -137,6 +152,8 @@ impl<'a> Worker<'a> {
             dirty: Vec::new(),
             ran_out: false,
             starved: VecDeque::new(),
+            chat,
+            next_id: 0,
         };
         if let Some(entry) = provide {
             // SAFETY: the buffers live as long as the worker and are freed only
@@ -144,6 +161,7 @@ impl<'a> Worker<'a> {
             unsafe { worker.q.push(entry.user_data(token::NOTE)) };
         }
         worker.arm_accept();
+        worker.arm_wake();
         transient(worker.q.ring.submit())?;
         Ok(worker)
     }
@@ -167,11 +185,18 @@ impl<'a> Worker<'a> {
                 self.complete(user_data, result, flags)?;
             }
             self.feed_starved();
-            let mut dirty = std::mem::take(&mut self.dirty);
-            for key in dirty.drain(..) {
-                self.advance(key);
+            loop {
+                self.chat_turn();
+                let mut dirty = std::mem::take(&mut self.dirty);
+                if dirty.is_empty() {
+                    break;
+                }
+                for key in dirty.drain(..) {
+                    self.advance(key);
+                }
+                self.dirty = dirty;
             }
-            self.dirty = dirty;
+            self.arm_wake();
             if self.accept == Accept::Idle && !stop::requested() {
                 self.arm_accept();
             }
@@ -199,6 +224,34 @@ impl<'a> Worker<'a> {
         }
     }
 
+    /// Chat: serve the commands of the connections completions touched, and
+    /// fan out what the inbox holds (closes in `advance` post leave notices to
+    /// it, hence the loop in `serve` until nothing is left).
+    fn chat_turn(&mut self) {
+        let Some(chat) = self.chat.as_mut() else { return };
+        for &key in &self.dirty {
+            if let Some(conn) = self.conns.get_mut(key) {
+                chat.serve(key, conn);
+            }
+        }
+        chat.drain(&mut self.conns, &mut self.dirty);
+    }
+
+    /// Chat: keep a read armed on the inbox's eventfd.
+    fn arm_wake(&mut self) {
+        let Some(chat) = self.chat.as_mut() else { return };
+        if chat.armed || stop::requested() {
+            return;
+        }
+        if let Some(entry) = chat.wake_read() {
+            chat.armed = true;
+            // SAFETY: the read writes 8 bytes into the link's boxed counter,
+            // which the worker keeps until every request is reaped (`drain`,
+            // `Drop`); the eventfd is owned by the hub, which the link keeps alive.
+            unsafe { self.q.push(entry.user_data(token::WAKE)) };
+        }
+    }
+
     fn arm_accept(&mut self) {
         let fd = Fd(self.listener.as_raw_fd());
         let entry = if self.multishot_accept {
@@ -218,6 +271,11 @@ impl<'a> Worker<'a> {
             token::ACCEPT => return self.accepted(result, flags),
             token::BACKOFF => self.accept = Accept::Idle,
             token::TICK | token::NOTE => {}
+            token::WAKE => {
+                if let Some(chat) = self.chat.as_mut() {
+                    chat.armed = false; // drained by `chat_turn`, re-armed after
+                }
+            }
             op if op & 1 == 0 => self.received((op >> 1) as usize, result, flags),
             op => self.sent((op >> 1) as usize, result),
         }
@@ -234,9 +292,11 @@ impl<'a> Worker<'a> {
             Stats::add(&self.shared.stats.accepted, 1);
             let _ = net::prepare(&stream);
             let session = Session::new(self.shared.proto, self.shared.work);
+            self.next_id += 1;
             let key = self.conns.insert(Conn {
                 stream,
                 session,
+                id: self.next_id,
                 sending: false,
                 held: Vec::new(),
                 held_eof: false,
@@ -244,6 +304,9 @@ impl<'a> Worker<'a> {
                 recv_bytes: 0,
                 recv_multishot: false,
                 closing: None,
+                held_out: Vec::new(),
+                slow: false,
+                close_after_send: false,
             });
             self.dirty.push(key);
             return Ok(());
@@ -351,6 +414,13 @@ impl<'a> Worker<'a> {
         if std::mem::take(&mut conn.held_eof) {
             conn.session.peer_closed();
         }
+        if !conn.held_out.is_empty() {
+            conn.session.deliver(&conn.held_out);
+            conn.held_out = Vec::new();
+        }
+        if std::mem::take(&mut conn.close_after_send) {
+            conn.session.close();
+        }
         self.dirty.push(key); // a partial send: `advance` sends the rest
     }
 
@@ -436,9 +506,15 @@ impl<'a> Worker<'a> {
         if conn.recv == Recv::Cancelling {
             return;
         }
-        let conn = self.conns.remove(key);
+        let mut conn = self.conns.remove(key);
         if how == Closing::Graceful {
             let _ = conn.stream.shutdown(Shutdown::Write);
+        }
+        if conn.slow {
+            conn.session.drop_slow(); // nothing is in flight any more
+        }
+        if let Some(chat) = self.chat.as_mut() {
+            chat.closed(key, &conn);
         }
         self.shared.stats.connection_closed(&conn.session);
     }
@@ -454,6 +530,9 @@ impl<'a> Worker<'a> {
             if conn.sending {
                 self.q.cancel(token::send(key), token::NOTE);
             }
+        }
+        if self.chat.as_ref().is_some_and(|c| c.armed) {
+            self.q.cancel(token::WAKE, token::NOTE);
         }
         match self.accept {
             Accept::Armed => self.q.cancel(token::ACCEPT, token::NOTE),
@@ -508,6 +587,7 @@ impl Drop for Worker<'_> {
             crate::warn_rate_limited("io_uring: requests still in flight at exit; leaking their buffers");
             self.bufs.leak();
             std::mem::forget(std::mem::take(&mut self.conns));
+            std::mem::forget(self.chat.take()); // its eventfd read's counter
         }
     }
 }
