@@ -7,15 +7,15 @@
 //! turn is written once at the end of the turn, however many lines it got, with
 //! no read attempted. A member whose socket is full keeps its lines in its
 //! outbox until the socket is writable again (WRITABLE, as for any answer); a
-//! member whose outbox passes its bound is dropped as slow, through the loop's
-//! ordinary close.
+//! member whose outbox passes its bound, once what it holds has been offered
+//! to its socket, is dropped as slow, through the loop's ordinary close.
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Write};
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
-use proto::chat::{Leave, MAX_PENDING_COMMANDS};
+use proto::chat::{Leave, MAX_PENDING_COMMANDS, OUTBOX_BOUND};
 use proto::{Proto, Work};
 use slab::Slab;
 
@@ -185,6 +185,11 @@ fn deliver(conns: &mut Slab<Conn>, touched: &mut Vec<usize>, dirty: &mut Vec<usi
         return;
     }
     let was_empty = conn.session.pending_output().is_empty();
+    if conn.session.pending_output().len() >= OUTBOX_BOUND {
+        // A burst (many lines in one turn) fills the outbox before the turn's
+        // write: offer it to the socket first; slow only if that cannot take it.
+        let _ = write_out(conn);
+    }
     if !conn.session.deliver(line) {
         dirty.push(key); // slow now: the loop closes it
     } else if was_empty {

@@ -87,7 +87,7 @@ impl<H: Clone> Room<H> {
             (Command::Quit, me) => {
                 if let Some(me) = me {
                     self.remove(id, &me);
-                    out.push(Effect::All { line: line::user_left(&me, Leave::Quit).into(), except: None });
+                    out.push(Effect::All { line: line::user_left(&me, Leave::Quit).into(), except: Some(id) });
                 }
                 out.push(Effect::Reply(line::bye()));
                 out.push(Effect::Close);

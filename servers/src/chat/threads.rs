@@ -178,6 +178,10 @@ fn deliver(from: &Arc<Member>, to: &Arc<Member>, line: &[u8]) {
     if session.is_slow() {
         return;
     }
+    if session.pending_output().len() >= proto::chat::OUTBOX_BOUND {
+        // Offer what it holds to its socket first: slow only if that is full.
+        let _ = flush(&mut session, to.fd);
+    }
     let was_empty = session.pending_output().is_empty();
     let wake = if !session.deliver(line) {
         true // slow: its thread closes it

@@ -178,7 +178,7 @@ async fn drive(
             cast = next_cast(casts) => match cast {
                 Ok(cast) => {
                     if cast.except != Some(id) {
-                        session.deliver(&cast.line);
+                        deliver(stream, session, &cast.line);
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => session.drop_slow(),
@@ -186,12 +186,24 @@ async fn drive(
             },
             line = private.recv() => {
                 if let Some(line) = line {
-                    session.deliver(&line);
+                    deliver(stream, session, &line);
                 }
             }
             () = me.wake.notified() => {}
         }
     }
+}
+
+/// Queue `line`; when the outbox is at its bound, offer it to the socket first
+/// (without waiting): the member is slow only if the socket is full too.
+fn deliver(stream: &TcpStream, session: &mut Session, line: &[u8]) {
+    while session.pending_output().len() >= proto::chat::OUTBOX_BOUND {
+        match stream.try_write(session.pending_output()) {
+            Ok(n) if n > 0 => session.consume_output(n),
+            _ => break,
+        }
+    }
+    session.deliver(line);
 }
 
 /// The next broadcast, once subscribed (never before).

@@ -8,8 +8,9 @@
 //! framed them, and fans out what its inbox holds to its own members. A line
 //! for a member whose send is in flight cannot go into its session (the kernel
 //! is reading the session's buffer), so it waits in the connection's
-//! `held_out`, which counts against the member's outbox bound, and is handed
-//! to the session when the send completes.
+//! `held_out`, bounded like the outbox (the bytes of the send in flight are
+//! being offered to the socket, as a reactor offers a full outbox before it
+//! calls a member slow), and is handed to the session when the send completes.
 
 use std::collections::HashMap;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -171,8 +172,10 @@ fn deliver(conns: &mut Slab<Conn>, dirty: &mut Vec<usize>, key: usize, line: &[u
     if !conn.sending {
         conn.session.deliver(line);
         dirty.push(key);
-    } else if conn.session.pending_output().len() + conn.held_out.len() >= OUTBOX_BOUND {
-        // Slow: cancel the send and drop it (the session is told once nothing is in flight).
+    } else if conn.held_out.len() >= OUTBOX_BOUND {
+        // Slow: the outbox behind the send in flight is full (the send's own
+        // bytes are the kernel's to take). Cancel the send and drop the member
+        // (its session is told once nothing is in flight).
         conn.slow = true;
         conn.closing = Some(Closing::Abort);
         dirty.push(key);
