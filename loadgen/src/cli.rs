@@ -20,9 +20,15 @@ pub struct LoadArgs {
     /// Server address, HOST:PORT (an `http://` prefix is accepted).
     #[arg(long, short = 'a', required_unless_present = "internal_child")]
     pub addr: Option<String>,
-    /// Protocol spoken on every connection.
+    /// Protocol spoken on every connection. `chat`: every connection is a member
+    /// of a chat room; --senders of them broadcast at --rate messages/s in
+    /// total, and every member must receive every message (see `--senders`).
     #[arg(long, value_enum, default_value_t = Proto::Http)]
     pub proto: Proto,
+    /// Chat: members that send, spread evenly over the members, at --rate in
+    /// total (required with chat) [default: 10, or --conns if fewer].
+    #[arg(long, value_name = "M")]
+    pub senders: Option<u64>,
     /// Concurrent connections carrying the load (over all processes).
     #[arg(long, short = 'c', default_value_t = 100)]
     pub conns: u64,
@@ -80,7 +86,8 @@ pub struct LoadArgs {
     /// Connects in progress at once, per process (SYNs the server has not answered yet).
     #[arg(long, default_value_t = 1024)]
     pub connect_window: u32,
-    /// Echo: bytes per request (every answer is checked byte for byte).
+    /// Echo: bytes per request (every answer is checked byte for byte). Chat:
+    /// bytes of each message's content (64..=4032).
     #[arg(long, default_value_t = 64)]
     pub msg_size: usize,
     /// Source addresses to spread the connections over: ranges and lists, e.g.
@@ -113,6 +120,9 @@ pub struct LoadArgs {
 pub fn run(args: LoadArgs) -> Result<ExitCode, LoadError> {
     if args.internal_child {
         return crate::procs::child_main();
+    }
+    if args.proto == Proto::Chat {
+        return crate::chat::run(&args);
     }
     let config = config_from_args(&args)?;
     install_stop_handler();
@@ -181,6 +191,7 @@ pub fn config_from_args(args: &LoadArgs) -> Result<Config, LoadError> {
     let addr = resolve(&host)?;
     let check = |ok: bool, msg: &str| if ok { Ok(()) } else { Err(invalid(msg)) };
     check(args.conns >= 1, "--conns must be at least 1")?;
+    check(args.senders.is_none(), "--senders applies to --proto chat")?;
     let slots = args.conns.saturating_add(args.idle_conns);
     check(args.procs >= 1 && u64::from(args.procs) <= slots, "--procs must be between 1 and the connections")?;
     check(args.pipeline >= 1 && args.pipeline <= 1024, "--pipeline must be between 1 and 1024")?;

@@ -6,6 +6,7 @@
 //!
 //! # Layout
 //!
+//! - [`chat`]: `--proto chat`: a chat room's members, its own loop and report.
 //! - [`cli`]: the `c10k load` arguments, validated once into a [`config::Config`].
 //! - [`config`]: the validated configuration and how connections are shared out.
 //! - [`schedule`]: when a connection sends: closed loop or open loop, the one
@@ -24,6 +25,7 @@
 //! - [`env`](mod@env): limits, ports, kernel, CPU time; [`clock`]: monotonic nanoseconds;
 //!   [`error`]: why a run could not be carried out.
 
+pub mod chat;
 pub mod cli;
 pub mod clock;
 pub mod config;
