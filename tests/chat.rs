@@ -270,7 +270,8 @@ fn slow_member_dropped(args: &[&str], capacity: usize) {
             panic!("the sender was disconnected");
         });
         let mut sent = 0u64;
-        let behind = |sent: u64| sent.saturating_sub(progress.iter().map(|p| p.load(Ordering::Acquire)).min().unwrap_or(0));
+        let behind =
+            |sent: u64| sent.saturating_sub(progress.iter().map(|p| p.load(Ordering::Acquire)).min().unwrap_or(0));
         while sent < limit && Instant::now() < deadline {
             while behind(sent) > WINDOW && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_micros(200));
@@ -340,10 +341,7 @@ fn refused(args: &[&str]) {
     assert!(!stdout.contains("listening"), "{stdout}");
     let model = args[1];
     let reason = servers::Model::from_name(model).unwrap().info().chat.text();
-    assert!(
-        stderr.contains(&format!("--proto chat is not served by --model {model}: {reason}")),
-        "stderr: {stderr}"
-    );
+    assert!(stderr.contains(&format!("--proto chat is not served by --model {model}: {reason}")), "stderr: {stderr}");
 }
 
 macro_rules! chat_rows {

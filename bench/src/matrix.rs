@@ -488,7 +488,7 @@ impl CellSpec<'_> {
             load_args.extend(["--idle-conns".into(), self.idle.to_string()]);
         }
         load_args.extend(w.load_args.iter().map(|s| s.to_string()));
-        if fixed_concurrency(&self.server) && all > FIXED_AT_SCALE_FROM && w.load_args.is_empty() {
+        if fixed_concurrency(self.server) && all > FIXED_AT_SCALE_FROM && w.load_args.is_empty() {
             load_args.extend(FIXED_AT_SCALE.iter().map(|s| s.to_string()));
         }
         // Connecting 10,000 sockets and waiting out the last timeouts both take time.

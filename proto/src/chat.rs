@@ -98,7 +98,9 @@ pub enum Command {
     Quit,
     /// Bad JSON, an unknown type, a missing field: answered with an error line.
     #[serde(skip_deserializing)]
-    Invalid { message: String },
+    Invalid {
+        message: String,
+    },
     /// A line over [`MAX_LINE`]: answered with an error line, then the
     /// connection closes (nothing after it was read).
     #[serde(skip_deserializing)]
@@ -274,10 +276,7 @@ mod tests {
 
     #[test]
     fn the_documents_commands_parse() {
-        assert_eq!(
-            parse(br#"{"type": "join", "nickname": "Alice"}"#),
-            Ok(Command::Join { nickname: "Alice".into() })
-        );
+        assert_eq!(parse(br#"{"type": "join", "nickname": "Alice"}"#), Ok(Command::Join { nickname: "Alice".into() }));
         assert_eq!(
             parse(br#"{"type":"message","content":"Hello everyone!"}"#),
             Ok(Command::Message { content: "Hello everyone!".into() })

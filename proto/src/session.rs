@@ -310,7 +310,9 @@ impl Session {
     /// [`chat::MAX_PENDING_COMMANDS`] wait; returns the bytes consumed.
     fn frame_chat(&mut self, data: &[u8]) -> usize {
         let mut used = 0;
-        while self.state != State::Closing && self.chat.as_ref().is_some_and(|c| !c.slow && c.commands.len() < chat::MAX_PENDING_COMMANDS) {
+        while self.state != State::Closing
+            && self.chat.as_ref().is_some_and(|c| !c.slow && c.commands.len() < chat::MAX_PENDING_COMMANDS)
+        {
             match chat::next_line(&data[used..]) {
                 LineFrame::Partial => break,
                 LineFrame::TooLong => {

@@ -10,8 +10,8 @@
 //! hang.
 
 use proto::batch::Batch;
-use proto::http::{self, Reply, Request};
 use proto::chat::{self, Command};
+use proto::http::{self, Reply, Request};
 use proto::{Proto, Session, Work, MAX_BODY, MAX_HEAD, OUTPUT_HIGH_WATER, READ_BUF_SIZE};
 
 /// Driver steps before a run is declared hung.

@@ -120,9 +120,8 @@ impl ChatLink {
     pub fn drain(&mut self, conns: &mut Slab<Conn>, edge: bool) {
         self.hub.draining(self.index);
         let index = self.index;
-        let alive = |conns: &Slab<Conn>, key: usize, id: MemberId| {
-            conns.get(key).is_some_and(|c| member_id(index, c.id) == id)
-        };
+        let alive =
+            |conns: &Slab<Conn>, key: usize, id: MemberId| conns.get(key).is_some_and(|c| member_id(index, c.id) == id);
         while let Ok(event) = self.inbox.try_recv() {
             match event {
                 Event::All { line, except } => {

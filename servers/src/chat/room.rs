@@ -78,7 +78,9 @@ impl<H: Clone> Room<H> {
                 out.push(Effect::Joined(line::joined(&nickname, self.by_nick.len())));
                 out.push(Effect::All { line: notice.into(), except: Some(id) });
             }
-            (Command::Join { .. }, Some(me)) => out.push(Effect::Reply(line::error(&format!("already joined as {me:?}")))),
+            (Command::Join { .. }, Some(me)) => {
+                out.push(Effect::Reply(line::error(&format!("already joined as {me:?}"))))
+            }
             (Command::ListUsers, _) => {
                 let mut names: Vec<&str> = self.by_nick.keys().map(String::as_str).collect();
                 names.sort_unstable();

@@ -206,9 +206,7 @@ fn flush(session: &mut Session, fd: RawFd) -> bool {
         let out = session.pending_output();
         // SAFETY: sends from a live slice; MSG_DONTWAIT never blocks the caller,
         // MSG_NOSIGNAL turns a closed peer into EPIPE instead of SIGPIPE.
-        let n = unsafe {
-            libc::send(fd, out.as_ptr().cast(), out.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
-        };
+        let n = unsafe { libc::send(fd, out.as_ptr().cast(), out.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
         if n >= 0 {
             session.consume_output(n as usize);
             continue;

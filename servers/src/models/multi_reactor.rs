@@ -96,7 +96,8 @@ fn spawn_subs(ctx: &Ctx, pool_workers: Option<usize>) -> Result<(Vec<Sub>, Vec<t
         let handle = thread::Builder::new()
             .name(format!("sub-reactor-{i}"))
             .spawn(move || {
-                let outcome = EventLoop::new(poller, Source::Handoff(rx), shared).and_then(|l| l.with_pool(link).with_chat(chat).run());
+                let outcome = EventLoop::new(poller, Source::Handoff(rx), shared)
+                    .and_then(|l| l.with_pool(link).with_chat(chat).run());
                 if let Err(e) = outcome {
                     eprintln!("c10k serve: sub-reactor {i} failed: {e}");
                 }

@@ -45,8 +45,10 @@ pub fn run(ctx: &Ctx) -> Result<(), ServeError> {
         ),
     };
     let source = Source::Listener(mio::net::TcpListener::from_std(listener));
-    let mut event_loop =
-        EventLoop::new(poller, source, ctx.shared).map_err(ServeError::io("register listener"))?.with_pool(link).with_chat(chat);
+    let mut event_loop = EventLoop::new(poller, source, ctx.shared)
+        .map_err(ServeError::io("register listener"))?
+        .with_pool(link)
+        .with_chat(chat);
     ctx.ready(addr);
     event_loop.run().map_err(ServeError::io("event loop"))
 }

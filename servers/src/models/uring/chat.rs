@@ -119,9 +119,8 @@ impl RingChat {
     pub fn drain(&mut self, conns: &mut Slab<Conn>, dirty: &mut Vec<usize>) {
         self.hub.draining(self.index);
         let index = self.index;
-        let alive = |conns: &Slab<Conn>, key: usize, id: MemberId| {
-            conns.get(key).is_some_and(|c| member_id(index, c.id) == id)
-        };
+        let alive =
+            |conns: &Slab<Conn>, key: usize, id: MemberId| conns.get(key).is_some_and(|c| member_id(index, c.id) == id);
         while let Ok(event) = self.inbox.try_recv() {
             match event {
                 Event::All { line, except } => {
