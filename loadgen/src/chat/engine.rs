@@ -231,6 +231,7 @@ impl<'s> Thread<'s> {
         let used = cpu_end.since(cpu_start.unwrap_or(cpu_end));
         self.totals.cpu_user_ns = used.user_ns;
         self.totals.cpu_sys_ns = used.sys_ns;
+        self.totals.cpu_wait_ns = used.wait_ns;
         self.totals.window_ns = crate::clock::ns(config.duration);
         let sent = self.shared.sent.load(Ordering::Acquire);
         for m in &self.members {

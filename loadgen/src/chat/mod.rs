@@ -276,6 +276,8 @@ pub struct Totals {
     pub drain_ns: u64,
     pub cpu_user_ns: u64,
     pub cpu_sys_ns: u64,
+    /// Runnable but waiting for a CPU, over the window.
+    pub cpu_wait_ns: u64,
     pub threads: u32,
 }
 
@@ -304,6 +306,7 @@ impl Default for Totals {
             drain_ns: 0,
             cpu_user_ns: 0,
             cpu_sys_ns: 0,
+            cpu_wait_ns: 0,
             threads: 0,
         }
     }
@@ -344,6 +347,7 @@ impl Totals {
         self.drain_ns = self.drain_ns.max(o.drain_ns);
         self.cpu_user_ns += o.cpu_user_ns;
         self.cpu_sys_ns += o.cpu_sys_ns;
+        self.cpu_wait_ns += o.cpu_wait_ns;
         self.threads += o.threads;
         Ok(())
     }

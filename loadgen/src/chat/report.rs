@@ -81,6 +81,10 @@ pub struct Messages {
     pub per_sec: f64,
     /// Actual send minus scheduled send, every message (the client's lateness).
     pub dispatch_lag: Distribution,
+    /// The dispatch lag's p99 passed 10 ms (`outcome::DISPATCH_LAG_LIMIT_US`):
+    /// the client did not keep to its schedule, and latencies from the
+    /// scheduled send include its lateness.
+    pub client_behind: bool,
 }
 
 /// Deliveries of the window's messages: every member must get every one.
@@ -139,6 +143,9 @@ pub struct ChatClient {
     pub cpu_sys_s: f64,
     /// `(user + sys) / (threads x window)`.
     pub utilisation: f64,
+    /// Runnable but waiting for a CPU, seconds summed over threads
+    /// (`/proc/thread-self/schedstat`): high on an oversubscribed machine.
+    pub run_queue_wait_s: f64,
 }
 
 /// Raw histograms (HdrHistogram V2, hex, ns), as in the load report.
@@ -195,7 +202,12 @@ pub fn build(config: &ChatConfig, env: Environment, t: &Totals, started_unix_ms:
             join: distribution(&t.join),
             failure: t.setup_failure.clone(),
         },
-        messages: Messages { sent: t.sent, per_sec: per_sec(t.sent), dispatch_lag: distribution(&t.dispatch_lag) },
+        messages: Messages {
+            sent: t.sent,
+            per_sec: per_sec(t.sent),
+            client_behind: distribution(&t.dispatch_lag).p99_us > crate::outcome::DISPATCH_LAG_LIMIT_US,
+            dispatch_lag: distribution(&t.dispatch_lag),
+        },
         deliveries: Deliveries {
             expected,
             received: t.delivered,
@@ -222,6 +234,7 @@ pub fn build(config: &ChatConfig, env: Environment, t: &Totals, started_unix_ms:
             cpu_user_s: secs(t.cpu_user_ns),
             cpu_sys_s: secs(t.cpu_sys_ns),
             utilisation: if window > 0.0 { cpu / (f64::from(t.threads.max(1)) * window) } else { 0.0 },
+            run_queue_wait_s: secs(t.cpu_wait_ns),
         },
         passed: t.setup_failure.is_none() && rate <= config.max_error_rate,
         histograms: ChatHistograms {
@@ -310,11 +323,19 @@ pub fn render(r: &ChatReport) -> String {
     let u = &r.client;
     let _ = writeln!(
         out,
-        "Client: {} thread(s), {:.0}% of their CPU capacity (user {:.2}s, sys {:.2}s)",
+        "Client: {} thread(s), {:.0}% of their CPU capacity (user {:.2}s, sys {:.2}s, {:.2}s waiting for a CPU)",
         u.threads,
         u.utilisation * 100.0,
         u.cpu_user_s,
-        u.cpu_sys_s
+        u.cpu_sys_s,
+        u.run_queue_wait_s
     );
+    if r.messages.client_behind {
+        let _ = writeln!(
+            out,
+            "CLIENT-BEHIND: sends were late by {} at p99: latency from the scheduled send includes the client's lateness",
+            latency(r.messages.dispatch_lag.p99_us)
+        );
+    }
     out
 }
