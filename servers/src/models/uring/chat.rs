@@ -8,9 +8,9 @@
 //! framed them, and fans out what its inbox holds to its own members. A line
 //! for a member whose send is in flight cannot go into its session (the kernel
 //! is reading the session's buffer), so it waits in the connection's
-//! `held_out`, bounded like the outbox (the bytes of the send in flight are
-//! being offered to the socket, as a reactor offers a full outbox before it
-//! calls a member slow), and is handed to the session when the send completes.
+//! `held_out` ([`HELD_OUT_BOUND`]), and is handed to the session when the send
+//! completes; a member that does not read is found slow then, its outbox still
+//! full after the send.
 
 use std::collections::HashMap;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -23,6 +23,14 @@ use proto::{Proto, Work};
 use slab::Slab;
 
 use super::worker::{Closing, Conn};
+
+/// Lines held behind a send in flight before the member is called slow. A
+/// reactor offers a full outbox to the socket before it decides; a ring cannot
+/// write while its send is in flight, and one turn may fan out a burst (32
+/// commands of a sender read at once, times the senders): so four outboxes'
+/// worth may wait here. When the send completes, the session takes them only
+/// if what the send left is under the outbox bound (else: slow).
+pub const HELD_OUT_BOUND: usize = 4 * OUTBOX_BOUND;
 use crate::chat::hub::{member_id, Addr, Event, Hub, Wake};
 use crate::chat::room::MemberId;
 use crate::{Ctx, ServeError};
@@ -171,10 +179,10 @@ fn deliver(conns: &mut Slab<Conn>, dirty: &mut Vec<usize>, key: usize, line: &[u
     if !conn.sending {
         conn.session.deliver(line);
         dirty.push(key);
-    } else if conn.held_out.len() >= OUTBOX_BOUND {
-        // Slow: the outbox behind the send in flight is full (the send's own
-        // bytes are the kernel's to take). Cancel the send and drop the member
-        // (its session is told once nothing is in flight).
+    } else if conn.held_out.len() >= HELD_OUT_BOUND {
+        // Slow: far more waits behind the send in flight than one turn's burst.
+        // Cancel the send and drop the member (its session is told once
+        // nothing is in flight).
         conn.slow = true;
         conn.closing = Some(Closing::Abort);
         dirty.push(key);

@@ -415,6 +415,8 @@ impl<'a> Worker<'a> {
             conn.session.peer_closed();
         }
         if !conn.held_out.is_empty() {
+            // Taken whole while what the send left is under the outbox bound;
+            // the member is dropped as slow otherwise (the kernel took too little).
             conn.session.deliver(&conn.held_out);
             conn.held_out = Vec::new();
         }
