@@ -578,6 +578,41 @@ mod tests {
     }
 
     #[test]
+    fn chat_lines_after_quit_are_neither_served_nor_counted_however_split() {
+        // Regression (proto/tests/properties.rs): counted when framed, the line
+        // after a quit was counted only when it came in the same read.
+        let stream = b"{\"type\":\"quit\"}\n{\"type\":\"dance\"}\n";
+        for cut in [1, 10, 16, stream.len()] {
+            let mut s = Session::new(Proto::Chat, Work::default());
+            s.receive(&stream[..cut]);
+            let mut served = s.take_commands();
+            s.commands_done();
+            s.receive(&stream[cut..]);
+            if served.is_empty() {
+                served = s.take_commands();
+                s.commands_done();
+            }
+            assert_eq!(served, vec![Command::Quit], "cut {cut}");
+            s.close();
+            assert_eq!((s.answered(), s.errors()), (1, 0), "cut {cut}");
+            assert!(s.take_commands().is_empty() && s.is_done());
+        }
+    }
+
+    #[test]
+    fn chat_outbox_drops_a_member_that_does_not_read() {
+        let mut s = Session::new(Proto::Chat, Work::default());
+        let line = vec![b'x'; 1000];
+        let mut queued = 0;
+        while s.deliver(&line) {
+            queued += 1;
+            assert!(queued <= chat::OUTBOX_BOUND / 1000 + 1, "never dropped");
+        }
+        assert!(s.is_slow() && s.is_done() && s.pending_output().is_empty());
+        assert!(!s.deliver(&line), "stays dropped");
+    }
+
+    #[test]
     fn idle_session_holds_no_buffers() {
         let mut s = Session::new(Proto::Http, Work::default());
         s.receive(GET);
