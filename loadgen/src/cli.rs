@@ -39,9 +39,15 @@ pub struct LoadArgs {
     /// Request body read from FILE (Content-Length is set).
     #[arg(long, value_name = "FILE")]
     pub body_file: Option<PathBuf>,
-    /// Protocol spoken on every connection.
+    /// Protocol spoken on every connection. `chat`: every connection is a member
+    /// of a chat room; --senders of them broadcast at --rate messages/s in
+    /// total, and every member must receive every message (see `--senders`).
     #[arg(long, value_enum, default_value_t = Proto::Http)]
     pub proto: Proto,
+    /// Chat: members that send, spread evenly over the members, at --rate in
+    /// total (required with chat) [default: 10, or --conns if fewer].
+    #[arg(long, value_name = "M")]
+    pub senders: Option<u64>,
     /// Concurrent connections carrying the load (over all processes), or a
     /// ramp FROM:TO:STEP (e.g. 1000:20000:1000) with --until-p99 or
     /// --until-error-rate: one --step long run at each count, up to the last
@@ -116,7 +122,8 @@ pub struct LoadArgs {
     /// Connects in progress at once, per process (SYNs the server has not answered yet).
     #[arg(long, default_value_t = 1024)]
     pub connect_window: u32,
-    /// Echo: bytes per request (every answer is checked byte for byte).
+    /// Echo: bytes per request (every answer is checked byte for byte). Chat:
+    /// bytes of each message's content (64..=4032).
     #[arg(long, default_value_t = 64)]
     pub msg_size: usize,
     /// Source addresses to spread the connections over: ranges and lists, e.g.
@@ -165,6 +172,9 @@ pub struct LoadArgs {
 pub fn run(args: LoadArgs) -> Result<ExitCode, LoadError> {
     if args.internal_child {
         return crate::procs::child_main();
+    }
+    if args.proto == Proto::Chat {
+        return crate::chat::run(&args);
     }
     if let crate::ramp::Conns::Ramp { .. } = args.conns {
         install_stop_handler();
@@ -271,6 +281,7 @@ pub fn config_from_args(args: &LoadArgs) -> Result<Config, LoadError> {
         "--step, --until-p99 and --until-error-rate need a ramp: --conns FROM:TO:STEP",
     )?;
     check(conns >= 1, "--conns must be at least 1")?;
+    check(args.senders.is_none(), "--senders applies to --proto chat")?;
     let slots = conns.saturating_add(args.idle_conns);
     if let Some(s) = args.shard {
         check(u64::from(s.count) <= slots, "--shard I/N: N must not exceed the connections (a shard would get none)")?;

@@ -134,6 +134,8 @@ impl Rx {
     ) -> Result<(), String> {
         match self.proto {
             Proto::Echo => self.feed_echo(data, echo, on_event),
+            // `--proto chat` runs in `crate::chat`, never through this engine.
+            Proto::Chat => Err("chat is not a request-answer protocol".into()),
             Proto::Http if self.carry.is_empty() => {
                 let used = self.frame_http(data, on_event)?;
                 if let Some(rest) = used.and_then(|u| data.get(u..)).filter(|r| !r.is_empty()) {

@@ -6,6 +6,7 @@
 //!
 //! # Layout
 //!
+//! - [`chat`]: `--proto chat`: a chat room's members, its own loop and report.
 //! - [`cli`]: the `c10k load` arguments, validated once into a [`config::Config`];
 //!   [`target`]: the URL and the HTTP request (method, headers, body).
 //! - [`config`]: the validated configuration and how connections are shared out.
@@ -31,6 +32,7 @@
 //! - [`env`](mod@env): limits, ports, kernel, CPU time; [`clock`]: monotonic nanoseconds;
 //!   [`error`]: why a run could not be carried out.
 
+pub mod chat;
 pub mod cli;
 pub mod clock;
 pub mod config;

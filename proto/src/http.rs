@@ -127,6 +127,8 @@ pub fn frame(proto: Proto, input: &[u8]) -> Frame {
             request: Request { reply: Reply::Echo, head: false, keep_alive: true, http10: false },
         },
         Proto::Http => frame_http(input),
+        // Chat frames lines, not requests (`crate::chat`): a session never asks.
+        Proto::Chat => Frame::Partial,
     }
 }
 

@@ -591,6 +591,13 @@ proptest! {
             g.encode(&mut stream);
         }
         let stream = stream.repeat(copies);
+        // All zeros would make the driver's peer read one byte a step: about
+        // 1.6 MB of answers then take more than driver::MAX_STEPS (a case
+        // proptest found: copies = 5525, writes = [0, 0]).
+        let mut writes = writes;
+        if writes.iter().all(|&w| w == 0) {
+            writes.push(64);
+        }
         let schedule = Schedule { reads: vec![READ_BUF_SIZE], writes, delays };
         let outcome = run_all(Proto::Http, &stream, &schedule, true);
         prop_assert_eq!(outcome.answered, (goods.len() * copies) as u64);
@@ -612,5 +619,68 @@ fn limits_are_the_documented_ones() {
     assert_eq!((echo.input, echo.output), (1, 64 * 1024 + 16 * 1024));
     for proto in [Proto::Http, Proto::Echo] {
         assert_eq!(Limits::for_session(proto, true).output, 3 * 64 * 1024 + 2 * 16 * 1024);
+    }
+}
+
+// ---- chat (document 002 §5) ------------------------------------------------
+
+/// Chat lines: the document's commands, bad JSON, unknown types, blank lines,
+/// CRLF endings, and now and then a line over the bound.
+fn chat_soup() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        "[a-zA-Z]{1,12}".prop_map(|n| format!("{{\"type\":\"join\",\"nickname\":\"{n}\"}}\n").into_bytes()),
+        ".{0,40}".prop_map(|c| serde_json::to_vec(&serde_json::json!({"type":"message","content":c})).unwrap()),
+        Just(b"\n".to_vec()),
+        Just(b"{\"type\":\"private\",\"to\":\"Bob\",\"content\":\"hi\"}\r\n".to_vec()),
+        Just(b"{\"type\":\"list_users\"}\n".to_vec()),
+        Just(b"{\"type\":\"quit\"}\n".to_vec()),
+        Just(b"{\"type\":\"dance\"}\n".to_vec()),
+        Just(b"{not json\n".to_vec()),
+        Just(b"   \r\n".to_vec()),
+        vec(any::<u8>(), 0..64),
+        (4000usize..6000).prop_map(|n| vec![b'x'; n]),
+    ];
+    vec(piece, 0..40).prop_map(|pieces| pieces.concat())
+}
+
+/// Chat at the same rate as the small HTTP cases.
+const CHAT_CASES: u32 = 512;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(CHAT_CASES))]
+
+    /// Arbitrary bytes split arbitrarily never panic the chat session and keep
+    /// it within its bounds (checked by the driver after every call).
+    #[test]
+    fn chat_arbitrary_bytes(stream in vec(any::<u8>(), 0..8192), schedule in schedule(), close in any::<bool>()) {
+        let outcome = driver::run(Proto::Chat, false, &stream, &schedule, close);
+        prop_assert!(!close || outcome.done, "the peer closed: the session must end");
+    }
+
+    /// Lines, good and bad, split anywhere and read at any speed: the same
+    /// bytes are written as in one eager run, unless the member was dropped as
+    /// slow; every line is answered once (one error line per bad line); a line
+    /// over the bound ends the connection.
+    #[test]
+    fn chat_lines_split_anywhere(stream in chat_soup(), schedule in schedule(), close in any::<bool>()) {
+        let eager = driver::run(Proto::Chat, false, &stream, &Schedule::eager(), close);
+        let outcome = driver::run(Proto::Chat, false, &stream, &schedule, close);
+        if !outcome.slow && !eager.slow {
+            prop_assert!(outcome.output == eager.output, "output depends on the split");
+            prop_assert_eq!((outcome.answered, outcome.errors, outcome.done), (eager.answered, eager.errors, eager.done));
+        }
+        let text = String::from_utf8_lossy(&eager.output);
+        prop_assert_eq!(text.matches("{\"type\":\"error\"").count() as u64, eager.errors);
+        prop_assert!(text.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()), "every line written is JSON");
+    }
+
+    /// A member that never reads, sending commands without end: dropped as
+    /// slow once its outbox passes the bound, within the bound meanwhile.
+    #[test]
+    fn chat_member_that_never_reads(copies in 4000usize..8000, reads in vec(64usize..=READ_BUF_SIZE, 1..4)) {
+        let stream = b"{\"type\":\"list_users\"}\n".repeat(copies);
+        let schedule = Schedule { reads, writes: vec![0], delays: vec![0] };
+        let outcome = driver::run(Proto::Chat, false, &stream, &schedule, true);
+        prop_assert!(outcome.slow && outcome.done, "never dropped: {} of {} bytes fed", outcome.fed, stream.len());
     }
 }

@@ -10,6 +10,8 @@
 //! deadline (one `setsockopt` per read while a head is incomplete, none
 //! otherwise). Without either flag the loop is the plain one: no clock, no
 //! extra system call.
+//!
+//! A chat member (thread, pool) is served by [`crate::chat::threads`].
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -23,6 +25,9 @@ use crate::{stop, Shared, Stats};
 /// Serve `stream` until the peer leaves or the session closes. The 16 KiB read
 /// buffer lives on this thread's stack.
 pub fn serve(mut stream: TcpStream, shared: &Shared) {
+    if shared.proto == proto::Proto::Chat {
+        return crate::chat::threads::serve(stream, shared);
+    }
     serve_borrowed(&mut stream, shared);
 }
 

@@ -18,7 +18,9 @@ pub struct ServeArgs {
     /// The concurrency model (see `c10k models`).
     #[arg(long, value_enum)]
     pub model: Model,
-    /// Application protocol.
+    /// Application protocol. `chat` runs only on models that share one room
+    /// between their connections (`c10k models`, column chat); the others
+    /// refuse to start, with the reason.
     #[arg(long, value_enum, default_value_t = Proto::Http)]
     pub proto: Proto,
     /// Address to listen on; port 0 picks a free port (printed in the ready line).
@@ -116,11 +118,17 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, ServeError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Print every model: name, id in the documents, the knobs it takes, and its trade-off.
+/// Print every model: name, id in the documents, the knobs it takes, whether
+/// it serves `--proto chat`, and its trade-off; then how each shares the chat room.
 pub fn print_models() {
-    println!("{:<19} {:<4} {:<44} trade-off", "model", "id", "knobs");
+    println!("{:<19} {:<4} {:<44} {:<5} trade-off", "model", "id", "knobs", "chat");
     for model in Model::ALL {
         let knobs: Vec<_> = model.knobs().iter().map(|k| k.flag()).collect();
-        println!("{:<19} {:<4} {:<44} {}", model.name(), model.id(), knobs.join(" "), model.tradeoff());
+        let chat = if model.info().chat.is_shared() { "yes" } else { "no" };
+        println!("{:<19} {:<4} {:<44} {:<5} {}", model.name(), model.id(), knobs.join(" "), chat, model.tradeoff());
+    }
+    println!("\n--proto chat, model by model:");
+    for model in Model::ALL {
+        println!("  {:<19} {}", model.name(), model.info().chat.text());
     }
 }

@@ -177,6 +177,9 @@ impl Config {
         if knobs.global_queue_interval == Some(0) {
             return Err(ServeError::Config("--global-queue-interval must be at least 1".into()));
         }
+        if let (Proto::Chat, crate::chat::ChatRoom::Refused(reason)) = (proto, model.info().chat) {
+            return Err(ServeError::Config(format!("--proto chat is not served by --model {model}: {reason}")));
+        }
         let backend = knobs.backend.unwrap_or(Backend::Epoll);
         if knobs.trigger.is_some() && backend != Backend::Epoll {
             return Err(ServeError::Config(format!(

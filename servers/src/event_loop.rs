@@ -8,6 +8,10 @@
 //! [`Wheel`] for all its connections: each readiness stamps the connection's
 //! clock (no system call), the poller's wait ends at the next tick, and the
 //! entries of the ticks that passed are re-checked and closed or moved on.
+//!
+//! With a [`ChatLink`] (`--proto chat`) the loop also serves its members'
+//! commands and fans out what the room sends them, once per turn
+//! ([`crate::chat::reactor`]).
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -18,6 +22,7 @@ use mio::net::{TcpListener, TcpStream};
 use proto::{Session, READ_BUF_SIZE};
 use slab::Slab;
 
+use crate::chat::reactor::ChatLink;
 use crate::conn::{Conn, Drive, Wants};
 use crate::dispatch::{Dispatch, Done};
 use crate::net::{classify_accept_error, AcceptFailure, ACCEPT_BACKOFF};
@@ -51,6 +56,8 @@ pub struct EventLoop<P: Poller> {
     pool: Option<Box<dyn Dispatch>>,
     /// Answers back from `pool`, drained on each wake (kept to reuse its memory).
     done: Vec<Done>,
+    /// The chat room, when the protocol is chat.
+    chat: Option<ChatLink>,
     next_id: u64,
     /// The idle and header clocks of every connection, if a timeout is set.
     wheel: Option<Wheel>,
@@ -72,6 +79,7 @@ impl<P: Poller> EventLoop<P> {
             accept_paused_until: None,
             pool: None,
             done: Vec::new(),
+            chat: None,
             next_id: 0,
             wheel: Wheel::new(shared.timeouts),
             due: Vec::new(),
@@ -89,6 +97,12 @@ impl<P: Poller> EventLoop<P> {
     /// Hand every framed request to `dispatch` instead of answering inline.
     pub fn with_dispatch(mut self, dispatch: Box<dyn Dispatch>) -> Self {
         self.pool = Some(dispatch);
+        self
+    }
+
+    /// Serve chat members, sharing the room through `chat`.
+    pub fn with_chat(mut self, chat: Option<ChatLink>) -> Self {
+        self.chat = chat;
         self
     }
 
@@ -124,6 +138,7 @@ impl<P: Poller> EventLoop<P> {
                     key => self.ready(key),
                 }
             }
+            self.flush_chat();
             if self.accept_paused_until.is_some_and(|t| Instant::now() >= t) {
                 self.accept_all()?;
             }
@@ -252,6 +267,9 @@ impl<P: Poller> EventLoop<P> {
         if let Some(wheel) = &mut self.wheel {
             wheel.touch(&mut conn.watch, key, conn.id, conn.session.head_started());
         }
+        if let Some(chat) = &mut self.chat {
+            chat.after_drive(key, conn);
+        }
         if !self.poller.edge_triggered() && wants != conn.registered {
             if self.poller.reregister(conn.stream.as_raw_fd(), key, wants).is_err() {
                 return self.close(key);
@@ -260,8 +278,27 @@ impl<P: Poller> EventLoop<P> {
         }
     }
 
+    /// Chat: deliver what the room sent and drive the connections that need
+    /// it, until nothing is left for this turn.
+    fn flush_chat(&mut self) {
+        loop {
+            let Some(chat) = &mut self.chat else { return };
+            chat.drain(&mut self.conns, self.poller.edge_triggered());
+            let dirty = chat.take_dirty();
+            if dirty.is_empty() {
+                return;
+            }
+            for key in dirty {
+                self.ready(key);
+            }
+        }
+    }
+
     fn close(&mut self, key: usize) {
         let conn = self.conns.remove(key);
+        if let Some(chat) = &mut self.chat {
+            chat.closed(key, &conn);
+        }
         self.poller.forget(conn.stream.as_raw_fd(), key);
         if let Some(pool) = &mut self.pool {
             pool.close(key, conn.id);

@@ -22,9 +22,11 @@
 //! - [`work_pool`]: the worker pool of the reactor + pool models.
 //! - [`timeouts`]: `--idle-timeout` and `--header-timeout`, and the timing
 //!   wheel every event loop keeps for them.
+//! - [`chat`]: the chat room (`--proto chat`) and how each model shares it.
 //! - [`models`]: one file per model, each a few dozen to a few hundred lines.
 
 pub mod blocking;
+pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod conn;

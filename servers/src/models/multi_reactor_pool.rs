@@ -10,6 +10,11 @@
 //! for every batch of requests).
 //!
 //! `--pool crossbeam|rayon` picks the pool as for M8 ([`crate::work_pool`]).
+//!
+//! Chat (`--proto chat`): the sub-reactors frame members' lines and hand their
+//! commands to the pool, which serves them against the one `Mutex<Room>` and
+//! posts the lines to the sub-reactors' inboxes, waking each with its `Waker`
+//! ([`crate::chat::hub`], [`crate::chat::pool`]).
 
 use crate::{Ctx, ServeError};
 

@@ -17,6 +17,13 @@
 //! mappings a thread costs at start-up and refuses a connection, like a failed
 //! spawn, once the next thread would not fit: the limit stays a finding (a
 //! closed, counted connection), not a crash.
+//!
+//! Chat (`--proto chat`, [`crate::chat::threads`]): one `Mutex<Room>`. The
+//! sender's own thread puts each line in every member's outbox and writes it
+//! onto the member's socket with `MSG_DONTWAIT`, so a broadcast costs its
+//! sender one `send` per member and wakes no other thread; a member's thread,
+//! blocked in `ppoll` on its socket, is woken by a signal only when its socket
+//! is full and it must wait for WRITABLE itself.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -22,6 +22,11 @@
 //! `--procs N` runs N such processes on one SO_REUSEPORT port ([`super::tokio_procs`]):
 //! for more connections than one process's descriptor limit allows.
 //!
+//! Chat (`--proto chat`, [`crate::chat::tokio`]): the room's names in a
+//! `Mutex<Room>`, broadcasts through a tokio `broadcast` channel each member's
+//! task subscribes to when it joins, private lines through the member's
+//! bounded `mpsc`; a sender's task never touches the recipients' sockets.
+//!
 //! Reads go into the worker thread's 16 KiB buffer (`readable().await`, then
 //! `try_read`), like the other models, rather than a buffer per task.
 //!
@@ -104,6 +109,9 @@ async fn accept_loop(listener: TcpListener, shared: Shared) -> Result<(), ServeE
 }
 
 async fn serve(mut stream: TcpStream, shared: Shared) {
+    if shared.proto == proto::Proto::Chat {
+        return crate::chat::tokio::serve(stream, shared).await;
+    }
     let _ = stream.set_nodelay(true);
     let mut session = Session::new(shared.proto, shared.work);
     let clean = if shared.timeouts.any() {
