@@ -404,4 +404,6 @@ refusals! {
     fork: ["--model", "fork"];
     prefork: ["--model", "prefork", "--procs", "2"];
     reuseport: ["--model", "reuseport", "--procs", "2"];
+    reactor_task: ["--model", "reactor-task"];
+    reactor_conn_thread: ["--model", "reactor-conn-thread"];
 }

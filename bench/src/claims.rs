@@ -155,6 +155,20 @@ pub const CLAIMS: &[Claim] = &[
         check: prose::c13,
         workloads: &[],
     },
+    Claim {
+        id: "C14",
+        source: "004_1e920840dd615eda.txt §5.7",
+        statement: "Schemes 6 and 7 (reactor + a thread per request, reactor + a thread per connection) are transitional: they fall back to a thread per connection and perform worse than scheme 2 (thread per connection).",
+        check: prose::c14,
+        workloads: &["http-keepalive", "http-short", "cpu"],
+    },
+    Claim {
+        id: "C15",
+        source: "003_cdbf77a354ded1f2.txt §5.2",
+        statement: "HTTP/2 multiplexing carries parallel requests on one connection without head-of-line blocking (3 requests of 2 s: 6 s over HTTP/1.1 in turn, 2 s on one HTTP/2 connection).",
+        check: prose::c15,
+        workloads: &[],
+    },
 ];
 
 /// The documents' figure for a model, shown beside our measurement in the main table.

@@ -237,7 +237,7 @@ pub fn run_bench(args: BenchArgs) -> Result<ExitCode> {
         cells.retain(|c| args.workloads.contains(&c.workload));
     }
     let probe_wanted = |name: &str| {
-        args.profile != Profile::Quick
+        matches!(args.profile, Profile::Standard | Profile::Full)
             && args.only.is_empty()
             && (args.workloads.is_empty() || args.workloads.iter().any(|w| w == name))
     };

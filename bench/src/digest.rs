@@ -55,6 +55,68 @@ pub fn summarise(r: &Report, raw: &serde_json::Value) -> LoadSummary {
     }
 }
 
+/// The figures of a chat load report (`c10k load --proto chat`), read the way the
+/// bench reads every cell: a *request* is one delivery of a message to one member,
+/// so requests per second are fan-out deliveries per second and CPU per request is
+/// CPU per delivery; latency is from a message's scheduled send to its receipt;
+/// errors are missing deliveries plus the client's own errors.
+pub fn summarise_chat(r: &loadgen::chat::report::ChatReport) -> LoadSummary {
+    let lat = &r.latency.corrected;
+    let window_s = r.config.duration_s;
+    let window_start = r.started_unix_ms + ((r.setup.seconds + r.config.warmup_s) * 1000.0) as u64;
+    let errors = r.deliveries.missing + r.errors.connect + r.errors.closed_early + r.errors.error_lines;
+    let mut errors_by_kind = Vec::new();
+    for (kind, n) in [
+        ("missing delivery", r.deliveries.missing),
+        ("connect", r.errors.connect),
+        ("closed early", r.errors.closed_early),
+        ("error line", r.errors.error_lines),
+    ] {
+        if n > 0 {
+            errors_by_kind.push((kind.to_string(), n));
+        }
+    }
+    LoadSummary {
+        requests: r.deliveries.received,
+        requests_per_sec: r.deliveries.per_sec,
+        window_s,
+        p50_us: lat.p50_us,
+        p90_us: lat.p90_us,
+        p99_us: lat.p99_us,
+        p999_us: lat.p999_us,
+        max_us: lat.max_us,
+        mean_us: lat.mean_us,
+        p99_uncorrected_us: r.latency.uncorrected.p99_us,
+        connect_p99_us: r.setup.join.p99_us,
+        connect_max_us: r.setup.join.max_us,
+        connect_count: r.setup.join.count,
+        spectrum: lat.percentiles.iter().map(|p| (p.percentile, p.value_us)).collect(),
+        errors,
+        error_rate: r.errors.rate,
+        errors_by_kind,
+        starved: r.deliveries.members_short,
+        established: r.setup.join.count,
+        all_established_s: Some(r.setup.seconds),
+        peak_open: r.config.members,
+        open_at_end: r.config.members.saturating_sub(r.deliveries.members_lost),
+        reconnects: 0,
+        target_rate: Some(r.config.rate * r.config.members as f64),
+        achieved_rate: Some(r.deliveries.per_sec),
+        timeline: Vec::new(),
+        client_utilisation: r.client.utilisation,
+        client_cpu_s: r.client.cpu_user_s + r.client.cpu_sys_s,
+        client_bound: r.messages.client_behind,
+        client_bound_reasons: if r.messages.client_behind {
+            vec!["the client fell behind its send schedule".into()]
+        } else {
+            Vec::new()
+        },
+        window_start_unix_ms: window_start,
+        jain_index: None,
+        below_half_median: None,
+    }
+}
+
 /// Value of a cumulative counter at time `t` (ms), interpolated between samples.
 fn at(samples: &[Sample], t: u64, f: impl Fn(&Sample) -> u64) -> Option<f64> {
     let first = samples.first()?;

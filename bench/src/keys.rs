@@ -12,6 +12,8 @@ pub const THREAD: &str = Model::Thread.name();
 pub const PREFORK: &str = Model::Prefork.name();
 pub const POOL: &str = Model::Pool.name();
 pub const REACTOR: &str = Model::Reactor.name();
+pub const REACTOR_TASK: &str = Model::ReactorTask.name();
+pub const REACTOR_CONN_THREAD: &str = Model::ReactorConnThread.name();
 pub const REACTOR_POOL: &str = Model::ReactorPool.name();
 pub const MULTI_REACTOR: &str = Model::MultiReactor.name();
 pub const REUSEPORT: &str = Model::Reuseport.name();
@@ -34,3 +36,10 @@ pub const POOL_SIZED: &str = "pool-1000";
 /// beside the default at 10,000 connections: what the one setting behind tokio's unfair
 /// tail changes (a setting shown, not a model tuned; the main table keeps the default).
 pub const TOKIO_FIFO: &str = "tokio-gq1";
+/// reactor-pool and multi-reactor-pool with rayon's work-stealing pool (`--pool rayon`), beside
+/// the shared crossbeam queue they use by default (C6: the hand-off's contention).
+pub const REACTOR_POOL_RAYON: &str = "reactor-pool-rayon";
+pub const MULTI_REACTOR_POOL_RAYON: &str = "multi-reactor-pool-rayon";
+/// The pool with a worker for every member of the beyond profile's larger chat room
+/// (a member holds a worker for its whole stay, as a keep-alive connection does).
+pub const POOL_CHAT: &str = "pool-chat";

@@ -457,6 +457,15 @@ fn read_load(path: &Path) -> (Option<serde_json::Value>, Option<LoadSummary>, Op
         Ok(v) => v,
         Err(e) => return (None, None, Some(format!("not JSON: {e}"))),
     };
+    if raw.get("kind").and_then(|k| k.as_str()) == Some("chat") {
+        return match serde_json::from_value::<loadgen::chat::report::ChatReport>(raw.clone()) {
+            Ok(report) => {
+                let summary = digest::summarise_chat(&report);
+                (Some(raw), Some(summary), None)
+            }
+            Err(e) => (Some(raw), None, Some(format!("not a chat report: {e}"))),
+        };
+    }
     match serde_json::from_value::<loadgen::json_report::Report>(raw.clone()) {
         Ok(report) => {
             let summary = digest::summarise(&report, &raw);

@@ -21,6 +21,10 @@ pub struct Workload {
     pub by_requests: Option<u64>,
     /// Measured window override, seconds (else the profile's).
     pub duration_s: Option<f64>,
+    /// Seconds the load generator may spend before its warm-up (a chat room's
+    /// joins, whose notices grow as the square of the members): added to the
+    /// cell's time limit, and a fifth of it to its estimate.
+    pub setup_s: f64,
 }
 
 const fn w(name: &'static str, about: &'static str) -> Workload {
@@ -34,11 +38,12 @@ const fn w(name: &'static str, about: &'static str) -> Workload {
         warmup_s: None,
         by_requests: None,
         duration_s: None,
+        setup_s: 0.0,
     }
 }
 
 /// Every workload the profiles may use.
-pub const WORKLOADS: [Workload; 13] = [
+pub const WORKLOADS: [Workload; 16] = [
     Workload {
         ..w(
             "http-keepalive",
@@ -92,6 +97,30 @@ pub const WORKLOADS: [Workload; 13] = [
     Workload {
         duration_s: Some(10.0),
         ..w("soak", "HTTP keep-alive at 1,000 connections for 10 s, for the per-second timeline")
+    },
+    Workload {
+        proto: "chat",
+        load_args: &["--senders", "10"],
+        timeout_s: 5.0,
+        warmup_s: Some(1.0),
+        duration_s: Some(5.0),
+        setup_s: 30.0,
+        ..w("chat", "a chat room (document 002 §5): N members join, 10 of them broadcast at a fixed total rate, every member must receive every message; a request is one delivery")
+    },
+    Workload {
+        server_args: &["--idle-timeout", "3s"],
+        load_args: &["--silent-conns", "1000"],
+        timeout_s: 2.0,
+        warmup_s: Some(2.0),
+        duration_s: Some(8.0),
+        ..w("heartbeat", "10,000 connections each pinging once a second (open loop), 1,000 of them silent after their first request, against --idle-timeout 3s: the silent ones must be closed within the timeout plus a tick, the live ones never")
+    },
+    Workload {
+        load_args: &["--silent-conns", "1000"],
+        timeout_s: 2.0,
+        warmup_s: Some(2.0),
+        duration_s: Some(8.0),
+        ..w("heartbeat-off", "the heartbeat workload against the same model without a timeout: what keeping the timers costs, pair by pair")
     },
 ];
 

@@ -423,6 +423,7 @@ pub fn c6(r: &Results) -> Verdict {
     if parts.is_empty() {
         return Verdict::not_measured("multi-reactor and reactor-pool were not both run with keep-alive");
     }
+    evidence.extend(work_stealing_lines(r));
     Verdict::new(
         combine_status(&parts),
         evidence,
@@ -430,10 +431,42 @@ pub fn c6(r: &Results) -> Verdict {
             "Cheap handler (a canned HTTP answer). Judged on the server's own cost, which stays valid when the load \
              generator is the limit: at a connection count the multi-reactor wins when reactor-pool costs at least \
              {} more server CPU per request, pair by pair. Both run on the same single server core; the hand-off's \
-             cost also shows in the context switches per request.",
+             cost also shows in the context switches per request. The documents' argument is contention on the \
+             shared queue, so the same pools with rayon's work-stealing queues (`--pool rayon`) are shown beside \
+             them, not judged.",
             pct_over(C6_MIN_GAIN)
         ),
     )
+}
+
+/// Beside C6: each pool model with rayon's work-stealing pool against its shared
+/// crossbeam queue, pair by pair (evidence lines only).
+fn work_stealing_lines(r: &Results) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (shared, stealing) in
+        [(keys::REACTOR_POOL, keys::REACTOR_POOL_RAYON), (keys::MULTI_REACTOR_POOL, keys::MULTI_REACTOR_POOL_RAYON)]
+    {
+        for conns in [100, 1_000] {
+            let (Some(a), Some(b)) = (ok(r, "http-keepalive", shared, conns), ok(r, "http-keepalive", stealing, conns))
+            else {
+                continue;
+            };
+            let Some(cost) = r.pair_ratio(b, a, Figure::CpuPerReq) else { continue };
+            let ctx = |g: &Group| g.ctx_per_req.map(|c| format!("{c:.2}")).unwrap_or_else(|| "not measured".into());
+            lines.push(format!(
+                "work stealing, {} connections: {stealing}'s server CPU per request over {shared}'s (one crossbeam \
+                 queue) {}x per pair; req/s {} vs {}; context switches per request {} vs {}{}",
+                n(conns as f64),
+                x(&cost),
+                rps(b),
+                rps(a),
+                ctx(b),
+                ctx(a),
+                client_note(&[a, b])
+            ));
+        }
+    }
+    lines
 }
 
 /// C7: 3 x 1 s of blocking work: 3 s on one thread, 1 s on a 4-worker pool.
@@ -759,5 +792,69 @@ pub fn c13(r: &Results) -> Verdict {
             bytes(cfg.file_bytes as f64),
             cfg.sends_per_run
         ),
+    )
+}
+
+/// C14: schemes 6 and 7 (reactor + a thread per request, reactor + a thread per
+/// connection) fall back to a thread per connection and do worse than scheme 2.
+pub fn c14(r: &Results) -> Verdict {
+    let mut evidence = Vec::new();
+    let mut parts = Vec::new();
+    let cases = [("http-keepalive", 100), ("http-keepalive", 1_000), ("http-short", 100), ("cpu", 100)];
+    for scheme in [keys::REACTOR_TASK, keys::REACTOR_CONN_THREAD] {
+        for (workload, conns) in cases {
+            let (Some(s), Some(t)) = (ok(r, workload, scheme, conns), ok(r, workload, keys::THREAD, conns)) else {
+                continue;
+            };
+            let Some(cost) = r.pair_ratio(s, t, Figure::CpuPerReq) else { continue };
+            let speed = r.pair_ratio(s, t, Figure::Rps);
+            let ctx = |g: &Group| g.ctx_per_req.map(|c| format!("{c:.2}")).unwrap_or_else(|| "not measured".into());
+            evidence.push(format!(
+                "{scheme}, {workload} at {} connections: server CPU per request over thread's {}x per pair{}; req/s \
+                 {} vs {} ({}x per pair); context switches per request {} vs {}{}",
+                n(conns as f64),
+                x(&cost),
+                reading(&cost, C14_WORSE, true),
+                rps(s),
+                rps(t),
+                speed.map(|q| x(&q)).unwrap_or_else(|| "not measured".into()),
+                ctx(s),
+                ctx(t),
+                client_note(&[s, t])
+            ));
+            parts.push(judge(&cost, C14_WORSE, true));
+        }
+    }
+    if parts.is_empty() {
+        return Verdict::not_measured("reactor-task, reactor-conn-thread and thread were not run on the same cells");
+    }
+    // "Fall back to a thread per connection": the threads each keeps at 1,000 connections.
+    for server in [keys::REACTOR_TASK, keys::REACTOR_CONN_THREAD, keys::THREAD] {
+        if let Some(g) = ok(r, "http-keepalive", server, 1_000) {
+            let threads = g.peak_threads.map(n).unwrap_or_else(|| "not measured".into());
+            evidence.push(format!("{server} at 1,000 keep-alive connections: {threads} threads at the peak"));
+        }
+    }
+    Verdict::new(
+        combine_status(&parts),
+        evidence,
+        format!(
+            "Judged on the server's own cost: a scheme does worse than thread per connection where its server CPU \
+             per request is above {C14_WORSE}x thread's, pair by pair, on keep-alive (100 and 1,000 connections), \
+             a connection per request and a CPU-bound handler (100 us); throughput and context switches per request \
+             are shown beside it. Scheme 6 creates a thread for each request (requests a client pipelines in one \
+             read share it); scheme 7 keeps one per connection, fed by the reactor, which is the thread per \
+             connection of scheme 2 plus two hand-offs per request. The peak thread counts show the fall-back.",
+        ),
+    )
+}
+
+/// C15: HTTP/2 multiplexing. No model speaks HTTP/2.
+pub fn c15(_r: &Results) -> Verdict {
+    Verdict::not_measured(
+        "No model speaks HTTP/2: every model serves HTTP/1.1 (keep-alive and pipelining), echo or the chat room \
+         through the one sans-IO protocol session, and multiplexing streams on one connection is a protocol, not a \
+         concurrency model. The claim's own example (3 requests of 2 s: 6 s in turn, 2 s multiplexed) is the \
+         arithmetic of head-of-line blocking, which pipelining on one HTTP/1.1 connection shows (answers in order).",
     )
 }

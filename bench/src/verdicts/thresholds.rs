@@ -61,6 +61,10 @@ pub const C10_ONE: f64 = 1.25;
 /// most efficient model that served every connection.
 pub const C11_SHARE: f64 = 0.8;
 
+/// C14: a scheme does worse than thread per connection when its server CPU per request
+/// is above this factor of thread's, pair by pair (1.0: any separated difference).
+pub const C14_WORSE: f64 = 1.0;
+
 /// C13: sendfile "lowers CPU" when it costs at most this factor of read+write's CPU per GiB.
 pub const C13_MAX: f64 = 0.8;
 
