@@ -211,6 +211,9 @@ pub struct Results {
     /// The C1M folder given to the report (`--c1m`), if any: T3's rows past one
     /// process's descriptors and T5's namespace rows read it.
     pub c1m: Option<crate::c1m::C1mResults>,
+    /// The beyond profile's folder given to the report (`--beyond`), with its path
+    /// relative to the report: the "beyond the documents" section reads it.
+    pub beyond: Option<(Box<Results>, String)>,
 }
 
 /// Lookups name a workload and a server the bench defines: a renamed model or a
@@ -235,7 +238,7 @@ impl Results {
             by.entry(r.cell.group.clone()).or_default().push(r);
         }
         let groups = order.iter().filter_map(|g| by.get(g)).map(|rs| group_of(rs)).collect();
-        Results { env, records, groups, sendfile: None, pollers: None, c1m: None }
+        Results { env, records, groups, sendfile: None, pollers: None, c1m: None, beyond: None }
     }
 
     /// Read `dir` (cells and, if present, env.json).

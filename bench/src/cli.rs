@@ -57,10 +57,27 @@ pub struct BenchArgs {
     /// Print the plan and its time estimate, run nothing.
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub joins: JoinArgs,
+}
+
+/// Folders of other experiments to join to a standard run's report (`c10k bench`, `c10k report`).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct JoinArgs {
     /// A C1M folder (`c10k c1m`) to join to the report: its section, T3's rows past one
-    /// process's descriptors, T5's namespace rows.
+    /// process's descriptors, T5's namespace rows [default: none: those rows say not measured].
     #[arg(long, value_name = "C1MDIR")]
     pub c1m: Option<PathBuf>,
+    /// A beyond-profile folder (`c10k bench --profile beyond`) to join to the report: the
+    /// chat room and heartbeat section [default: none: the section is left out].
+    #[arg(long, value_name = "DIR")]
+    pub beyond: Option<PathBuf>,
+}
+
+impl JoinArgs {
+    fn joins(&self) -> report::Joins {
+        report::Joins { c1m: self.c1m.clone(), beyond: self.beyond.clone() }
+    }
 }
 
 /// Arguments of `c10k probe`: which probe.
@@ -146,10 +163,8 @@ pub struct ReportArgs {
     /// Where to write the report [default: DIR/REPORT.md] (`--report` is accepted too).
     #[arg(long, short, alias = "report", value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// A C1M folder (`c10k c1m`) to join to the report: its section, T3's rows past one
-    /// process's descriptors, T5's namespace rows [default: none: those rows say not measured].
-    #[arg(long, value_name = "C1MDIR")]
-    pub c1m: Option<PathBuf>,
+    #[command(flatten)]
+    pub joins: JoinArgs,
 }
 
 /// Arguments of `c10k compare`.
@@ -357,9 +372,21 @@ pub fn run_bench(args: BenchArgs) -> Result<ExitCode> {
         stats.skipped,
         if stats.interrupted { "; interrupted, finished cells kept" } else { "" }
     );
+    if args.profile == Profile::Beyond {
+        // Not a run of the documents' claims: its own page, joined to REPORT.md with `--beyond`.
+        let page = args.report.unwrap_or_else(|| out.join("BEYOND.md"));
+        if stats.done > 0 || args.resume {
+            let results = crate::aggregate::Results::load(&out)?;
+            crate::aggregate::write_summary(&results, &out.join("summary.csv"))?;
+            let text = crate::beyond::section(&results, ".");
+            std::fs::write(&page, text).map_err(BenchError::io("write", &page))?;
+            eprintln!("c10k bench: wrote {} and {}", out.display(), page.display());
+        }
+        return Ok(if stats.interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS });
+    }
     let report_path = args.report.unwrap_or_else(|| out.join("REPORT.md"));
     if stats.done > 0 || args.resume || probed || polled {
-        report::generate_with(&out, args.c1m.as_deref(), &report_path)?;
+        report::generate_with(&out, &args.joins.joins(), &report_path)?;
         eprintln!("c10k bench: wrote {} and {}", out.display(), report_path.display());
     }
     Ok(if stats.interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS })
@@ -466,7 +493,7 @@ pub fn default_out(root: &Path) -> PathBuf {
 /// `c10k report`.
 pub fn run_report(args: ReportArgs) -> Result<ExitCode> {
     let output = args.output.unwrap_or_else(|| args.dir.join("REPORT.md"));
-    report::generate_with(&args.dir, args.c1m.as_deref(), &output)?;
+    report::generate_with(&args.dir, &args.joins.joins(), &output)?;
     eprintln!("c10k report: wrote {}", output.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -28,12 +28,14 @@
 //! - [`plots`]: which plots a results folder supports, drawn with [`plots::draw`]
 //!   (generic SVG charts on plotters).
 //! - [`report_tables`]: the report's Markdown tables (main, knee, one per workload).
-//! - [`report`]: writes `REPORT.md`.
+//! - [`report`]: writes `REPORT.md`; [`beyond`]: its section on the beyond
+//!   profile's folder (chat room, heartbeat).
 //! - [`c1m`], [`netns`]: the C1M experiment (up to 1,000,000 connections) and T5 in
 //!   network namespaces; its own folder, joined to the report with `--c1m`.
 //! - [`cli`]: the two subcommands.
 
 pub mod aggregate;
+pub mod beyond;
 pub mod c1m;
 pub mod cgroup;
 pub mod child;

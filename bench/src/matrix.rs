@@ -320,6 +320,10 @@ pub const CHAT_ROOMS: [(u64, f64); 2] = [(1_000, 100.0), (3_000, 30.0)];
 pub const CHAT_REPS: u32 = 2;
 /// The heartbeat workload's connections (each pings once a second).
 pub const HEARTBEAT_CONNS: u64 = 10_000;
+/// The heartbeat workload's `--idle-timeout`, seconds, and its silent connections
+/// (`--silent-conns`); a test holds the workload's arguments to them.
+pub const HEARTBEAT_IDLE_TIMEOUT_S: f64 = 3.0;
+pub const HEARTBEAT_SILENT: u64 = 1_000;
 /// Repetitions of the heartbeat pair (with and without the timeout).
 pub const HEARTBEAT_REPS: u32 = 2;
 
@@ -697,6 +701,21 @@ mod tests {
         }
         // Other models keep their five.
         assert_eq!(cells.iter().filter(|c| c.group == "http-keepalive/tokio/c1000").count(), REPS as usize);
+    }
+
+    #[test]
+    fn heartbeat_arguments_match_the_constants_the_report_reads() {
+        let w = crate::workloads::find("heartbeat").expect("heartbeat workload");
+        assert_eq!(w.server_args, ["--idle-timeout", &format!("{HEARTBEAT_IDLE_TIMEOUT_S}s")]);
+        assert_eq!(w.load_args, ["--silent-conns", &HEARTBEAT_SILENT.to_string()]);
+        let off = crate::workloads::find("heartbeat-off").expect("heartbeat-off workload");
+        assert!(off.server_args.is_empty() && off.load_args == w.load_args);
+        let cells = plan(Profile::Beyond, &sizing(), &[], 1);
+        assert!(cells
+            .iter()
+            .all(|c| c.workload != "chat" || c.server.model != "pool" || c.server.key == keys::POOL_CHAT));
+        assert!(cells.iter().any(|c| c.workload == "chat" && c.load_args.windows(2).any(|a| a == ["--rate", "100"])));
+        assert!(cells.iter().all(|c| c.workload != "chat" || !c.load_args.contains(&"--spin".to_string())));
     }
 
     #[test]

@@ -18,17 +18,31 @@ pub const NOISY: f64 = 0.10;
 
 /// Read `dir`, write `dir/summary.csv`, `dir/plots/*.svg` and the report at `out`.
 pub fn generate(dir: &Path, out: &Path) -> Result<()> {
-    generate_with(dir, None, out)
+    generate_with(dir, &Joins::default(), out)
+}
+
+/// Folders of other experiments joined to a standard run's report.
+#[derive(Clone, Debug, Default)]
+pub struct Joins {
+    /// `c10k c1m`'s folder: the C1M section, T3's rows past one process, T5.
+    pub c1m: Option<PathBuf>,
+    /// The beyond profile's folder: the chat room and heartbeat section.
+    pub beyond: Option<PathBuf>,
 }
 
 /// [`generate`], with a C1M folder joined to the report (its section, T3's rows past
 /// one process's descriptors, T5's namespace rows); its plots are drawn into it.
-pub fn generate_with(dir: &Path, c1m: Option<&Path>, out: &Path) -> Result<()> {
+pub fn generate_with(dir: &Path, joins: &Joins, out: &Path) -> Result<()> {
     let mut results = Results::load(dir)?;
     aggregate::write_summary(&results, &dir.join("summary.csv"))?;
     let plots = plots::draw_all(&results, dir)?;
     let base = out.parent().map(Path::to_path_buf).unwrap_or_default();
-    if let Some(c) = c1m {
+    if let Some(b) = &joins.beyond {
+        let beyond = Results::load(b)?;
+        aggregate::write_summary(&beyond, &b.join("summary.csv"))?;
+        results.beyond = Some((Box::new(beyond), relative(&base, b)));
+    }
+    if let Some(c) = joins.c1m.as_deref() {
         // The folder's own C1M.md and plots, redrawn by this binary.
         crate::c1m::report::write_folder(c)?;
         let mut c = crate::c1m::C1mResults::load(c)?;
@@ -103,6 +117,10 @@ pub fn render(r: &Results, verdicts: &[Verdict], plots: &[Plot], plot_dir: &str,
     }
     s.push_str(&crate::fairness::section(r));
     s.push_str(&c1m_section(r));
+    if let Some((b, link)) = &r.beyond {
+        s.push('\n');
+        s.push_str(&crate::beyond::section(b, link));
+    }
     claims(&mut s, verdicts);
     let _ = writeln!(s, "\n## 4. Plots\n");
     for p in plots {

@@ -104,7 +104,7 @@ pub const WORKLOADS: [Workload; 16] = [
         timeout_s: 5.0,
         warmup_s: Some(1.0),
         duration_s: Some(5.0),
-        setup_s: 30.0,
+        setup_s: 90.0,
         ..w("chat", "a chat room (document 002 §5): N members join, 10 of them broadcast at a fixed total rate, every member must receive every message; a request is one delivery")
     },
     Workload {

@@ -65,6 +65,10 @@ pub const C11_SHARE: f64 = 0.8;
 /// is above this factor of thread's, pair by pair (1.0: any separated difference).
 pub const C14_WORSE: f64 = 1.0;
 
+/// Beyond the documents, heartbeat: seconds of scheduling allowed on top of the idle
+/// timeout plus one tick (a tenth of it), as `tests/timeouts.rs` allows.
+pub const HEARTBEAT_CLOSE_SLACK_S: f64 = 0.3;
+
 /// C13: sendfile "lowers CPU" when it costs at most this factor of read+write's CPU per GiB.
 pub const C13_MAX: f64 = 0.8;
 
