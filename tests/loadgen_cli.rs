@@ -126,7 +126,7 @@ fn procs_merge_exactly() {
         load(&["--addr", &addr, "--conns", "12", "--requests", "1200", "--procs", "3", "-t", "1", "--json", "-", "-q"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let r: Report = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(r.config.procs, 3);
+    assert_eq!(r.config.settings.procs, 3);
     assert_eq!(r.client.threads, 3);
     assert_eq!(r.totals.requests, 1200);
     assert_eq!(r.latency.corrected.count, 1200);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use proto::Proto;
 
-use crate::config::Config;
+use crate::config::{Config, Settings};
 use crate::error::LoadError;
 use crate::run::{run_config, Outcome};
 use crate::schedule::{Arrivals, DEFAULT_SEED};
@@ -175,8 +175,10 @@ pub fn run(args: LoadArgs) -> Result<ExitCode, LoadError> {
         eprintln!(
             "c10k load: error rate {:.4}% exceeds --max-error-rate {}{}",
             report.errors.rate * 100.0,
-            config.max_error_rate,
-            first.map(|d| format!(": {} ({} of {} connections)", d.message, d.conns, config.conns)).unwrap_or_default()
+            config.settings.max_error_rate,
+            first
+                .map(|d| format!(": {} ({} of {} connections)", d.message, d.conns, config.settings.conns))
+                .unwrap_or_default()
         );
         return Ok(ExitCode::from(1));
     }
@@ -304,9 +306,8 @@ pub fn config_from_args(args: &LoadArgs) -> Result<Config, LoadError> {
         (None, None) => Some(Duration::from_secs(10)),
         (d, _) => d,
     };
-    Ok(Config {
+    let settings = Settings {
         addr,
-        host,
         proto: args.proto,
         conns,
         idle_conns: args.idle_conns,
@@ -321,16 +322,20 @@ pub fn config_from_args(args: &LoadArgs) -> Result<Config, LoadError> {
         timeout: args.timeout,
         connect_timeout: args.connect_timeout,
         connect_rate: args.connect_rate,
+        source_ips,
+        max_error_rate: args.max_error_rate,
+        start_at_unix_ms: args.start_at,
+    };
+    Ok(Config {
+        settings,
+        host,
         connect_window: args.connect_window,
         msg_size: args.msg_size,
         request,
-        source_ips,
-        max_error_rate: args.max_error_rate,
         arrivals: args.arrivals,
         seed: args.seed.unwrap_or(DEFAULT_SEED),
         spin: args.spin.unwrap_or_default(),
         shard: args.shard,
-        start_at_unix_ms: args.start_at,
         intervals: args.hlog.is_some(),
     })
 }
@@ -408,11 +413,11 @@ mod tests {
     fn defaults_and_validation() {
         let c = config(&["--addr", "http://127.0.0.1:8080/"]).unwrap();
         assert_eq!(c.host, "127.0.0.1:8080");
-        assert_eq!(c.duration, Some(Duration::from_secs(10)));
-        assert_eq!(c.conns, 100);
-        assert!(c.source_ips.is_empty());
+        assert_eq!(c.settings.duration, Some(Duration::from_secs(10)));
+        assert_eq!(c.settings.conns, 100);
+        assert!(c.settings.source_ips.is_empty());
         let c = config(&["--addr", "127.0.0.1:1", "--requests", "10"]).unwrap();
-        assert_eq!(c.duration, None);
+        assert_eq!(c.settings.duration, None);
         let err = config(&["--addr", "127.0.0.1:1", "--pipeline", "0"]).unwrap_err();
         assert!(err.to_string().contains("--pipeline"), "{err}");
         assert!(config(&["--addr", "127.0.0.1:1", "--rate=-3"]).is_err());
@@ -422,7 +427,7 @@ mod tests {
     #[test]
     fn urls_methods_headers_and_bodies() {
         let c = config(&["http://127.0.0.1:8080/api?x=1", "-m", "POST", "-H", "X-A: 1", "--body", "hi"]).unwrap();
-        assert_eq!((c.host.as_str(), c.addr.port()), ("127.0.0.1:8080", 8080));
+        assert_eq!((c.host.as_str(), c.settings.addr.port()), ("127.0.0.1:8080", 8080));
         assert_eq!(
             c.request_bytes(),
             b"POST /api?x=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nX-A: 1\r\nContent-Length: 2\r\n\r\nhi"

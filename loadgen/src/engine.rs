@@ -118,8 +118,8 @@ impl<'p> Engine<'p> {
         let c = &plan.config;
         let conns: Vec<Conn> = (share.first..share.first + share.count)
             .map(|g| {
-                let rx = crate::conn::Rx::new(c.proto, c.head_request());
-                Conn::new(g, rx, c.pipeline, c.request_budget(g), c.first_due(&plan.schedule, plan.epoch, g))
+                let rx = crate::conn::Rx::new(c.settings.proto, c.head_request());
+                Conn::new(g, rx, c.settings.pipeline, c.request_budget(g), c.first_due(&plan.schedule, plan.epoch, g))
             })
             .collect();
         let busy = conns.iter().filter(|c| !c.finished).count() as u64;
@@ -152,7 +152,7 @@ impl<'p> Engine<'p> {
             connect_cap,
             loaded: false,
             initial_started: 0,
-            connect_rate: c.connect_rate.map(|r| r * per_thread / SEC as f64),
+            connect_rate: c.settings.connect_rate.map(|r| r * per_thread / SEC as f64),
             open: 0,
             established: 0,
             measured_in_flight: 0,
@@ -163,7 +163,7 @@ impl<'p> Engine<'p> {
             window_end_ns: u64::MAX,
             stopped: false,
             next_sweep_ns: plan.epoch,
-            sweep_every_ns: (crate::clock::ns(c.timeout) / 20).clamp(MIN_SWEEP, MAX_SWEEP),
+            sweep_every_ns: (crate::clock::ns(c.settings.timeout) / 20).clamp(MIN_SWEEP, MAX_SWEEP),
             last_progress_ns: plan.epoch,
             next_second_ns: u64::MAX,
             cpu_start: None,
@@ -227,11 +227,11 @@ impl<'p> Engine<'p> {
     fn finished(&self, now: u64) -> bool {
         let drained = now >= self.window_end_ns && self.measured_in_flight == 0;
         let c = &self.plan.config;
-        let timeout = crate::clock::ns(c.timeout);
+        let timeout = crate::clock::ns(c.settings.timeout);
         let timed_out = now >= self.window_end_ns.saturating_add(timeout + 2 * self.sweep_every_ns);
         let stalled = self.window_end_ns == u64::MAX
             && self.loaded
-            && now.saturating_sub(self.last_progress_ns) > timeout + crate::clock::ns(c.connect_timeout);
+            && now.saturating_sub(self.last_progress_ns) > timeout + crate::clock::ns(c.settings.connect_timeout);
         self.stopped || self.busy == 0 || drained || timed_out || stalled
     }
 
@@ -409,16 +409,16 @@ impl<'p> Engine<'p> {
     }
 
     fn sweep(&mut self, now: u64) {
-        let timeout = crate::clock::ns(self.plan.config.timeout);
-        let connect_timeout = crate::clock::ns(self.plan.config.connect_timeout);
+        let timeout = crate::clock::ns(self.plan.config.settings.timeout);
+        let connect_timeout = crate::clock::ns(self.plan.config.settings.connect_timeout);
         for i in 0..self.conns.len() {
             let c = &self.conns[i];
             match c.state {
                 State::Connecting if now - c.phase_at_ns >= connect_timeout => {
                     let msg = format!(
                         "connect to {}: no answer within {}",
-                        self.plan.config.addr,
-                        humantime::format_duration(self.plan.config.connect_timeout)
+                        self.plan.config.settings.addr,
+                        humantime::format_duration(self.plan.config.settings.connect_timeout)
                     );
                     self.fail(i, ErrorKind::ConnectTimeout, msg, now);
                 }
@@ -427,8 +427,8 @@ impl<'p> Engine<'p> {
                         if now.saturating_sub(p.sent_ns) >= timeout {
                             let msg = format!(
                                 "request to {} unanswered after {}",
-                                self.plan.config.addr,
-                                humantime::format_duration(self.plan.config.timeout)
+                                self.plan.config.settings.addr,
+                                humantime::format_duration(self.plan.config.settings.timeout)
                             );
                             self.fail(i, ErrorKind::Timeout, msg, now);
                         }
@@ -455,8 +455,8 @@ impl<'p> Engine<'p> {
 
     /// Issue every request the schedule allows on slot `i`, then write them.
     pub(crate) fn pump(&mut self, i: usize, now: u64) {
-        let pipeline = self.plan.config.pipeline as usize;
-        let per_socket = self.plan.config.reqs_per_conn.unwrap_or(u64::MAX);
+        let pipeline = self.plan.config.settings.pipeline as usize;
+        let per_socket = self.plan.config.settings.reqs_per_conn.unwrap_or(u64::MAX);
         let (window_start, window_end) = (self.window_start_ns, self.window_end_ns);
         let c = &mut self.conns[i];
         if c.state != State::Open || c.close_after || !self.loaded {

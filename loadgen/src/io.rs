@@ -66,7 +66,7 @@ impl Engine<'_> {
         c.connecting = true;
         self.connecting += 1;
         self.rec.counts.first_connect_ns.get_or_insert(now);
-        let registered = open_socket(cfg.addr, cfg.source_for(c.global)).and_then(|mut stream| {
+        let registered = open_socket(cfg.settings.addr, cfg.source_for(c.global)).and_then(|mut stream| {
             self.poll.registry().register(&mut stream, Token(i), Interest::READABLE | Interest::WRITABLE)?;
             Ok(stream)
         });
@@ -74,7 +74,7 @@ impl Engine<'_> {
             Ok(stream) => self.conns[i].stream = Some(stream),
             Err(e) => {
                 let source = cfg.source_for(self.conns[i].global).map(|s| format!(" from {s}")).unwrap_or_default();
-                self.fail(i, connect_kind(&e), format!("connect to {}{source}: {e}", cfg.addr), now);
+                self.fail(i, connect_kind(&e), format!("connect to {}{source}: {e}", cfg.settings.addr), now);
             }
         }
     }
@@ -82,7 +82,7 @@ impl Engine<'_> {
     pub(crate) fn on_event(&mut self, i: usize, event: &Event, now: u64) {
         if self.conns[i].state == State::Connecting {
             let Some(stream) = self.conns[i].stream.as_ref() else { return };
-            let addr = self.plan.config.addr;
+            let addr = self.plan.config.settings.addr;
             match stream.take_error() {
                 Ok(Some(e)) | Err(e) => return self.fail(i, connect_kind(&e), format!("connect to {addr}: {e}"), now),
                 Ok(None) => {}
@@ -150,7 +150,7 @@ impl Engine<'_> {
                         self.rec.counts.bytes_received += n as u64;
                     }
                     if let Err(msg) = self.answers(i, Some(n), now) {
-                        let msg = format!("bad answer from {}: {msg}", self.plan.config.addr);
+                        let msg = format!("bad answer from {}: {msg}", self.plan.config.settings.addr);
                         return self.fail(i, ErrorKind::BadAnswer, msg, now);
                     }
                     self.after_answers(i, now);
@@ -164,7 +164,7 @@ impl Engine<'_> {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    let msg = format!("read from {}: {e}", self.plan.config.addr);
+                    let msg = format!("read from {}: {e}", self.plan.config.settings.addr);
                     return self.fail(i, io_kind(&e), msg, now);
                 }
             }
@@ -246,7 +246,7 @@ impl Engine<'_> {
             rec.counts.answers_in_window += answered;
         }
         if bad_status > 0 {
-            let addr = self.plan.config.addr;
+            let addr = self.plan.config.settings.addr;
             self.count_error(i, ErrorKind::BadStatus, bad_status, now, || {
                 format!("{addr} answered status {first_bad}")
             });
@@ -274,7 +274,7 @@ impl Engine<'_> {
             return;
         }
         let c = &self.conns[i];
-        let per_socket = self.plan.config.reqs_per_conn.unwrap_or(u64::MAX);
+        let per_socket = self.plan.config.settings.reqs_per_conn.unwrap_or(u64::MAX);
         if c.on_socket >= per_socket && c.pending.is_empty() {
             return self.reconnect(i, now);
         }
@@ -303,7 +303,7 @@ impl Engine<'_> {
             let end = c.unsent as usize * len;
             match stream.write(&self.plan.batch[c.written..end]) {
                 Ok(0) => {
-                    let msg = format!("write to {}: wrote nothing", self.plan.config.addr);
+                    let msg = format!("write to {}: wrote nothing", self.plan.config.settings.addr);
                     return self.fail(i, ErrorKind::Other, msg, now);
                 }
                 Ok(n) => {
@@ -317,7 +317,7 @@ impl Engine<'_> {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    let msg = format!("write to {}: {e}", self.plan.config.addr);
+                    let msg = format!("write to {}: {e}", self.plan.config.settings.addr);
                     return self.fail(i, io_kind(&e), msg, now);
                 }
             }
@@ -327,7 +327,7 @@ impl Engine<'_> {
     fn peer_closed(&mut self, i: usize, now: u64) {
         // An answer whose body ran until the close is complete now.
         if let Err(msg) = self.answers(i, None, now) {
-            let msg = format!("bad answer from {}: {msg}", self.plan.config.addr);
+            let msg = format!("bad answer from {}: {msg}", self.plan.config.settings.addr);
             return self.fail(i, ErrorKind::BadAnswer, msg, now);
         }
         if self.conns[i].close_after {
@@ -337,7 +337,7 @@ impl Engine<'_> {
         if !c.pending.is_empty() || c.rx.mid_answer() {
             let msg = format!(
                 "{} closed the connection with {} request(s) unanswered",
-                self.plan.config.addr,
+                self.plan.config.settings.addr,
                 c.pending.len().max(1)
             );
             return self.fail(i, ErrorKind::ClosedEarly, msg, now);

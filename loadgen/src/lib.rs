@@ -8,7 +8,8 @@
 //!
 //! - [`cli`]: the `c10k load` arguments, validated once into a [`config::Config`];
 //!   [`target`]: the URL and the HTTP request (method, headers, body).
-//! - [`config`]: the validated configuration and how connections are shared out.
+//! - [`config`]: the validated configuration and how connections are shared out;
+//!   [`settings`]: its part the report echoes, defined once for both.
 //! - [`schedule`]: when a connection sends: closed loop or open loop, the one
 //!   parameter of the request loop.
 //! - [`plan`]: what a process's threads share (window, request bytes, the gate).
@@ -52,6 +53,7 @@ pub mod ramp;
 pub mod recorder;
 pub mod run;
 pub mod schedule;
+pub mod settings;
 pub mod summary;
 pub mod target;
 pub mod threads;

@@ -51,7 +51,7 @@ pub fn run_local(
     gate_keeper: Option<GateKeeper<'_>>,
 ) -> Result<Recorder, LoadError> {
     let plan = Plan::new(config.clone(), epoch, load_at, &STOP, share.count, gate_keeper.is_some());
-    let threads = config.threads.min(u32::try_from(share.count).unwrap_or(u32::MAX)).max(1);
+    let threads = config.settings.threads.min(u32::try_from(share.count).unwrap_or(u32::MAX)).max(1);
     let shares = share.split(threads);
     let lives: Vec<Live> = (0..threads).map(|_| Live::default()).collect();
     let bar = progress.then(|| Progress::new(config));

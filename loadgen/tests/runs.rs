@@ -33,8 +33,8 @@ fn idle_connections_are_held_but_never_send() {
     let addr = server.addr.to_string();
     let out = load(&["--addr", &addr, "--conns", "4", "--idle-conns", "40", "--requests", "400", "--threads", "2"]);
     let r = &out.report;
-    assert_eq!(r.config.conns, 4);
-    assert_eq!(r.config.idle_conns, 40);
+    assert_eq!(r.config.settings.conns, 4);
+    assert_eq!(r.config.settings.idle_conns, 40);
     assert_eq!(r.totals.requests, 400, "only the active connections' budget");
     assert_eq!(r.errors.total, 0, "{:?}", r.errors);
     assert_eq!(r.connections.target, 44);
