@@ -1,6 +1,6 @@
-//! One connection slot: its socket, the requests it has in flight, and the
-//! framing of the answers it reads. No I/O here; [`crate::engine`] moves the
-//! bytes and decides what happens next.
+//! One connection slot: the requests it has in flight, and the framing of the
+//! answers it reads. No I/O here: the engine's back end owns the socket and
+//! moves the bytes, [`crate::engine`] decides what happens next.
 //!
 //! A *slot* is one of the `--conns` connections; its socket may be closed and
 //! reopened many times (`--reqs-per-conn`, server closes, failures), its
@@ -8,9 +8,12 @@
 
 use std::collections::VecDeque;
 
-use mio::net::TcpStream;
 use proto::client::{frame_http_head, BodyLen, ChunkedBody, HeadFrame};
 use proto::Proto;
+
+/// The first retry after a failure, and the longest (it doubles in between).
+const MIN_RETRY: u64 = 10 * crate::clock::MS;
+const MAX_RETRY: u64 = crate::clock::SEC;
 
 /// Where a slot is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -261,7 +264,6 @@ pub struct Conn {
     /// Global index over all processes (for the schedule, budget, source address).
     pub global: u64,
     pub state: State,
-    pub stream: Option<TcpStream>,
     /// Issued requests, oldest first; the last `unsent` are not fully written.
     pub pending: VecDeque<Pending>,
     pub unsent: u32,
@@ -283,8 +285,6 @@ pub struct Conn {
     pub due_ns: u64,
     /// State of the slot's Poisson generator (unused with uniform arrivals).
     pub rng: u64,
-    /// Deadline of this slot's armed timer, 0 if none.
-    pub timer_at_ns: u64,
     /// Connecting: when connect was called. Open and unconfirmed: when established.
     pub phase_at_ns: u64,
     /// When the previous socket was closed (start of a reconnect).
@@ -312,7 +312,6 @@ impl Conn {
         Conn {
             global,
             state: State::Idle,
-            stream: None,
             pending: VecDeque::with_capacity(pipeline as usize),
             unsent: 0,
             written: 0,
@@ -325,7 +324,6 @@ impl Conn {
             budget,
             due_ns: due,
             rng,
-            timer_at_ns: 0,
             phase_at_ns: 0,
             closed_at_ns: 0,
             free_since_ns: 0,
@@ -348,6 +346,15 @@ impl Conn {
     /// Measured requests in flight.
     pub fn measured_pending(&self) -> u64 {
         self.pending.iter().filter(|p| p.measured).count() as u64
+    }
+
+    /// The slot failed: how long to wait before reconnecting. At once after a
+    /// socket that was answered, else 10 ms doubling to 1 s while it keeps failing.
+    pub fn next_retry_delay(&mut self) -> u64 {
+        self.retry_delay_ns =
+            if self.answered_since_failure { 0 } else { (self.retry_delay_ns * 2).clamp(MIN_RETRY, MAX_RETRY) };
+        self.answered_since_failure = false;
+        self.retry_delay_ns
     }
 }
 
@@ -431,6 +438,15 @@ mod tests {
         })
         .unwrap();
         assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn retries_back_off_until_an_answer() {
+        let mut c = Conn::new(0, http(), 1, 1, (0, 0));
+        let delays: Vec<u64> = (0..9).map(|_| c.next_retry_delay() / 1_000_000).collect();
+        assert_eq!(delays, vec![10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
+        c.answered_since_failure = true;
+        assert_eq!((c.next_retry_delay(), c.next_retry_delay()), (0, MIN_RETRY));
     }
 
     #[test]

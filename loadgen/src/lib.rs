@@ -13,8 +13,8 @@
 //! - [`schedule`]: when a connection sends: closed loop or open loop, the one
 //!   parameter of the request loop.
 //! - [`plan`]: what a process's threads share (window, request bytes, the gate).
-//! - [`engine`]: one mio event loop per thread: timers, connect window,
-//!   housekeeping; [`io`] is its I/O half (connect, read, write, failures).
+//! - [`engine`]: one event loop per thread (connections, timers, window, recording)
+//!   over an I/O back end: mio (epoll).
 //! - [`conn`]: one connection slot's state and the answer framing (sans-IO).
 //! - [`recorder`]: per-thread histograms, counters, errors and timeline; merges exactly.
 //! - [`ramp`]: `--conns FROM:TO:STEP`, steps up to the most connections within a bound.
@@ -42,7 +42,6 @@ pub mod fairness;
 pub mod hgrm;
 pub mod hlog;
 pub mod intervals;
-pub mod io;
 pub mod json_report;
 pub mod merge;
 pub mod outcome;

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::config::{Config, Share};
-use crate::engine::Engine;
 use crate::error::LoadError;
 use crate::plan::{Live, Plan};
 use crate::progress::Progress;
@@ -61,7 +60,7 @@ pub fn run_local(
             let plan = &plan;
             let handle = std::thread::Builder::new()
                 .name(format!("loadgen-{t}"))
-                .spawn_scoped(scope, move || Engine::new(plan, share)?.run(live))
+                .spawn_scoped(scope, move || crate::engine::run_thread(plan, share, live))
                 .map_err(|e| LoadError::io("spawn thread", e))?;
             handles.push(handle);
         }
