@@ -12,6 +12,7 @@ use crate::config::{Config, Settings};
 use crate::error::LoadError;
 use crate::run::{run_config, Outcome};
 use crate::schedule::{Arrivals, DEFAULT_SEED};
+use crate::settings::IoEngine;
 use crate::target::HttpRequest;
 use crate::threads::install_stop_handler;
 
@@ -65,6 +66,13 @@ pub struct LoadArgs {
     /// Event-loop threads per process [default: the cores, divided by --procs].
     #[arg(long, short = 't')]
     pub threads: Option<u32>,
+    /// I/O back end of the event loops: `mio` (epoll; a write and a read system
+    /// call per request) or `uring` (io_uring; sends and receives of a loop turn
+    /// batched into one system call, a multishot receive per connection into
+    /// provided buffers). Same figures, other system calls; `uring` is refused,
+    /// with the reason, where the kernel cannot run it.
+    #[arg(long, value_enum, default_value_t = IoEngine::Mio)]
+    pub engine: IoEngine,
     /// Length of the measured window, e.g. 10s, 1m [default: 10s, or until --requests are done].
     #[arg(long, short = 'd', value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
@@ -325,6 +333,7 @@ pub fn config_from_args(args: &LoadArgs) -> Result<Config, LoadError> {
         source_ips,
         max_error_rate: args.max_error_rate,
         start_at_unix_ms: args.start_at,
+        engine: args.engine,
     };
     Ok(Config {
         settings,

@@ -269,6 +269,8 @@ pub struct Conn {
     pub unsent: u32,
     /// Bytes already written of the first unsent request.
     pub written: usize,
+    /// A send is in flight (completion back ends): no other until it completes.
+    pub sending: bool,
     pub rx: Rx,
     /// Requests issued on the current socket.
     pub on_socket: u64,
@@ -315,6 +317,7 @@ impl Conn {
             pending: VecDeque::with_capacity(pipeline as usize),
             unsent: 0,
             written: 0,
+            sending: false,
             rx,
             on_socket: 0,
             answered: 0,

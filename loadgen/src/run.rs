@@ -24,6 +24,7 @@ pub struct Outcome {
 /// Run `config` to the end and build its report. `progress` draws the live
 /// line on stderr (only when stderr is a terminal).
 pub fn run_config(config: &Config, progress: bool) -> Result<Outcome, LoadError> {
+    crate::engine::check(config.settings.engine)?;
     let nofile = crate::env::raise_nofile();
     check_descriptors(config, nofile.1)?;
     let env = crate::env::environment(nofile);

@@ -65,6 +65,31 @@ pub struct Settings {
     /// `--start-at`: the window's start, Unix milliseconds, common to all shards.
     #[serde(default)]
     pub start_at_unix_ms: Option<u64>,
+    /// The event loops' I/O back end (`--engine`); `mio` in reports older than it.
+    #[serde(default)]
+    pub engine: IoEngine,
+}
+
+/// The I/O back end of the event loops (`--engine`): the same loop, connection
+/// logic and figures over either; they differ in the system calls they make.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum IoEngine {
+    /// epoll through mio: readiness, then a `write` and a `read` per request.
+    #[default]
+    Mio,
+    /// io_uring: sends queued and submitted once per loop turn, a multishot
+    /// receive per connection into provided buffers, one `io_uring_enter` per turn.
+    Uring,
+}
+
+impl std::fmt::Display for IoEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            IoEngine::Mio => "mio",
+            IoEngine::Uring => "uring",
+        })
+    }
 }
 
 /// Serde with-module: a `Duration` as fractional seconds, the schema's `_s`
@@ -144,6 +169,7 @@ mod tests {
             source_ips: vec!["127.0.0.2".parse().unwrap()],
             max_error_rate: 0.0,
             start_at_unix_ms: None,
+            engine: IoEngine::Mio,
         }
     }
 

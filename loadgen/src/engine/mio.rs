@@ -19,12 +19,10 @@ use mio::event::Event;
 use mio::net::TcpStream;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
-use nix::sys::socket::{setsockopt, sockopt::IpBindAddressNoPort};
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
-use socket2::{Domain, Protocol, Socket, Type};
 
-use super::{Engine, Io};
+use super::{Engine, Io, Sent};
 use crate::clock::now_ns;
 use crate::conn::State;
 use crate::error::LoadError;
@@ -33,26 +31,6 @@ use crate::recorder::ErrorKind;
 
 /// The timerfd's token; connections use their slot index.
 const TIMER: Token = Token(usize::MAX);
-
-/// A non-blocking TCP socket with `TCP_NODELAY`, bound to `source` if given,
-/// its connect issued (`EINPROGRESS`).
-pub fn open_socket(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<Socket> {
-    let sock = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking().cloexec(), Some(Protocol::TCP))?;
-    sock.set_tcp_nodelay(true)?;
-    if let Some(ip) = source {
-        if ip.is_ipv4() {
-            // Share source ports between sockets as long as the 4-tuple differs.
-            setsockopt(&sock, IpBindAddressNoPort, &true)?;
-        }
-        sock.bind(&SocketAddr::new(ip, 0).into())?;
-    }
-    match sock.connect(&addr.into()) {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-        Err(e) => return Err(e),
-    }
-    Ok(sock)
-}
 
 /// See the module documentation.
 pub struct Mio {
@@ -103,15 +81,15 @@ impl Io for Mio {
     }
 
     fn connect(&mut self, i: usize, addr: SocketAddr, source: Option<IpAddr>) -> io::Result<()> {
-        let mut stream = TcpStream::from_std(open_socket(addr, source)?.into());
+        let mut stream = TcpStream::from_std(super::socket::open(addr, source)?.into());
         self.poll.registry().register(&mut stream, Token(i), Interest::READABLE | Interest::WRITABLE)?;
         self.streams[i] = Some(stream);
         Ok(())
     }
 
     /// Write until done or `WouldBlock`.
-    fn send(&mut self, i: usize, bytes: Range<usize>) -> io::Result<usize> {
-        let Some(stream) = self.streams[i].as_mut() else { return Ok(0) };
+    fn send(&mut self, i: usize, bytes: Range<usize>) -> io::Result<Sent> {
+        let Some(stream) = self.streams[i].as_mut() else { return Ok(Sent::Now(0)) };
         let mut written = 0;
         while bytes.start + written < bytes.end {
             match stream.write(&self.batch[bytes.start + written..bytes.end]) {
@@ -122,7 +100,7 @@ impl Io for Mio {
                 Err(e) => return Err(e),
             }
         }
-        Ok(written)
+        Ok(Sent::Now(written))
     }
 
     fn close(&mut self, i: usize) {

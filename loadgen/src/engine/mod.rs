@@ -24,12 +24,15 @@
 //! - [`window`]: the measured window, the timeline's seconds, sweeps, the end of the run.
 //! - [`tally`]: the recorder, and the accounting of answers and errors.
 //! - [`usage`]: the thread's own CPU over the window (the self-check).
-//! - [`mio`]: the epoll back end.
+//! - [`mio`]: the epoll back end; [`uring`]: the io_uring back end;
+//!   [`socket`]: the client socket both open.
 
 mod mio;
 mod slots;
+mod socket;
 mod tally;
 mod timers;
+mod uring;
 mod usage;
 mod window;
 
@@ -47,6 +50,7 @@ use crate::intervals::Phase;
 pub use crate::plan::{Live, Plan};
 use crate::recorder::{ErrorKind, Recorder};
 use crate::schedule::Next;
+use crate::settings::IoEngine;
 use slots::{Offer, Opened, Slots};
 use tally::Tally;
 use timers::Timers;
@@ -59,6 +63,16 @@ const CONNECT_BATCH: usize = 64;
 /// While waiting for the gate, look at it this often.
 const GATE_POLL: u64 = 5 * MS;
 
+/// What [`Io::send`] did with the bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sent {
+    /// This many were written now (0: the socket is full; the back end says
+    /// when it is writable again through [`Engine::writable`]).
+    Now(usize),
+    /// Handed to the kernel whole; [`Engine::send_completed`] says how it went.
+    Queued,
+}
+
 /// What the loop needs of its I/O: a socket per connection slot, and a way to
 /// wait for what happens to them. [`Io::turn`] hands every event to the engine
 /// ([`Engine::connected`], [`Engine::received`], [`Engine::peer_closed`], ...).
@@ -67,10 +81,8 @@ pub trait Io: Sized {
     fn new(plan: &Plan, slots: usize) -> Result<Self, LoadError>;
     /// Open a socket for slot `i` and start connecting it to `addr` (from `source`).
     fn connect(&mut self, i: usize, addr: SocketAddr, source: Option<IpAddr>) -> io::Result<()>;
-    /// Write `bytes` of the plan's request batch ([`Plan::batch`]) on slot `i`:
-    /// how many were written (0: the socket is full; the back end says when it
-    /// is writable again through [`Engine::writable`]).
-    fn send(&mut self, i: usize, bytes: Range<usize>) -> io::Result<usize>;
+    /// Write `bytes` of the plan's request batch ([`Plan::batch`]) on slot `i`.
+    fn send(&mut self, i: usize, bytes: Range<usize>) -> io::Result<Sent>;
     /// Close slot `i`'s socket, if it has one.
     fn close(&mut self, i: usize);
     /// Wait for I/O until `wake_at` (monotonic ns; `None`: do not block), and
@@ -109,10 +121,22 @@ fn io_kind(e: &io::Error) -> ErrorKind {
     }
 }
 
-/// Drive `share` of the plan's connections on the calling thread until the
-/// window has ended and its requests are answered (or timed out).
+/// Drive `share` of the plan's connections on the calling thread, over the
+/// configured back end, until the window has ended and its requests are
+/// answered (or timed out).
 pub fn run_thread(plan: &Plan, share: Share, live: &Live) -> Result<Recorder, LoadError> {
-    Engine::<mio::Mio>::new(plan, share)?.run(live)
+    match plan.config.settings.engine {
+        IoEngine::Mio => Engine::<mio::Mio>::new(plan, share)?.run(live),
+        IoEngine::Uring => Engine::<uring::Uring>::new(plan, share)?.run(live),
+    }
+}
+
+/// Can the configured back end run here? Asked once before anything connects.
+pub fn check(engine: IoEngine) -> Result<(), LoadError> {
+    match engine {
+        IoEngine::Mio => Ok(()),
+        IoEngine::Uring => uring::available(),
+    }
 }
 
 /// One thread's loop. See the module documentation.
@@ -477,15 +501,17 @@ impl<'p, B: Io> Engine<'p, B> {
         }
     }
 
-    /// Write the slot's unsent requests.
+    /// Write the slot's unsent requests (unless a send is in flight: its
+    /// completion writes the rest).
     fn flush(&mut self, i: usize, now: u64) {
         let c = &self.slots.conns[i];
-        if c.unsent == 0 {
+        if c.unsent == 0 || c.sending {
             return;
         }
         let bytes = c.written..c.unsent as usize * self.plan.request.len();
         match self.io.send(i, bytes) {
-            Ok(n) => self.sent(i, n, now),
+            Ok(Sent::Now(n)) => self.sent(i, n, now),
+            Ok(Sent::Queued) => self.slots.conns[i].sending = true,
             Err(e) => self.io_failed(i, "write to", &e, now),
         }
     }
@@ -506,6 +532,23 @@ impl<'p, B: Io> Engine<'p, B> {
     fn writable(&mut self, i: usize, now: u64) {
         if self.slots.conns[i].state == State::Open && self.slots.conns[i].unsent > 0 {
             self.flush(i, now);
+        }
+    }
+
+    /// A queued send of slot `i` completed with `result`: account it, and send
+    /// what is left or was issued meanwhile.
+    fn send_completed(&mut self, i: usize, result: io::Result<usize>, now: u64) {
+        self.slots.conns[i].sending = false;
+        match result {
+            Ok(0) => {
+                let e = io::Error::new(io::ErrorKind::WriteZero, "wrote nothing");
+                self.io_failed(i, "write to", &e, now);
+            }
+            Ok(n) => {
+                self.sent(i, n, now);
+                self.flush(i, now);
+            }
+            Err(e) => self.io_failed(i, "write to", &e, now),
         }
     }
 

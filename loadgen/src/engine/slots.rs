@@ -156,6 +156,7 @@ impl Slots {
         c.closed_at_ns = now;
         c.on_socket = 0;
         c.close_after = false;
+        c.sending = false;
     }
 
     /// Queue slot `i` to connect again.
