@@ -70,6 +70,39 @@ enum Body {
     UntilClose,
 }
 
+/// The last HTTP head a thread framed, and its frame. A server answers a
+/// load's requests with the same head over and over (nginx's changes only in
+/// its `Date`, once a second), and comparing the bytes with the last head costs
+/// less than parsing them again: a head equal byte for byte frames the same
+/// (framing depends on nothing else), so the cached frame is used. One per
+/// thread, shared by its connections; it misses about once a second.
+#[derive(Debug, Default)]
+pub struct HeadCache {
+    /// The head's bytes, up to and including its blank line; empty: none yet.
+    bytes: Vec<u8>,
+    /// Its frame (always `Complete`) and whether the request was `HEAD`.
+    frame: Option<(HeadFrame, bool)>,
+}
+
+impl HeadCache {
+    /// The frame of the head at the front of `input`, from the cache when it
+    /// is the cached head, else parsed (and kept, when complete).
+    pub fn frame(&mut self, input: &[u8], head_request: bool) -> Result<HeadFrame, String> {
+        if let Some((frame, head)) = self.frame {
+            if head == head_request && input.starts_with(&self.bytes) {
+                return Ok(frame);
+            }
+        }
+        let frame = frame_http_head(input, head_request).map_err(|e| e.to_string())?;
+        if let HeadFrame::Complete { head_len, .. } = frame {
+            self.bytes.clear();
+            self.bytes.extend_from_slice(&input[..head_len]);
+            self.frame = Some((frame, head_request));
+        }
+        Ok(frame)
+    }
+}
+
 /// Incremental answer framing (sans-IO).
 #[derive(Debug)]
 pub struct Rx {
@@ -127,18 +160,19 @@ impl Rx {
     }
 
     /// Frame `data`, calling `on_event` for every first byte and every complete
-    /// answer. `echo` is the message every echo answer must equal byte for byte.
-    /// An error describes a bad answer.
+    /// answer. `echo` is the message every echo answer must equal byte for byte;
+    /// `heads` the thread's last HTTP head. An error describes a bad answer.
     pub fn feed(
         &mut self,
         data: &[u8],
         echo: &[u8],
+        heads: &mut HeadCache,
         on_event: &mut impl FnMut(AnswerEvent) -> Result<Flow, String>,
     ) -> Result<(), String> {
         match self.proto {
             Proto::Echo => self.feed_echo(data, echo, on_event),
             Proto::Http if self.carry.is_empty() => {
-                let used = self.frame_http(data, on_event)?;
+                let used = self.frame_http(data, heads, on_event)?;
                 if let Some(rest) = used.and_then(|u| data.get(u..)).filter(|r| !r.is_empty()) {
                     self.carry.extend_from_slice(rest);
                 }
@@ -147,7 +181,7 @@ impl Rx {
             Proto::Http => {
                 let mut carry = std::mem::take(&mut self.carry);
                 carry.extend_from_slice(data);
-                let used = self.frame_http(&carry, on_event);
+                let used = self.frame_http(&carry, heads, on_event);
                 match used {
                     Ok(Some(used)) => {
                         carry.drain(..used);
@@ -197,6 +231,7 @@ impl Rx {
     fn frame_http(
         &mut self,
         data: &[u8],
+        heads: &mut HeadCache,
         on_event: &mut impl FnMut(AnswerEvent) -> Result<Flow, String>,
     ) -> Result<Option<usize>, String> {
         let mut pos = 0;
@@ -232,7 +267,7 @@ impl Rx {
                 self.started = true;
                 on_event(AnswerEvent::FirstByte)?;
             }
-            match frame_http_head(&data[pos..], self.head_request).map_err(|e| e.to_string())? {
+            match heads.frame(&data[pos..], self.head_request)? {
                 HeadFrame::Partial => return Ok(Some(pos)),
                 HeadFrame::Complete { status: 101, .. } => {
                     return Err("101 Switching Protocols: the server left HTTP/1.1".into())
@@ -369,8 +404,9 @@ mod tests {
     /// the status for a complete answer (negative when it closes).
     fn events(rx: &mut Rx, chunks: &[&[u8]], echo: &[u8]) -> Result<Vec<i32>, String> {
         let mut got = Vec::new();
+        let mut heads = HeadCache::default();
         for chunk in chunks {
-            rx.feed(chunk, echo, &mut |e| {
+            rx.feed(chunk, echo, &mut heads, &mut |e| {
                 got.push(match e {
                     AnswerEvent::FirstByte => 0,
                     AnswerEvent::Done { status, close } => {
@@ -435,12 +471,33 @@ mod tests {
         let mut rx = http();
         let stream = OK.repeat(2);
         let mut n = 0;
-        rx.feed(&stream, b"", &mut |e| {
+        rx.feed(&stream, b"", &mut HeadCache::default(), &mut |e| {
             n += u32::from(e != AnswerEvent::FirstByte);
             Ok(Flow::Stop)
         })
         .unwrap();
         assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn a_cached_head_frames_as_parsing_it_would() {
+        let mut heads = HeadCache::default();
+        let mut frames = |input: &[u8], head: bool| heads.frame(input, head);
+        let parsed = frames(OK, false).unwrap();
+        assert_eq!(parsed, frame_http_head(OK, false).unwrap());
+        assert_eq!(frames(&OK.repeat(2), false).unwrap(), parsed, "the head at the front, whatever follows");
+        // Not the cached head: parsed afresh (and cached in its place).
+        let other = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(frames(other, false).unwrap(), frame_http_head(other, false).unwrap());
+        assert_eq!(frames(&OK[..20], false).unwrap(), HeadFrame::Partial, "a prefix is partial");
+        assert_eq!(frames(OK, true).unwrap(), frame_http_head(OK, true).unwrap(), "HEAD frames otherwise");
+        assert!(frames(b"garbage\r\n\r\n", false).is_err());
+        // Cached and fresh framing give the same events, split anywhere.
+        let stream = [OK, CONTINUE, CHUNKED, OK].concat();
+        for cut in 0..stream.len() {
+            let got = events(&mut http(), &[&stream[..cut], &stream[cut..]], b"").unwrap();
+            assert_eq!(got, vec![0, 200, 0, 200, 0, 200], "cut {cut}");
+        }
     }
 
     #[test]

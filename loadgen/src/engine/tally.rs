@@ -3,7 +3,7 @@
 //! where an answer becomes figures: [`Tally::answers`] frames what a
 //! connection read and accounts every answer it completes.
 
-use crate::conn::{AnswerEvent, Conn, Flow};
+use crate::conn::{AnswerEvent, Conn, Flow, HeadCache};
 use crate::engine::window::Window;
 use crate::intervals::Phase;
 use crate::recorder::{ErrorKind, Recorder};
@@ -17,6 +17,8 @@ pub struct Tally {
     pub errors: u64,
     /// Measured requests sent and neither answered nor failed yet.
     pub measured_in_flight: u64,
+    /// The last HTTP head framed by any of the thread's connections.
+    heads: HeadCache,
 }
 
 /// What one call of [`Tally::answers`] completed.
@@ -31,7 +33,7 @@ pub struct Answered {
 
 impl Tally {
     pub fn new(rec: Recorder) -> Self {
-        Tally { rec, answers: 0, errors: 0, measured_in_flight: 0 }
+        Tally { rec, answers: 0, errors: 0, measured_in_flight: 0, heads: HeadCache::default() }
     }
 
     /// Frame `data` just read on `c` (`None`: the server closed, which ends an
@@ -91,7 +93,7 @@ impl Tally {
             Ok(Flow::Continue)
         };
         let result = match data {
-            Some(bytes) => c.rx.feed(bytes, request, &mut on_event),
+            Some(bytes) => c.rx.feed(bytes, request, &mut self.heads, &mut on_event),
             None => c.rx.end_of_input().map_or(Ok(Flow::Continue), &mut on_event).map(|_| ()),
         };
         c.close_after |= close_after;
