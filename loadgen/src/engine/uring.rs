@@ -37,8 +37,10 @@
 //!   the run everything is cancelled and reaped (for at most 500 ms) before the
 //!   buffers are freed; what is still in flight then is leaked rather than freed.
 //! - Time: a request counts as sent when the loop queues it; the kernel takes
-//!   it at the end of the turn, after the rest of the turn's completions. An
-//!   answer is timed when the loop handles its completion, as with epoll.
+//!   it at the end of the turn, after the rest of the turn's completions. The
+//!   answers of a turn are timed when its enter returns, one clock read for
+//!   all: the kernel ran their receives inside that enter (deferred task
+//!   running), so they all arrived then; with epoll each is timed when read.
 
 use std::collections::VecDeque;
 use std::io;
@@ -316,8 +318,12 @@ impl Io for Uring {
         cqes.clear();
         engine.io.q.reap(&mut cqes);
         let mut bufs = engine.io.bufs.take().expect("the buffers are put back after every turn");
+        // The kernel ran this turn's receives inside the enter that just
+        // returned: one instant for all of them (it saves a clock read per
+        // completion, and the ones handled last are not timed later than the first).
+        let now = now_ns();
         for &(user_data, result, flags) in &cqes {
-            complete(engine, &mut bufs, user_data, result, flags, now_ns());
+            complete(engine, &mut bufs, user_data, result, flags, now);
         }
         engine.io.bufs = Some(bufs);
         engine.io.feed_starved();
