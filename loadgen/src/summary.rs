@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::json_report::{Distribution, LoopMode, Report};
+use crate::settings::IoEngine;
 
 /// A latency in microseconds, as wrk prints it.
 pub fn latency(us: f64) -> String {
@@ -58,9 +59,14 @@ pub fn render(r: &Report) -> String {
         (Some(m), Some(p)) if (m.as_str(), p.as_str()) != ("GET", "/") => format!(" {m} {p}"),
         _ => String::new(),
     };
+    // The default engine goes unsaid, as before there was a choice.
+    let engine = match settings.engine {
+        IoEngine::Mio => String::new(),
+        other => format!(", engine {other}"),
+    };
     let _ = writeln!(
         out,
-        "Running {length} test @ {}{request} ({}, {mode}, pipeline {})",
+        "Running {length} test @ {}{request} ({}, {mode}, pipeline {}{engine})",
         settings.addr, settings.proto, settings.pipeline
     );
     let procs = if settings.procs > 1 { format!(" in {} processes", settings.procs) } else { String::new() };

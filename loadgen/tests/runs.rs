@@ -30,6 +30,8 @@ fn closed_loop_completes_exactly_n_times_k(engine: &str) {
     assert_eq!(r.errors.starved_conns, 0);
     assert!(r.passed);
     assert!(r.connections.all_established_s.is_some());
+    assert_eq!(r.config.settings.engine.to_string(), engine, "the report says which engine ran");
+    assert_eq!(loadgen::summary::render(r).contains(", engine uring)"), engine == "uring");
 }
 
 fn idle_connections_are_held_but_never_send(engine: &str) {
