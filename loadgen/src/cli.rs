@@ -67,10 +67,11 @@ pub struct LoadArgs {
     #[arg(long, short = 't')]
     pub threads: Option<u32>,
     /// I/O back end of the event loops: `mio` (epoll; a write and a read system
-    /// call per request) or `uring` (io_uring; sends and receives of a loop turn
-    /// batched into one system call, a multishot receive per connection into
-    /// provided buffers). Same figures, other system calls; `uring` is refused,
-    /// with the reason, where the kernel cannot run it.
+    /// call per request) or `uring` (io_uring; the sends and receives of a loop
+    /// turn in one system call, a multishot receive per connection into
+    /// provided buffers). Both measure the same way and differ only in their
+    /// system calls; `uring` is refused, with the reason, where the kernel
+    /// cannot run it.
     #[arg(long, value_enum, default_value_t = IoEngine::Mio)]
     pub engine: IoEngine,
     /// Length of the measured window, e.g. 10s, 1m [default: 10s, or until --requests are done].
