@@ -78,6 +78,18 @@ fn pipelined_echo_is_exact_and_checked(engine: &str) {
     assert_eq!(r.totals.bytes_received, 2000 * 300);
 }
 
+fn echo_longer_than_the_socket_buffers_is_exact(engine: &str) {
+    // 1 MiB messages, 8 in flight per connection: the server echoes each while
+    // the client is still writing it.
+    let server = TestServer::start(Mode::Serve(Proto::Echo));
+    let addr = server.addr.to_string();
+    let args = ["--proto", "echo", "--msg-size", "1048576", "--pipeline", "8", "--conns", "8", "--requests", "256"];
+    let out = load(engine, &[&["--addr", &addr, "--threads", "1"][..], &args].concat());
+    let r = &out.report;
+    assert_eq!((r.totals.requests, r.errors.total), (256, 0), "{:?}", r.errors);
+    assert_eq!(r.totals.bytes_received, 256 << 20);
+}
+
 fn reqs_per_conn_reconnects_and_counts(engine: &str) {
     let server = TestServer::start(Mode::Serve(Proto::Http));
     let addr = server.addr.to_string();
@@ -289,6 +301,7 @@ over_engines!(
     closed_loop_completes_exactly_n_times_k,
     idle_connections_are_held_but_never_send,
     pipelined_echo_is_exact_and_checked,
+    echo_longer_than_the_socket_buffers_is_exact,
     reqs_per_conn_reconnects_and_counts,
     open_loop_corrects_for_a_stall_and_closed_loop_max_shows_it,
     busy_spin_keeps_the_counts_and_reports_its_idle_cpu_apart,

@@ -52,10 +52,15 @@ impl Tally {
         let rec = &mut self.rec;
         let mut done = Answered::default();
         let mut measured_done = 0u64;
+        // Requests not yet written whose bytes the kernel has in part: the one
+        // a short write left half written, or all of them while a send is in
+        // flight. A server may answer those already (an echo streams back
+        // what it has read of a long message).
         let (pending, unsent) = (&mut c.pending, c.unsent as usize);
+        let begun = if c.sending { unsent } else { usize::from(c.written > 0) };
         let mut close_after = false;
         let mut on_event = |event: AnswerEvent| -> Result<Flow, String> {
-            if pending.len() <= unsent {
+            if pending.len() + begun <= unsent {
                 return Err("an answer arrived with no request outstanding".into());
             }
             let (status, close) = match event {
@@ -199,6 +204,30 @@ mod tests {
         tally.error(&mut c, &window, ErrorKind::BadStatus, 2, 2 * SEC + 6, || unreachable!("asked once"));
         let t = tally.rec.error_tally(ErrorKind::BadStatus);
         assert_eq!((t.count, t.conns, tally.errors, tally.rec.seconds[1].errors), (3, 1, 3, 3));
+    }
+
+    #[test]
+    fn a_request_being_written_may_be_answered_already() {
+        // An echo of 6 bytes, 4 written: the server echoes them at once.
+        let mut window = Window::new(0, SEC);
+        window.open(0, 0, 0, Some(10 * SEC));
+        let mut tally = Tally::new(Recorder::new());
+        let mut c = Conn::new(0, Rx::new(Proto::Echo, false), 1, u64::MAX, (0, 0));
+        c.pending.push_back(Pending { scheduled_ns: 1, sent_ns: 1, measured: true });
+        (c.unsent, c.written) = (1, 4);
+        tally.measured_in_flight = 1;
+        let (done, result) = tally.answers(&mut c, &window, b"abcdef", Some(b"abcd"), 2);
+        assert_eq!((done.answers, result), (0, Ok(())));
+        // Nothing written of it yet: no answer can be its.
+        c.written = 0;
+        let (_, result) = tally.answers(&mut c, &window, b"abcdef", Some(b"ef"), 3);
+        assert!(result.unwrap_err().contains("no request outstanding"));
+        // All of it in a send in flight (io_uring): its echo may come before the send's completion.
+        let mut c = Conn::new(0, Rx::new(Proto::Echo, false), 1, u64::MAX, (0, 0));
+        c.pending.push_back(Pending { scheduled_ns: 1, sent_ns: 1, measured: true });
+        (c.unsent, c.sending) = (1, true);
+        let (done, result) = tally.answers(&mut c, &window, b"abcdef", Some(b"abcdef"), 4);
+        assert_eq!((done.answers, result), (1, Ok(())));
     }
 
     #[test]
