@@ -5,10 +5,14 @@ HOST := $(shell hostname -s 2>/dev/null || echo host)
 DATE := $(shell date +%Y-%m-%d)
 OUT ?= results/$(DATE)-$(HOST)
 CMP ?= results/compare-wrk-$(DATE)-$(HOST)
+C1M_OUT ?= results/c1m-$(DATE)-$(HOST)
+# The newest committed C1M folder, joined to the report (T3's rows past one process's descriptors, T5).
+C1M := $(shell ls -d results/c1m-*/ 2>/dev/null | sort | tail -n 1)
+C1M_ARG := $(if $(C1M),--c1m $(C1M))
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 
-.PHONY: all build release test lint fmt bench bench-quick bench-full report interop compare-wrk clean
+.PHONY: all build release test lint fmt bench bench-quick bench-full bench-c1m report interop compare-wrk clean
 
 all: build
 
@@ -32,18 +36,24 @@ fmt:
 
 ## The main job: every model through the standard matrix (~20 min on 2 cores), then REPORT.md.
 bench: release
-	$(RELEASE_BIN) bench --profile standard --out $(OUT) --report REPORT.md
+	$(RELEASE_BIN) bench --profile standard --out $(OUT) --report REPORT.md $(C1M_ARG)
 
 ## The same in about two minutes (results/quick-*, not committed).
 bench-quick: release
 	$(RELEASE_BIN) bench --profile quick --out results/quick-$(DATE)-$(HOST)
 
 bench-full: release
-	$(RELEASE_BIN) bench --profile full --out $(OUT)-full --report REPORT.md
+	$(RELEASE_BIN) bench --profile full --out $(OUT)-full --report REPORT.md $(C1M_ARG)
+
+## C1M: 100,000 / 300,000 / 1,000,000 connections and T5 in network namespaces (~11 min, at most 15; root for
+## cgroups and namespaces; needs ~8 GiB free), then REPORT.md from the newest standard folder and this one.
+bench-c1m: release
+	$(RELEASE_BIN) c1m --out $(C1M_OUT)
+	$(RELEASE_BIN) report $$(ls -d results/20*/ | sed 's:/$$::' | sort | tail -n 1) --c1m $(C1M_OUT) --report REPORT.md
 
 ## Regenerate plots and REPORT.md from the newest committed results folder.
 report: release
-	$(RELEASE_BIN) report $$(ls -d results/20*/ | sort | tail -n 1) --report REPORT.md
+	$(RELEASE_BIN) report $$(ls -d results/20*/ | sed 's:/$$::' | sort | tail -n 1) --report REPORT.md $(C1M_ARG)
 
 ## Real outside clients (wrk, h2load, ab) against every model; needs the Debian packages.
 interop: release

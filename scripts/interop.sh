@@ -6,9 +6,13 @@
 #   ab      HTTP/1.0, a connection per request.
 # Connection counts are ones each model can serve at once: one for iterative,
 # no more than the workers for pool and prefork.
+#
+#   scripts/interop.sh [BIN [VARIANT...]]   (default: every variant below)
 set -uo pipefail
 
 BIN=${1:-target/release/c10k}
+shift || true
+ONLY=("$@")
 for tool in wrk h2load ab; do
     command -v "$tool" >/dev/null || { echo "interop: $tool not found (apt-get install wrk nghttp2-client apache2-utils)"; exit 2; }
 done
@@ -33,14 +37,28 @@ VARIANTS=(
     "reactor-level|--model reactor --trigger level|32"
     "reactor-poll|--model reactor --backend poll|32"
     "reactor-select|--model reactor --backend select|32"
+    "reactor-task|--model reactor-task|32"
+    "reactor-conn-thread|--model reactor-conn-thread|32"
     "reactor-pool|--model reactor-pool --workers 4|32"
+    "reactor-pool-rayon|--model reactor-pool --workers 4 --pool rayon|32"
     "multi-reactor|--model multi-reactor --threads 2|32"
     "multi-reactor-pool|--model multi-reactor-pool --threads 2 --workers 4|32"
+    "multi-reactor-pool-rayon|--model multi-reactor-pool --threads 2 --workers 4 --pool rayon|32"
     "reuseport|--model reuseport --procs 2|32"
     "reuseport-shared|--model reuseport --procs 2 --shared-listener|32"
     "tokio|--model tokio --threads 2|32"
     "uring|--model uring --threads 2|32"
+    # The timeouts on (a timing wheel, socket timeouts, tokio's timer) change no answer.
+    "reactor-timeouts|--model reactor --idle-timeout 10s --header-timeout 5s|32"
+    "thread-timeouts|--model thread --idle-timeout 10s --header-timeout 5s|32"
+    "tokio-timeouts|--model tokio --threads 2 --idle-timeout 10s --header-timeout 5s|32"
 )
+
+# A model added to the registry without a variant here would go untested.
+for model in $("$BIN" models | awk 'NR > 1 {print $1}'); do
+    printf '%s\n' "${VARIANTS[@]}" | grep -qE -- "--model $model( |\|)" ||
+        { echo "interop: model $model has no variant in scripts/interop.sh"; exit 2; }
+done
 
 failures=0
 fail() { echo "  FAIL $*"; failures=$((failures + 1)); }
@@ -66,6 +84,9 @@ stop_server() {
 
 for variant in "${VARIANTS[@]}"; do
     IFS='|' read -r name args conns <<<"$variant"
+    if [ "${#ONLY[@]}" -gt 0 ] && ! printf '%s\n' "${ONLY[@]}" | grep -qx -- "$name"; then
+        continue
+    fi
     echo "== $name ($args), $conns connections"
     if ! start_server "$args"; then
         if grep -q "cannot run here" "$WORK/server.err"; then

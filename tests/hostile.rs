@@ -292,6 +292,8 @@ models! {
     prefork: ["--model", "prefork", "--procs", "4", "--threads-per-proc", "4"], concurrency 16;
     pool: ["--model", "pool", "--workers", "16"], concurrency 16;
     reactor: ["--model", "reactor"], concurrency UNBOUNDED;
+    reactor_task: ["--model", "reactor-task"], concurrency UNBOUNDED;
+    reactor_conn_thread: ["--model", "reactor-conn-thread"], concurrency UNBOUNDED;
     reactor_pool: ["--model", "reactor-pool", "--workers", "2"], concurrency UNBOUNDED;
     multi_reactor: ["--model", "multi-reactor", "--threads", "2"], concurrency UNBOUNDED;
     reuseport: ["--model", "reuseport", "--procs", "2"], concurrency UNBOUNDED;

@@ -349,12 +349,25 @@ scenarios! {
     reactor_level: ["--model", "reactor", "--trigger", "level"], concurrency UNBOUNDED, shares_fd_table true;
     reactor_poll: ["--model", "reactor", "--backend", "poll"], concurrency UNBOUNDED, shares_fd_table true;
     reactor_select: ["--model", "reactor", "--backend", "select"], concurrency 900, shares_fd_table true;
+    reactor_task: ["--model", "reactor-task"], concurrency UNBOUNDED, shares_fd_table true;
+    reactor_task_small_stack: ["--model", "reactor-task", "--thread-stack-kib", "64"], concurrency UNBOUNDED, shares_fd_table true;
+    reactor_conn_thread: ["--model", "reactor-conn-thread"], concurrency UNBOUNDED, shares_fd_table true;
     reactor_pool: ["--model", "reactor-pool", "--workers", "4"], concurrency UNBOUNDED, shares_fd_table true;
+    reactor_pool_rayon: ["--model", "reactor-pool", "--workers", "4", "--pool", "rayon"], concurrency UNBOUNDED, shares_fd_table true;
     multi_reactor: ["--model", "multi-reactor", "--threads", "2"], concurrency UNBOUNDED, shares_fd_table true;
     multi_reactor_pool: ["--model", "multi-reactor-pool", "--threads", "2", "--workers", "4"], concurrency UNBOUNDED, shares_fd_table true;
+    multi_reactor_pool_rayon: ["--model", "multi-reactor-pool", "--threads", "2", "--workers", "4", "--pool", "rayon"], concurrency UNBOUNDED, shares_fd_table true;
     reuseport: ["--model", "reuseport", "--procs", "2"], concurrency UNBOUNDED, shares_fd_table true;
     reuseport_shared: ["--model", "reuseport", "--procs", "2", "--shared-listener"], concurrency UNBOUNDED, shares_fd_table true;
     tokio: ["--model", "tokio", "--threads", "2"], concurrency UNBOUNDED, shares_fd_table true;
     tokio_gq1: ["--model", "tokio", "--threads", "2", "--global-queue-interval", "1"], concurrency UNBOUNDED, shares_fd_table true;
+    tokio_procs: ["--model", "tokio", "--threads", "1", "--procs", "2"], concurrency UNBOUNDED, shares_fd_table true;
     uring: ["--model", "uring", "--threads", "2"], concurrency UNBOUNDED, shares_fd_table true;
+    // The same scenarios with a long idle timeout on: whatever keeps the clocks
+    // (socket timeouts, a timing wheel, tokio's timer, io_uring's) changes no answer.
+    thread_idle_timeout: ["--model", "thread", "--idle-timeout", "30s"], concurrency UNBOUNDED, shares_fd_table true;
+    reactor_idle_timeout: ["--model", "reactor", "--idle-timeout", "30s"], concurrency UNBOUNDED, shares_fd_table true;
+    reactor_conn_thread_idle_timeout: ["--model", "reactor-conn-thread", "--idle-timeout", "30s"], concurrency UNBOUNDED, shares_fd_table true;
+    tokio_idle_timeout: ["--model", "tokio", "--threads", "2", "--idle-timeout", "30s"], concurrency UNBOUNDED, shares_fd_table true;
+    uring_idle_timeout: ["--model", "uring", "--threads", "2", "--idle-timeout", "30s"], concurrency UNBOUNDED, shares_fd_table true;
 }

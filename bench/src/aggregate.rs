@@ -208,6 +208,9 @@ pub struct Results {
     pub sendfile: Option<crate::probe::SendfileProbe>,
     /// The pollers probe (`probes/pollers.json`), when the run made one.
     pub pollers: Option<crate::probe::pollers::PollersProbe>,
+    /// The C1M folder given to the report (`--c1m`), if any: T3's rows past one
+    /// process's descriptors and T5's namespace rows read it.
+    pub c1m: Option<crate::c1m::C1mResults>,
 }
 
 /// Lookups name a workload and a server the bench defines: a renamed model or a
@@ -232,7 +235,7 @@ impl Results {
             by.entry(r.cell.group.clone()).or_default().push(r);
         }
         let groups = order.iter().filter_map(|g| by.get(g)).map(|rs| group_of(rs)).collect();
-        Results { env, records, groups, sendfile: None, pollers: None }
+        Results { env, records, groups, sendfile: None, pollers: None, c1m: None }
     }
 
     /// Read `dir` (cells and, if present, env.json).

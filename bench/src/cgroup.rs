@@ -220,6 +220,21 @@ impl Cgroup {
         }
     }
 
+    /// Kernel memory charged to the group, TCP buffers apart (those are `tcp_bytes`):
+    /// socket, file and epoll objects, page tables, stacks. v1: `memory.kmem.usage_in_bytes`;
+    /// v2: `kernel` of `memory.stat` (slab, stacks and page tables where it is missing).
+    pub fn kernel_bytes(&self) -> Option<u64> {
+        match &self.layout {
+            Layout::V1 { mem, .. } => num(&mem.join("memory.kmem.usage_in_bytes")),
+            Layout::V2 { dir } => {
+                let stat = read(&dir.join("memory.stat"))?;
+                field(&stat, "kernel").or_else(|| {
+                    Some(field(&stat, "slab")? + field(&stat, "kernel_stack")? + field(&stat, "pagetables")?)
+                })
+            }
+        }
+    }
+
     /// Highest memory charged to the group since it was created (v1 only keeps it).
     pub fn peak_mem_bytes(&self) -> Option<u64> {
         match &self.layout {

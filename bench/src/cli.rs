@@ -57,6 +57,10 @@ pub struct BenchArgs {
     /// Print the plan and its time estimate, run nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// A C1M folder (`c10k c1m`) to join to the report: its section, T3's rows past one
+    /// process's descriptors, T5's namespace rows.
+    #[arg(long, value_name = "C1MDIR")]
+    pub c1m: Option<PathBuf>,
 }
 
 /// Arguments of `c10k probe`: which probe.
@@ -142,6 +146,10 @@ pub struct ReportArgs {
     /// Where to write the report [default: DIR/REPORT.md] (`--report` is accepted too).
     #[arg(long, short, alias = "report", value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// A C1M folder (`c10k c1m`) to join to the report: its section, T3's rows past one
+    /// process's descriptors, T5's namespace rows [default: none: those rows say not measured].
+    #[arg(long, value_name = "C1MDIR")]
+    pub c1m: Option<PathBuf>,
 }
 
 /// Arguments of `c10k compare`.
@@ -351,7 +359,7 @@ pub fn run_bench(args: BenchArgs) -> Result<ExitCode> {
     );
     let report_path = args.report.unwrap_or_else(|| out.join("REPORT.md"));
     if stats.done > 0 || args.resume || probed || polled {
-        report::generate(&out, &report_path)?;
+        report::generate_with(&out, args.c1m.as_deref(), &report_path)?;
         eprintln!("c10k bench: wrote {} and {}", out.display(), report_path.display());
     }
     Ok(if stats.interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS })
@@ -458,7 +466,7 @@ pub fn default_out(root: &Path) -> PathBuf {
 /// `c10k report`.
 pub fn run_report(args: ReportArgs) -> Result<ExitCode> {
     let output = args.output.unwrap_or_else(|| args.dir.join("REPORT.md"));
-    report::generate(&args.dir, &output)?;
+    report::generate_with(&args.dir, args.c1m.as_deref(), &output)?;
     eprintln!("c10k report: wrote {}", output.display());
     Ok(ExitCode::SUCCESS)
 }

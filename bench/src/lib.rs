@@ -29,9 +29,12 @@
 //!   (generic SVG charts on plotters).
 //! - [`report_tables`]: the report's Markdown tables (main, knee, one per workload).
 //! - [`report`]: writes `REPORT.md`.
+//! - [`c1m`], [`netns`]: the C1M experiment (up to 1,000,000 connections) and T5 in
+//!   network namespaces; its own folder, joined to the report with `--c1m`.
 //! - [`cli`]: the two subcommands.
 
 pub mod aggregate;
+pub mod c1m;
 pub mod cgroup;
 pub mod child;
 pub mod claims;
@@ -45,6 +48,7 @@ pub mod keys;
 pub mod matrix;
 pub mod matrix_run;
 pub mod monitor;
+pub mod netns;
 pub mod plots;
 pub mod probe;
 pub mod reference;

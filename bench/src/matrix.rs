@@ -625,7 +625,11 @@ mod tests {
     fn standard_fits_its_budget() {
         let cells = plan(Profile::Standard, &sizing(), &[], 1);
         let est = estimate(&cells);
-        assert!(est < 24.0 * 60.0, "standard is planned at {est:.0} s");
+        // 24 minutes until reactor-task and reactor-conn-thread (M6, M7) joined
+        // the main comparison through the registry (issue 12): 1,553 s planned
+        // with them. Which of their cells C14 needs is the bench integration's
+        // call; until then the budget is the planned time, not a trimmed plan.
+        assert!(est < 27.0 * 60.0, "standard is planned at {est:.0} s");
     }
 
     #[test]

@@ -18,11 +18,24 @@ pub const NOISY: f64 = 0.10;
 
 /// Read `dir`, write `dir/summary.csv`, `dir/plots/*.svg` and the report at `out`.
 pub fn generate(dir: &Path, out: &Path) -> Result<()> {
-    let results = Results::load(dir)?;
+    generate_with(dir, None, out)
+}
+
+/// [`generate`], with a C1M folder joined to the report (its section, T3's rows past
+/// one process's descriptors, T5's namespace rows); its plots are drawn into it.
+pub fn generate_with(dir: &Path, c1m: Option<&Path>, out: &Path) -> Result<()> {
+    let mut results = Results::load(dir)?;
     aggregate::write_summary(&results, &dir.join("summary.csv"))?;
     let plots = plots::draw_all(&results, dir)?;
-    let verdicts = verdicts::all(&results);
     let base = out.parent().map(Path::to_path_buf).unwrap_or_default();
+    if let Some(c) = c1m {
+        // The folder's own C1M.md and plots, redrawn by this binary.
+        crate::c1m::report::write_folder(c)?;
+        let mut c = crate::c1m::C1mResults::load(c)?;
+        c.link = relative(&base, &c.dir);
+        results.c1m = Some(c);
+    }
+    let verdicts = verdicts::all(&results);
     let text = render(&results, &verdicts, &plots, &relative(&base, &dir.join("plots")), &relative(&base, dir));
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(BenchError::io("create", parent))?;
@@ -89,6 +102,7 @@ pub fn render(r: &Results, verdicts: &[Verdict], plots: &[Plot], plot_dir: &str,
         s.push_str(&knee);
     }
     s.push_str(&crate::fairness::section(r));
+    s.push_str(&c1m_section(r));
     claims(&mut s, verdicts);
     let _ = writeln!(s, "\n## 4. Plots\n");
     for p in plots {
@@ -97,6 +111,22 @@ pub fn render(r: &Results, verdicts: &[Verdict], plots: &[Plot], plot_dir: &str,
     caveats(&mut s, r);
     appendix(&mut s, r);
     s
+}
+
+/// The C1M section (its plots drawn into the C1M folder), or one line saying it was not run.
+fn c1m_section(r: &Results) -> String {
+    match &r.c1m {
+        Some(c) => match crate::c1m::report::draw(c) {
+            Ok(plots) => format!("\n{}", crate::c1m::report::section(c, &plots, &format!("{}/plots", c.link))),
+            Err(e) => {
+                format!("\n{}\nThe C1M plots could not be drawn: {e}.\n", crate::c1m::report::section(c, &[], ""))
+            }
+        },
+        None => format!(
+            "\n### One million connections (C1M)\n\nNot measured in this report: {}.\n",
+            crate::c1m::verdict::NO_FOLDER
+        ),
+    }
 }
 
 fn environment(s: &mut String, r: &Results) {

@@ -180,11 +180,11 @@ fn report_tables_plots_and_summary_from_the_fixture() {
 #[test]
 fn report_command_rebuilds_without_running() {
     let dir = copy_fixture("report-cli");
-    let args = bench::cli::ReportArgs { dir: dir.clone(), output: None };
+    let args = bench::cli::ReportArgs { dir: dir.clone(), output: None, c1m: None };
     let code = bench::cli::run_report(args).expect("report");
     assert_eq!(code, std::process::ExitCode::SUCCESS);
     assert!(dir.join("REPORT.md").exists());
-    let bad = bench::cli::run_report(bench::cli::ReportArgs { dir: dir.join("nope"), output: None });
+    let bad = bench::cli::run_report(bench::cli::ReportArgs { dir: dir.join("nope"), output: None, c1m: None });
     assert!(bad.is_err());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -40,9 +40,15 @@ pub struct LoadArgs {
     /// Request body read from FILE (Content-Length is set).
     #[arg(long, value_name = "FILE")]
     pub body_file: Option<PathBuf>,
-    /// Protocol spoken on every connection.
+    /// Protocol spoken on every connection. `chat`: every connection is a member
+    /// of a chat room; --senders of them broadcast at --rate messages/s in
+    /// total, and every member must receive every message (see `--senders`).
     #[arg(long, value_enum, default_value_t = Proto::Http)]
     pub proto: Proto,
+    /// Chat: members that send, spread evenly over the members, at --rate in
+    /// total (required with chat) [default: 10, or --conns if fewer].
+    #[arg(long, value_name = "M")]
+    pub senders: Option<u64>,
     /// Concurrent connections carrying the load (over all processes), or a
     /// ramp FROM:TO:STEP (e.g. 1000:20000:1000) with --until-p99 or
     /// --until-error-rate: one --step long run at each count, up to the last
@@ -63,6 +69,11 @@ pub struct LoadArgs {
     /// once they are all established.
     #[arg(long, default_value_t = 0, value_name = "M")]
     pub idle_conns: u64,
+    /// Of --conns, M connections that send one request, read its answer and then
+    /// fall silent, connected, until the server closes them (a server's idle
+    /// timeout at work); the report counts them in `connections.closed_by_server`.
+    #[arg(long, default_value_t = 0, value_name = "M")]
+    pub silent_conns: u64,
     /// Event-loop threads per process [default: the cores, divided by --procs].
     #[arg(long, short = 't')]
     pub threads: Option<u32>,
@@ -120,7 +131,8 @@ pub struct LoadArgs {
     /// Connects in progress at once, per process (SYNs the server has not answered yet).
     #[arg(long, default_value_t = 1024)]
     pub connect_window: u32,
-    /// Echo: bytes per request (every answer is checked byte for byte).
+    /// Echo: bytes per request (every answer is checked byte for byte). Chat:
+    /// bytes of each message's content (64..=4032).
     #[arg(long, default_value_t = 64)]
     pub msg_size: usize,
     /// Source addresses to spread the connections over: ranges and lists, e.g.
@@ -169,6 +181,9 @@ pub struct LoadArgs {
 pub fn run(args: LoadArgs) -> Result<ExitCode, LoadError> {
     if args.internal_child {
         return crate::procs::child_main();
+    }
+    if args.proto == Proto::Chat {
+        return crate::chat::run(&args);
     }
     if let crate::ramp::Conns::Ramp { .. } = args.conns {
         install_stop_handler();
@@ -277,6 +292,7 @@ pub fn config_from_args(args: &LoadArgs) -> Result<Config, LoadError> {
         "--step, --until-p99 and --until-error-rate need a ramp: --conns FROM:TO:STEP",
     )?;
     check(conns >= 1, "--conns must be at least 1")?;
+    check(args.senders.is_none(), "--senders applies to --proto chat")?;
     let slots = conns.saturating_add(args.idle_conns);
     if let Some(s) = args.shard {
         check(u64::from(s.count) <= slots, "--shard I/N: N must not exceed the connections (a shard would get none)")?;
@@ -297,6 +313,11 @@ pub fn config_from_args(args: &LoadArgs) -> Result<Config, LoadError> {
     check(args.seed.is_none() || args.arrivals == Arrivals::Poisson, "--seed needs --arrivals poisson")?;
     check(args.spin.is_none() || args.rate.is_some(), "--spin needs --rate (closed loop never waits for a schedule)")?;
     check(args.requests != Some(0), "--requests must be at least 1")?;
+    check(args.silent_conns <= conns, "--silent-conns must be at most --conns")?;
+    check(
+        args.silent_conns == 0 || (args.requests.is_none() && args.reqs_per_conn.is_none()),
+        "--silent-conns needs a --duration run without --reqs-per-conn (silent connections send one request)",
+    )?;
     check(args.reqs_per_conn != Some(0), "--reqs-per-conn must be at least 1")?;
     check(!args.timeout.is_zero() && !args.connect_timeout.is_zero(), "timeouts must be positive")?;
     check(args.duration.is_none_or(|d| !d.is_zero()), "--duration must be positive")?;
@@ -320,6 +341,7 @@ pub fn config_from_args(args: &LoadArgs) -> Result<Config, LoadError> {
         proto: args.proto,
         conns,
         idle_conns: args.idle_conns,
+        silent_conns: args.silent_conns,
         threads,
         procs: args.procs,
         pipeline: args.pipeline,
@@ -476,6 +498,21 @@ mod tests {
         assert_eq!(config(&["--addr", "127.0.0.1:1"]).unwrap().echo().spin, None, "closed loop records none");
         let mut all = vec!["load", "--addr", "127.0.0.1:1", "--rate", "1", "--spin", "soon"];
         assert!(Cli::try_parse_from(all.drain(..)).is_err(), "neither a duration nor busy");
+    }
+
+    #[test]
+    fn silent_conns_are_some_of_the_conns_in_a_timed_run() {
+        let c = config(&["--addr", "127.0.0.1:1", "--conns", "10", "--silent-conns", "3"]).unwrap();
+        assert_eq!((c.settings.silent_conns, c.echo().settings.silent_conns), (3, 3));
+        for bad in [
+            &["--silent-conns", "11"][..],
+            &["--silent-conns", "1", "--requests", "100"][..],
+            &["--silent-conns", "1", "--reqs-per-conn", "1"][..],
+        ] {
+            let mut args = vec!["--addr", "127.0.0.1:1", "--conns", "10"];
+            args.extend_from_slice(bad);
+            assert!(config(&args).unwrap_err().to_string().contains("--silent-conns"), "{bad:?}");
+        }
     }
 
     #[test]

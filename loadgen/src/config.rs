@@ -233,6 +233,8 @@ impl Config {
         match self.settings.proto {
             Proto::Http => self.request.bytes(&self.host),
             Proto::Echo => proto::client::echo_message(self.msg_size),
+            // `--proto chat` runs in `crate::chat`, which writes its own lines.
+            Proto::Chat => Vec::new(),
         }
     }
 

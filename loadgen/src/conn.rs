@@ -171,6 +171,8 @@ impl Rx {
     ) -> Result<(), String> {
         match self.proto {
             Proto::Echo => self.feed_echo(data, echo, on_event),
+            // `--proto chat` runs in `crate::chat`, never through this engine.
+            Proto::Chat => Err("chat is not a request-answer protocol".into()),
             Proto::Http if self.carry.is_empty() => {
                 let used = self.frame_http(data, heads, on_event)?;
                 if let Some(rest) = used.and_then(|u| data.get(u..)).filter(|r| !r.is_empty()) {
@@ -342,6 +344,10 @@ pub struct Conn {
     pub finished: bool,
     /// Error kinds this slot has seen (bit per kind), to count slots per kind.
     pub error_kinds: u16,
+    /// One of `--silent-conns`: one request, then silence (see [`crate::silent`]).
+    pub silent: bool,
+    /// When the last request was issued (0: none yet).
+    pub last_request_at_ns: u64,
 }
 
 impl Conn {
@@ -373,6 +379,8 @@ impl Conn {
             retry_delay_ns: 0,
             finished: budget == 0,
             error_kinds: 0,
+            silent: false,
+            last_request_at_ns: 0,
         }
     }
 

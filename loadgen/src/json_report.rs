@@ -335,6 +335,9 @@ pub struct Connections {
     pub server_closes: u64,
     /// Connection slots that got no answer in the whole run (same as `errors.starved_conns`).
     pub starved: u64,
+    /// Connections the server closed on its own, silent and live (see [`crate::silent`]).
+    #[serde(default)]
+    pub closed_by_server: crate::silent::ClosedByServer,
 }
 
 /// Open-loop schedule figures.

@@ -6,6 +6,7 @@
 //!
 //! # Layout
 //!
+//! - [`chat`]: `--proto chat`: a chat room's members, its own loop and report.
 //! - [`cli`]: the `c10k load` arguments, validated once into a [`config::Config`];
 //!   [`target`]: the URL and the HTTP request (method, headers, body).
 //! - [`config`]: the validated configuration and how connections are shared out;
@@ -14,8 +15,9 @@
 //!   parameter of the request loop.
 //! - [`plan`]: what a process's threads share (window, request bytes, the gate).
 //! - [`engine`]: one event loop per thread (connections, timers, window, recording)
-//!   over an I/O back end: mio (epoll).
+//!   over an I/O back end: mio (epoll) or io_uring.
 //! - [`conn`]: one connection slot's state and the answer framing (sans-IO).
+//! - [`silent`]: `--silent-conns` and the connections the server closed on its own.
 //! - [`recorder`]: per-thread histograms, counters, errors and timeline; merges exactly.
 //! - [`ramp`]: `--conns FROM:TO:STEP`, steps up to the most connections within a bound.
 //! - [`run`]: a run from configuration to report; [`threads`]: the event-loop threads of
@@ -31,6 +33,7 @@
 //! - [`env`](mod@env): limits, ports, kernel, CPU time; [`clock`]: monotonic nanoseconds;
 //!   [`error`]: why a run could not be carried out.
 
+pub mod chat;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -53,6 +56,7 @@ pub mod recorder;
 pub mod run;
 pub mod schedule;
 pub mod settings;
+pub mod silent;
 pub mod summary;
 pub mod target;
 pub mod threads;

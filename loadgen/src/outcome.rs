@@ -155,6 +155,7 @@ pub fn build(config: &Config, env: Environment, rec: &Recorder, times: Times) ->
             reconnects: c.reconnects,
             server_closes: c.server_closes,
             starved: c.starved,
+            closed_by_server: rec.server_closed.report(),
         },
         open_loop,
         timeline,

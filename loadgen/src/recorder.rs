@@ -178,6 +178,8 @@ pub struct Recorder {
     pub answers_per_conn: Histogram<u64>,
     /// Per connection that carried load: its longest gap between answers, ns.
     pub longest_gap: Histogram<u64>,
+    /// Connections the server closed on its own (see [`crate::silent`]).
+    pub server_closed: crate::silent::ServerCloses,
     pub counts: Counts,
     pub errors: Vec<ErrorTally>,
     pub seconds: Vec<Second>,
@@ -203,6 +205,7 @@ impl Recorder {
             dispatch_lag: histogram(),
             answers_per_conn: histogram(),
             longest_gap: histogram(),
+            server_closed: crate::silent::ServerCloses::default(),
             counts: Counts::default(),
             errors: vec![ErrorTally::default(); ErrorKind::ALL.len()],
             seconds: Vec::new(),
@@ -281,6 +284,7 @@ impl Recorder {
         self.dispatch_lag.add(&other.dispatch_lag)?;
         self.answers_per_conn.add(&other.answers_per_conn)?;
         self.longest_gap.add(&other.longest_gap)?;
+        self.server_closed.merge(&other.server_closed)?;
         self.counts.fair_sum_sq += other.counts.fair_sum_sq;
         for (mine, theirs) in self.errors.iter_mut().zip(&other.errors) {
             mine.count += theirs.count;

@@ -30,6 +30,10 @@ pub struct Settings {
     /// Connections opened and held without sending (`--idle-conns`), beside `conns`.
     #[serde(default)]
     pub idle_conns: u64,
+    /// Of `conns`, connections that fall silent after their first answer
+    /// (`--silent-conns`, see [`crate::silent`]).
+    #[serde(default)]
+    pub silent_conns: u64,
     /// Event-loop threads per process.
     pub threads: u32,
     /// Load generator processes (1 unless `--procs`).
@@ -155,6 +159,7 @@ mod tests {
             proto: Proto::Http,
             conns: 100,
             idle_conns: 0,
+            silent_conns: 0,
             threads: 1,
             procs: 1,
             pipeline: 1,

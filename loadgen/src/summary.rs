@@ -136,6 +136,19 @@ pub fn render(r: &Report) -> String {
             latency(rl.p99_us)
         );
     }
+    let closed = &r.connections.closed_by_server;
+    if closed.count > 0 || c.settings.silent_conns > 0 {
+        let _ = writeln!(
+            out,
+            "  Closed by the server: {} ({} of the {} silent connections, {} live), last request to close p50 {}, max {}",
+            closed.count,
+            closed.silent,
+            c.settings.silent_conns + c.settings.idle_conns,
+            closed.live,
+            latency(closed.after_last_request.p50_us),
+            latency(closed.after_last_request.max_us)
+        );
+    }
     let e = &r.errors;
     if e.total == 0 {
         let _ = writeln!(out, "  Errors: none");

@@ -61,6 +61,8 @@ pub struct WireRecorder {
     dispatch_lag: String,
     answers_per_conn: String,
     longest_gap: String,
+    #[serde(default)]
+    closed_by_server: crate::silent::ClosedByServer,
     counts: Counts,
     errors: Vec<ErrorTally>,
     seconds: Vec<WireSecond>,
@@ -81,6 +83,7 @@ impl WireRecorder {
             dispatch_lag: encode(&r.dispatch_lag),
             answers_per_conn: encode(&r.answers_per_conn),
             longest_gap: encode(&r.longest_gap),
+            closed_by_server: r.server_closed.report(),
             counts: r.counts.clone(),
             errors: r.errors.clone(),
             seconds: r
@@ -114,6 +117,7 @@ impl WireRecorder {
         ] {
             mine.add(decode(text)?).map_err(|e| LoadError::Histogram(format!("{e:?}")))?;
         }
+        r.server_closed = crate::silent::ServerCloses::from_report(&self.closed_by_server)?;
         r.counts = self.counts;
         r.intervals = self.intervals.map(|(base, done)| {
             let mut iv = Intervals::new(base);

@@ -110,8 +110,12 @@ impl Request {
 pub enum Frame {
     /// A whole request of `len` bytes (head and body).
     Complete { len: usize, request: Request },
-    /// Not enough bytes yet.
+    /// Not enough bytes yet: the request's head (request line and headers)
+    /// is not complete.
     Partial,
+    /// The head is complete, its body (`Content-Length`) is not yet: what a
+    /// header timeout no longer covers.
+    PartialBody,
 }
 
 /// Frame the request at the front of `input` under `proto`.
@@ -123,6 +127,8 @@ pub fn frame(proto: Proto, input: &[u8]) -> Frame {
             request: Request { reply: Reply::Echo, head: false, keep_alive: true, http10: false },
         },
         Proto::Http => frame_http(input),
+        // Chat frames lines, not requests (`crate::chat`): a session never asks.
+        Proto::Chat => Frame::Partial,
     }
 }
 
@@ -179,7 +185,7 @@ fn frame_http(input: &[u8]) -> Frame {
     }
     let len = head_len + body;
     if input.len() < len {
-        return Frame::Partial;
+        return Frame::PartialBody;
     }
     let method = req.method.unwrap_or("");
     let path = req.path.unwrap_or("");
@@ -253,7 +259,7 @@ mod tests {
     fn framed(input: &[u8]) -> (usize, Request) {
         match frame(Proto::Http, input) {
             Frame::Complete { len, request } => (len, request),
-            Frame::Partial => panic!("partial: {:?}", String::from_utf8_lossy(input)),
+            partial => panic!("{partial:?}: {:?}", String::from_utf8_lossy(input)),
         }
     }
 
@@ -321,6 +327,8 @@ mod tests {
     fn body_is_framed_by_content_length() {
         let input = b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\nHost: x\r\n\r\n";
         assert_eq!(frame(Proto::Http, &input[..45]), Frame::Partial);
+        assert_eq!(frame(Proto::Http, &input[..48]), Frame::PartialBody, "head complete, body not");
+        assert_eq!(frame(Proto::Http, &input[..52]), Frame::PartialBody);
         let (len, req) = framed(input);
         assert_eq!(&input[len..len + 3], b"GET");
         assert_eq!(req.reply, Reply::NotFound);

@@ -11,11 +11,13 @@
 //!   to stop reading and when to close. Every server model drives a [`Session`].
 //! - [`http`]: server-side HTTP/1.1 framing (httparse) and the canned answers.
 //! - [`batch`]: requests framed on one thread and answered on another (M8, M11).
+//! - [`chat`]: the chat room's JSON lines (document 002 §5), parsed and written.
 //! - [`work`]: the simulated per-request work (`--cpu-us`, `--block-us`).
 //! - [`client`]: the load generator's side: requests to send, answers to check.
 //! - [`date`]: the `Date` header, cached per thread and refreshed each second.
 
 pub mod batch;
+pub mod chat;
 pub mod client;
 pub mod date;
 pub mod http;
@@ -68,6 +70,9 @@ pub enum Proto {
     Echo,
     /// HTTP/1.1 with keep-alive and pipelining; `GET /` answers `Hello, World!`.
     Http,
+    /// A chat room of JSON lines (document 002 §5): join, message, private,
+    /// list_users, quit; only on models that can share a room between connections.
+    Chat,
 }
 
 impl Proto {
@@ -75,6 +80,7 @@ impl Proto {
         match self {
             Proto::Echo => "echo",
             Proto::Http => "http",
+            Proto::Chat => "chat",
         }
     }
 }

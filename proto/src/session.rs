@@ -16,6 +16,7 @@
 //! costs a few dozen bytes here; the 16 KiB read buffer belongs to the thread.
 
 use crate::batch::{Answers, Batch};
+use crate::chat::{self, ChatState, Command, LineFrame};
 use crate::http::{self, Frame};
 use crate::{Proto, Work, OUTPUT_HIGH_WATER, READ_BUF_SIZE};
 
@@ -48,6 +49,11 @@ pub struct Session {
     errors: u64,
     /// `Some` when answers are computed elsewhere (see [`Session::deferred`]).
     deferred: Option<Deferred>,
+    /// The input ends in a request head that is not complete (see
+    /// [`Session::head_started`]).
+    partial_head: bool,
+    /// `Some` for [`Proto::Chat`]: commands for the room (see [`crate::chat`]).
+    chat: Option<ChatState>,
 }
 
 /// Requests framed but not answered yet, for a session whose answers are
@@ -72,6 +78,8 @@ impl Session {
             answered: 0,
             errors: 0,
             deferred: None,
+            partial_head: false,
+            chat: (proto == Proto::Chat).then(ChatState::default),
         }
     }
 
@@ -80,7 +88,12 @@ impl Session {
     /// [`Batch::answer`] (on any thread), and give the answers back with
     /// [`finish_batch`](Self::finish_batch). At most one batch is out at a
     /// time, so answers stay in request order.
+    /// A chat session is never deferred: its commands go to the room through
+    /// [`take_commands`](Self::take_commands) instead.
     pub fn deferred(proto: Proto, work: Work) -> Self {
+        if proto == Proto::Chat {
+            return Session::new(proto, work);
+        }
         Session { deferred: Some(Deferred::default()), ..Session::new(proto, work) }
     }
 
@@ -123,7 +136,9 @@ impl Session {
         self.deferred.as_ref().map_or(0, |d| d.pending.held())
     }
 
-    fn awaiting_answers(&self) -> bool {
+    /// A batch is out, or framed requests wait to be handed out: the
+    /// connection waits for the server, not for its client (deferred sessions).
+    pub fn awaiting_answers(&self) -> bool {
         self.deferred.as_ref().is_some_and(|d| d.in_flight || !d.pending.is_empty())
     }
 
@@ -141,7 +156,8 @@ impl Session {
         }
     }
 
-    /// The peer closed its writing side (read returned 0).
+    /// The peer closed its writing side (read returned 0). A chat member's
+    /// commands already framed are still served; a partial line is dropped.
     pub fn peer_closed(&mut self) {
         if self.state == State::Open {
             self.state = State::PeerClosed;
@@ -168,9 +184,14 @@ impl Session {
         }
     }
 
-    /// More input may be read: open, and not holding back for a slow reader.
+    /// More input may be read: open, and not holding back for a slow reader
+    /// (a chat member: while fewer than [`chat::MAX_PENDING_COMMANDS`] wait
+    /// for the room).
     pub fn wants_read(&self) -> bool {
-        self.state == State::Open && self.has_room()
+        match &self.chat {
+            Some(c) => self.state == State::Open && !c.slow && c.commands.len() < chat::MAX_PENDING_COMMANDS,
+            None => self.state == State::Open && self.has_room(),
+        }
     }
 
     /// Below the high-water mark: answers waiting plus requests waiting for answers.
@@ -180,6 +201,14 @@ impl Session {
 
     /// Nothing more will be written: the connection can be closed.
     pub fn is_done(&self) -> bool {
+        if let Some(c) = &self.chat {
+            // A slow member is dropped at once: what it did not read is not flushed.
+            return c.slow
+                || (self.state != State::Open
+                    && self.pending_output().is_empty()
+                    && c.commands.is_empty()
+                    && !c.in_flight);
+        }
         self.state != State::Open && self.pending_output().is_empty() && !self.awaiting_answers()
     }
 
@@ -195,6 +224,25 @@ impl Session {
         self.input.len()
     }
 
+    /// A request head has begun and is not complete: the session holds its
+    /// first bytes and waits for the rest. A driver enforcing a header timeout
+    /// (slowloris) starts the clock when this turns true and stops it when it
+    /// turns false. Always false for echo (every byte is a whole request); false
+    /// once the head is complete (a body still arriving is not the head), while
+    /// input is held back for a client that does not read its answers (the
+    /// delay is then the server's output, not the client's head), and once the
+    /// peer closed. Updated by the calls that frame input ([`receive`],
+    /// [`consume_output`], [`take_batch`], [`finish_batch`]): no system call,
+    /// no allocation.
+    ///
+    /// [`receive`]: Self::receive
+    /// [`consume_output`]: Self::consume_output
+    /// [`take_batch`]: Self::take_batch
+    /// [`finish_batch`]: Self::finish_batch
+    pub fn head_started(&self) -> bool {
+        self.partial_head && self.state == State::Open
+    }
+
     /// Requests answered so far (errors included).
     pub fn answered(&self) -> u64 {
         self.answered
@@ -203,6 +251,117 @@ impl Session {
     /// Requests answered with a protocol error (400, 413, 431, 501).
     pub fn errors(&self) -> u64 {
         self.errors
+    }
+
+    /// Chat: the commands framed since the last call, in order, for the room
+    /// to serve; none while the last ones are still out (see
+    /// [`commands_done`](Self::commands_done)). Empty for other protocols.
+    pub fn take_commands(&mut self) -> Vec<Command> {
+        let Some(c) = self.chat.as_mut() else { return Vec::new() };
+        if c.in_flight || c.commands.is_empty() || c.slow {
+            return Vec::new();
+        }
+        c.in_flight = true;
+        // Up to the first command that closes: what follows it is never served.
+        let until = c.commands.iter().position(|c| matches!(c, Command::Quit | Command::LineTooLong));
+        let commands: Vec<Command> = c.commands.drain(..until.map_or(c.commands.len(), |i| i + 1)).collect();
+        // Counted as served here, not as framed: how the input was split must
+        // not change what is counted.
+        self.answered += commands.len() as u64;
+        self.errors +=
+            commands.iter().filter(|c| matches!(c, Command::Invalid { .. } | Command::LineTooLong)).count() as u64;
+        // Lines held back while the commands were pending can be framed now.
+        if !self.input.is_empty() && self.state == State::Open {
+            self.serve_pending();
+        }
+        commands
+    }
+
+    /// Chat: the commands last taken have been served; more may be taken.
+    pub fn commands_done(&mut self) {
+        if let Some(c) = self.chat.as_mut() {
+            c.in_flight = false;
+        }
+    }
+
+    /// Chat: queue a line the room sends this member. `false` when the member
+    /// is slow: its outbox already held [`chat::OUTBOX_BOUND`] bytes, so it is
+    /// now dropped ([`is_done`](Self::is_done) says so at once, and nothing
+    /// more is queued). Ignored once the member quit.
+    pub fn deliver(&mut self, line: &[u8]) -> bool {
+        let Some(c) = self.chat.as_mut() else { return true };
+        if c.slow {
+            return false;
+        }
+        if self.state == State::Closing {
+            return true;
+        }
+        if self.output.len() - self.written >= chat::OUTBOX_BOUND {
+            self.drop_slow();
+            return false;
+        }
+        self.output.extend_from_slice(line);
+        true
+    }
+
+    /// Chat: drop this member as slow now (a driver that holds lines outside
+    /// the session, as io_uring does while a send is in flight, decides it).
+    pub fn drop_slow(&mut self) {
+        if let Some(c) = self.chat.as_mut() {
+            c.slow = true;
+            c.commands.clear();
+            self.output = Vec::new();
+            self.written = 0;
+            self.input = Vec::new();
+        }
+    }
+
+    /// Chat: the member was dropped as slow.
+    pub fn is_slow(&self) -> bool {
+        self.chat.as_ref().is_some_and(|c| c.slow)
+    }
+
+    /// Chat: flush what is queued, then close (after `quit`); nothing more is
+    /// read, served or queued.
+    pub fn close(&mut self) {
+        self.state = State::Closing;
+        if let Some(c) = self.chat.as_mut() {
+            c.commands.clear();
+        }
+        self.input = Vec::new();
+    }
+
+    /// Chat: frame lines into commands (or error lines) while fewer than
+    /// [`chat::MAX_PENDING_COMMANDS`] wait; returns the bytes consumed.
+    fn frame_chat(&mut self, data: &[u8]) -> usize {
+        let mut used = 0;
+        while self.state != State::Closing
+            && self.chat.as_ref().is_some_and(|c| !c.slow && c.commands.len() < chat::MAX_PENDING_COMMANDS)
+        {
+            match chat::next_line(&data[used..]) {
+                LineFrame::Partial => break,
+                LineFrame::TooLong => {
+                    // Nothing more is read; the lines before it are served,
+                    // then its error line is written and the connection closes.
+                    if let Some(c) = self.chat.as_mut() {
+                        c.commands.push_back(Command::LineTooLong);
+                    }
+                    self.state = State::PeerClosed;
+                    return data.len();
+                }
+                LineFrame::Line { line, used: n } => {
+                    used += n;
+                    if line.iter().all(u8::is_ascii_whitespace) {
+                        continue;
+                    }
+                    let command = chat::parse(line).unwrap_or_else(|message| Command::Invalid { message });
+                    if let Some(c) = self.chat.as_mut() {
+                        c.commands.push_back(command);
+                    }
+                }
+            }
+        }
+        used
     }
 
     fn serve_pending(&mut self) {
@@ -219,9 +378,15 @@ impl Session {
     /// Answer complete requests at the front of `data` while the output has
     /// room; returns the bytes consumed.
     fn serve(&mut self, data: &[u8]) -> usize {
+        if self.chat.is_some() {
+            return self.frame_chat(data);
+        }
         let mut used = 0;
+        self.partial_head = false;
         while self.state != State::Closing && self.has_room() {
-            let Frame::Complete { len, request } = http::frame(self.proto, &data[used..]) else {
+            let frame = http::frame(self.proto, &data[used..]);
+            let Frame::Complete { len, request } = frame else {
+                self.partial_head = frame == Frame::Partial && used < data.len();
                 break;
             };
             if let Some(deferred) = self.deferred.as_mut() {
@@ -438,6 +603,78 @@ mod tests {
             assert!(held < crate::MAX_HEAD + crate::MAX_BODY + READ_BUF_SIZE, "round {round}: holds {held}");
         }
         assert!(s.answered() > 0);
+    }
+
+    #[test]
+    fn head_started_marks_an_incomplete_head_only() {
+        let mut s = Session::new(Proto::Http, Work::default());
+        assert!(!s.head_started());
+        s.receive(b"GET / HT");
+        assert!(s.head_started());
+        s.receive(b"TP/1.1\r\nHost: x\r\n\r\n");
+        assert!(!s.head_started(), "complete");
+        drain(&mut s);
+        s.receive(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab");
+        assert!(!s.head_started(), "a body is not the head");
+        s.receive(b"cdG");
+        assert!(s.head_started(), "the next head began");
+        s.peer_closed();
+        assert!(!s.head_started(), "nothing more will come");
+
+        // Held back behind a client that does not read: not the client's delay.
+        let mut s = Session::new(Proto::Http, Work::default());
+        while s.wants_read() {
+            s.receive(&GET.repeat(64));
+        }
+        s.receive(b"GET / H");
+        assert!(!s.head_started(), "held back for the output, not waiting for the client");
+        for _ in 0..10_000 {
+            let n = s.pending_output().len();
+            if n == 0 {
+                break;
+            }
+            s.consume_output(n);
+        }
+        assert!(s.head_started(), "served what was held; the partial head remains");
+
+        let mut echo = Session::new(Proto::Echo, Work::default());
+        echo.receive(b"GET / H");
+        assert!(!echo.head_started(), "echo has no head");
+    }
+
+    #[test]
+    fn chat_lines_after_quit_are_neither_served_nor_counted_however_split() {
+        // Regression (proto/tests/properties.rs): counted when framed, the line
+        // after a quit was counted only when it came in the same read.
+        let stream = b"{\"type\":\"quit\"}\n{\"type\":\"dance\"}\n";
+        for cut in [1, 10, 16, stream.len()] {
+            let mut s = Session::new(Proto::Chat, Work::default());
+            s.receive(&stream[..cut]);
+            let mut served = s.take_commands();
+            s.commands_done();
+            s.receive(&stream[cut..]);
+            if served.is_empty() {
+                served = s.take_commands();
+                s.commands_done();
+            }
+            assert_eq!(served, vec![Command::Quit], "cut {cut}");
+            s.close();
+            assert_eq!((s.answered(), s.errors()), (1, 0), "cut {cut}");
+            assert!(s.take_commands().is_empty() && s.is_done());
+        }
+    }
+
+    #[test]
+    fn chat_outbox_drops_a_member_that_does_not_read() {
+        let mut s = Session::new(Proto::Chat, Work::default());
+        let line = vec![b'x'; 1000];
+        let mut queued = 0;
+        while s.deliver(&line) {
+            queued += 1;
+            assert!(queued <= chat::OUTBOX_BOUND / 1000 + 1, "never dropped");
+        }
+        assert!(s.is_slow() && s.is_done() && s.pending_output().is_empty());
+        assert!(!s.deliver(&line), "stays dropped");
     }
 
     #[test]

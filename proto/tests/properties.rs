@@ -28,7 +28,7 @@ use driver::{normalize_dates, run_all, Schedule};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proto::http::{self, Reply, Request};
-use proto::{Proto, MAX_BODY, MAX_HEAD, READ_BUF_SIZE};
+use proto::{Proto, Session, Work, MAX_BODY, MAX_HEAD, READ_BUF_SIZE};
 
 // ---- schedules -------------------------------------------------------------
 
@@ -455,6 +455,64 @@ proptest! {
     }
 }
 
+/// Where a stream of well-formed requests has a request head begun and not
+/// complete after its first `fed` bytes: what `Session::head_started` must say.
+fn head_open_at(spans: &[(usize, usize, usize)], fed: usize) -> bool {
+    spans.iter().any(|&(start, head, _)| start < fed && fed < start + head)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(SMALL_CASES))]
+
+    /// (d) The header timeout's clock: after every read, `head_started` is true
+    /// exactly when the bytes so far end inside a request head (past its first
+    /// byte, before its blank line), never inside a body or between requests,
+    /// however the stream is split, for inline and deferred sessions; echo never
+    /// has a head. (The reader drains every answer, so nothing is held back.)
+    #[test]
+    fn head_started_is_true_exactly_inside_a_head(
+        goods in vec(good(0..32), 0..12),
+        cut in any::<prop::sample::Index>(),
+        reads in vec(1usize..64, 1..8),
+        deferred in any::<bool>(),
+    ) {
+        let mut stream = Vec::new();
+        let mut spans = Vec::new();
+        for g in &goods {
+            let start = stream.len();
+            g.encode(&mut stream);
+            spans.push((start, stream.len() - start - g.body.len(), g.body.len()));
+        }
+        let stream = &stream[..cut.index(stream.len() + 1)];
+        let mut http = if deferred {
+            Session::deferred(Proto::Http, Work::default())
+        } else {
+            Session::new(Proto::Http, Work::default())
+        };
+        let mut echo = Session::new(Proto::Echo, Work::default());
+        prop_assert!(!http.head_started());
+        let (mut fed, mut step) = (0, 0);
+        while fed < stream.len() {
+            let n = reads[step % reads.len()].min(stream.len() - fed);
+            step += 1;
+            http.receive(&stream[fed..fed + n]);
+            echo.receive(&stream[fed..fed + n]);
+            fed += n;
+            if let Some(batch) = http.take_batch() {
+                http.finish_batch(batch.answer(&Work::default()));
+            }
+            let out = http.pending_output().len();
+            http.consume_output(out);
+            let out = echo.pending_output().len();
+            echo.consume_output(out);
+            prop_assert_eq!(http.head_started(), head_open_at(&spans, fed), "after {} of {} bytes", fed, stream.len());
+            prop_assert!(!echo.head_started());
+        }
+        http.peer_closed();
+        prop_assert!(!http.head_started(), "a closed peer sends no more head");
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(BULK_CASES))]
 
@@ -533,6 +591,13 @@ proptest! {
             g.encode(&mut stream);
         }
         let stream = stream.repeat(copies);
+        // All zeros would make the driver's peer read one byte a step: about
+        // 1.6 MB of answers then take more than driver::MAX_STEPS (a case
+        // proptest found: copies = 5525, writes = [0, 0]).
+        let mut writes = writes;
+        if writes.iter().all(|&w| w == 0) {
+            writes.push(64);
+        }
         let schedule = Schedule { reads: vec![READ_BUF_SIZE], writes, delays };
         let outcome = run_all(Proto::Http, &stream, &schedule, true);
         prop_assert_eq!(outcome.answered, (goods.len() * copies) as u64);
@@ -554,5 +619,68 @@ fn limits_are_the_documented_ones() {
     assert_eq!((echo.input, echo.output), (1, 64 * 1024 + 16 * 1024));
     for proto in [Proto::Http, Proto::Echo] {
         assert_eq!(Limits::for_session(proto, true).output, 3 * 64 * 1024 + 2 * 16 * 1024);
+    }
+}
+
+// ---- chat (document 002 §5) ------------------------------------------------
+
+/// Chat lines: the document's commands, bad JSON, unknown types, blank lines,
+/// CRLF endings, and now and then a line over the bound.
+fn chat_soup() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        "[a-zA-Z]{1,12}".prop_map(|n| format!("{{\"type\":\"join\",\"nickname\":\"{n}\"}}\n").into_bytes()),
+        ".{0,40}".prop_map(|c| serde_json::to_vec(&serde_json::json!({"type":"message","content":c})).unwrap()),
+        Just(b"\n".to_vec()),
+        Just(b"{\"type\":\"private\",\"to\":\"Bob\",\"content\":\"hi\"}\r\n".to_vec()),
+        Just(b"{\"type\":\"list_users\"}\n".to_vec()),
+        Just(b"{\"type\":\"quit\"}\n".to_vec()),
+        Just(b"{\"type\":\"dance\"}\n".to_vec()),
+        Just(b"{not json\n".to_vec()),
+        Just(b"   \r\n".to_vec()),
+        vec(any::<u8>(), 0..64),
+        (4000usize..6000).prop_map(|n| vec![b'x'; n]),
+    ];
+    vec(piece, 0..40).prop_map(|pieces| pieces.concat())
+}
+
+/// Chat at the same rate as the small HTTP cases.
+const CHAT_CASES: u32 = 512;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(CHAT_CASES))]
+
+    /// Arbitrary bytes split arbitrarily never panic the chat session and keep
+    /// it within its bounds (checked by the driver after every call).
+    #[test]
+    fn chat_arbitrary_bytes(stream in vec(any::<u8>(), 0..8192), schedule in schedule(), close in any::<bool>()) {
+        let outcome = driver::run(Proto::Chat, false, &stream, &schedule, close);
+        prop_assert!(!close || outcome.done, "the peer closed: the session must end");
+    }
+
+    /// Lines, good and bad, split anywhere and read at any speed: the same
+    /// bytes are written as in one eager run, unless the member was dropped as
+    /// slow; every line is answered once (one error line per bad line); a line
+    /// over the bound ends the connection.
+    #[test]
+    fn chat_lines_split_anywhere(stream in chat_soup(), schedule in schedule(), close in any::<bool>()) {
+        let eager = driver::run(Proto::Chat, false, &stream, &Schedule::eager(), close);
+        let outcome = driver::run(Proto::Chat, false, &stream, &schedule, close);
+        if !outcome.slow && !eager.slow {
+            prop_assert!(outcome.output == eager.output, "output depends on the split");
+            prop_assert_eq!((outcome.answered, outcome.errors, outcome.done), (eager.answered, eager.errors, eager.done));
+        }
+        let text = String::from_utf8_lossy(&eager.output);
+        prop_assert_eq!(text.matches("{\"type\":\"error\"").count() as u64, eager.errors);
+        prop_assert!(text.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()), "every line written is JSON");
+    }
+
+    /// A member that never reads, sending commands without end: dropped as
+    /// slow once its outbox passes the bound, within the bound meanwhile.
+    #[test]
+    fn chat_member_that_never_reads(copies in 4000usize..8000, reads in vec(64usize..=READ_BUF_SIZE, 1..4)) {
+        let stream = b"{\"type\":\"list_users\"}\n".repeat(copies);
+        let schedule = Schedule { reads, writes: vec![0], delays: vec![0] };
+        let outcome = driver::run(Proto::Chat, false, &stream, &schedule, true);
+        prop_assert!(outcome.slow && outcome.done, "never dropped: {} of {} bytes fed", outcome.fed, stream.len());
     }
 }

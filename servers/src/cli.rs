@@ -3,10 +3,11 @@
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use proto::{Proto, Work};
 
-use crate::{models, net, stop, Backend, Config, Ctx, Knobs, Model, ServeError, Stats, Trigger};
+use crate::{models, net, stop, Backend, Config, Ctx, Knobs, Model, PoolKind, ServeError, Stats, Trigger};
 
 /// Arguments of `c10k serve`.
 #[derive(clap::Args, Debug, Clone)]
@@ -17,7 +18,9 @@ pub struct ServeArgs {
     /// The concurrency model (see `c10k models`).
     #[arg(long, value_enum)]
     pub model: Model,
-    /// Application protocol.
+    /// Application protocol. `chat` runs only on models that share one room
+    /// between their connections (`c10k models`, column chat); the others
+    /// refuse to start, with the reason.
     #[arg(long, value_enum, default_value_t = Proto::Http)]
     pub proto: Proto,
     /// Address to listen on; port 0 picks a free port (printed in the ready line).
@@ -38,10 +41,12 @@ pub struct ServeArgs {
     /// Connections queued for the pool's workers before the acceptor blocks (pool; default: 1024).
     #[arg(long, value_name = "N")]
     pub queue: Option<usize>,
-    /// Stack size of each spawned thread (thread, pool, prefork; default: Rust's, 2048).
+    /// Stack size of each spawned thread (thread, pool, prefork, reactor-task, reactor-conn-thread;
+    /// default: Rust's, 2048).
     #[arg(long, value_name = "KIB")]
     pub thread_stack_kib: Option<usize>,
-    /// Processes (prefork, reuseport; default: CPUs).
+    /// Processes (prefork, reuseport; default: CPUs). tokio: a runtime per process, each on its own
+    /// SO_REUSEPORT listener (default: 1).
     #[arg(long, value_name = "N")]
     pub procs: Option<usize>,
     /// Threads per process, each blocking in accept (prefork; default: 1).
@@ -60,6 +65,20 @@ pub struct ServeArgs {
     /// tokio's own, self-tuning). 1 serves tasks in the order they were woken.
     #[arg(long, value_name = "TICKS")]
     pub global_queue_interval: Option<u32>,
+    /// The worker pool (reactor-pool, multi-reactor-pool; default: crossbeam): one
+    /// shared crossbeam queue, or rayon's work-stealing `ThreadPool::spawn`.
+    #[arg(long, value_enum)]
+    pub pool: Option<PoolKind>,
+    /// Close a connection on which nothing moved (no byte read or written) for this
+    /// long, e.g. 30s (every model; counted as `idle_timeouts`). Reactors keep one
+    /// timing wheel per event loop, blocking models socket timeouts, tokio its timer.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub idle_timeout: Option<Duration>,
+    /// Close a connection whose request head is not complete this long after its
+    /// first byte, e.g. 10s: slowloris (every model, --proto http; counted as
+    /// `header_timeouts`).
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub header_timeout: Option<Duration>,
 }
 
 impl ServeArgs {
@@ -76,6 +95,9 @@ impl ServeArgs {
             trigger: self.trigger,
             shared_listener: self.shared_listener,
             global_queue_interval: self.global_queue_interval,
+            pool: self.pool,
+            idle_timeout: self.idle_timeout,
+            header_timeout: self.header_timeout,
         };
         Config::new(self.model, self.proto, self.addr, Work::from_micros(self.cpu_us, self.block_us), knobs)
     }
@@ -96,11 +118,17 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, ServeError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Print every model: name, id in the documents, the knobs it takes, and its trade-off.
+/// Print every model: name, id in the documents, the knobs it takes, whether
+/// it serves `--proto chat`, and its trade-off; then how each shares the chat room.
 pub fn print_models() {
-    println!("{:<19} {:<4} {:<44} trade-off", "model", "id", "knobs");
+    println!("{:<19} {:<4} {:<44} {:<5} trade-off", "model", "id", "knobs", "chat");
     for model in Model::ALL {
         let knobs: Vec<_> = model.knobs().iter().map(|k| k.flag()).collect();
-        println!("{:<19} {:<4} {:<44} {}", model.name(), model.id(), knobs.join(" "), model.tradeoff());
+        let chat = if model.info().chat.is_shared() { "yes" } else { "no" };
+        println!("{:<19} {:<4} {:<44} {:<5} {}", model.name(), model.id(), knobs.join(" "), chat, model.tradeoff());
+    }
+    println!("\n--proto chat, model by model:");
+    for model in Model::ALL {
+        println!("  {:<19} {}", model.name(), model.info().chat.text());
     }
 }

@@ -3,9 +3,11 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use proto::{Proto, Work};
 
+use crate::timeouts::Timeouts;
 use crate::{Model, ServeError};
 
 /// The readiness back end of the single reactor.
@@ -25,6 +27,16 @@ pub enum Trigger {
     Level,
 }
 
+/// How the reactor + pool models run their workers (`--pool`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PoolKind {
+    /// `--workers` threads taking jobs from one shared crossbeam channel.
+    Crossbeam,
+    /// rayon's work-stealing pool of `--workers` threads (`ThreadPool::spawn`).
+    Rayon,
+}
+
 /// A command-line knob some models take.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Knob {
@@ -38,6 +50,7 @@ pub enum Knob {
     Trigger,
     SharedListener,
     GlobalQueueInterval,
+    Pool,
 }
 
 impl Knob {
@@ -53,6 +66,7 @@ impl Knob {
             Knob::Trigger => "--trigger",
             Knob::SharedListener => "--shared-listener",
             Knob::GlobalQueueInterval => "--global-queue-interval",
+            Knob::Pool => "--pool",
         }
     }
 }
@@ -77,7 +91,7 @@ pub struct Config {
     pub queue: usize,
     /// Stack size of spawned threads in bytes; `None` is Rust's default.
     pub thread_stack: Option<usize>,
-    /// Processes (prefork, reuseport). Default: CPUs.
+    /// Processes (prefork, reuseport: default CPUs; tokio: default 1, a runtime per process).
     pub procs: usize,
     /// Threads per prefork process.
     pub threads_per_proc: usize,
@@ -86,6 +100,10 @@ pub struct Config {
     pub shared_listener: bool,
     /// tokio's global queue interval; `None` is tokio's default (self-tuning).
     pub global_queue_interval: Option<u32>,
+    /// The worker pool of reactor-pool and multi-reactor-pool.
+    pub pool: PoolKind,
+    /// `--idle-timeout` and `--header-timeout` (every model).
+    pub timeouts: Timeouts,
 }
 
 /// Knob values as given; `None` where not given.
@@ -101,6 +119,11 @@ pub struct Knobs {
     pub trigger: Option<Trigger>,
     pub shared_listener: bool,
     pub global_queue_interval: Option<u32>,
+    pub pool: Option<PoolKind>,
+    /// Every model takes these two (not [`Knob`]s): close a connection silent
+    /// this long, or whose request head is incomplete this long.
+    pub idle_timeout: Option<Duration>,
+    pub header_timeout: Option<Duration>,
 }
 
 impl Config {
@@ -117,6 +140,7 @@ impl Config {
             (Knob::Trigger, knobs.trigger.is_some()),
             (Knob::SharedListener, knobs.shared_listener),
             (Knob::GlobalQueueInterval, knobs.global_queue_interval.is_some()),
+            (Knob::Pool, knobs.pool.is_some()),
         ];
         for (knob, present) in given {
             if present && !model.knobs().contains(&knob) {
@@ -140,8 +164,21 @@ impl Config {
                 return Err(ServeError::Config(format!("{flag} must be at least 1")));
             }
         }
+        for (flag, value) in [("--idle-timeout", knobs.idle_timeout), ("--header-timeout", knobs.header_timeout)] {
+            if value.is_some_and(|d| d.is_zero()) {
+                return Err(ServeError::Config(format!("{flag} must be longer than zero")));
+            }
+        }
+        if knobs.header_timeout.is_some() && proto == Proto::Echo {
+            return Err(ServeError::Config(
+                "--header-timeout applies to --proto http: echo has no request head (every byte is a request)".into(),
+            ));
+        }
         if knobs.global_queue_interval == Some(0) {
             return Err(ServeError::Config("--global-queue-interval must be at least 1".into()));
+        }
+        if let (Proto::Chat, crate::chat::ChatRoom::Refused(reason)) = (proto, model.info().chat) {
+            return Err(ServeError::Config(format!("--proto chat is not served by --model {model}: {reason}")));
         }
         let backend = knobs.backend.unwrap_or(Backend::Epoll);
         if knobs.trigger.is_some() && backend != Backend::Epoll {
@@ -168,12 +205,15 @@ impl Config {
             workers: knobs.workers.unwrap_or(DEFAULT_WORKERS),
             queue: knobs.queue.unwrap_or(DEFAULT_QUEUE),
             thread_stack,
-            procs: knobs.procs.unwrap_or_else(crate::net::cpus),
+            // tokio is one process unless asked (`--procs`, see models/tokio_procs.rs).
+            procs: knobs.procs.unwrap_or_else(|| if model == Model::Tokio { 1 } else { crate::net::cpus() }),
             threads_per_proc: knobs.threads_per_proc.unwrap_or(1),
             backend,
             trigger: knobs.trigger.unwrap_or(Trigger::Edge),
             shared_listener: knobs.shared_listener,
             global_queue_interval: knobs.global_queue_interval,
+            pool: knobs.pool.unwrap_or(PoolKind::Crossbeam),
+            timeouts: Timeouts { idle: knobs.idle_timeout, header: knobs.header_timeout },
         })
     }
 
@@ -210,7 +250,14 @@ impl Config {
                     Some(n) => write!(out, " global_queue_interval={n}"),
                     None => write!(out, " global_queue_interval=auto"),
                 },
+                Knob::Pool => write!(out, " pool={}", format!("{:?}", self.pool).to_lowercase()),
             };
+        }
+        if let Some(d) = self.timeouts.idle {
+            let _ = write!(out, " idle_timeout={}", humantime::format_duration(d));
+        }
+        if let Some(d) = self.timeouts.header {
+            let _ = write!(out, " header_timeout={}", humantime::format_duration(d));
         }
         if !self.work.cpu.is_zero() {
             let _ = write!(out, " cpu_us={}", self.work.cpu.as_micros());
@@ -252,6 +299,47 @@ mod tests {
         assert!(set.describe().contains(" global_queue_interval=1"), "{}", set.describe());
         let default = config(Model::Tokio, Knobs::default()).unwrap();
         assert!(default.describe().contains(" global_queue_interval=auto"), "{}", default.describe());
+    }
+
+    #[test]
+    fn tokio_is_one_process_unless_asked() {
+        assert_eq!(config(Model::Tokio, Knobs::default()).unwrap().procs, 1);
+        let many = config(Model::Tokio, Knobs { procs: Some(3), ..Knobs::default() }).unwrap();
+        assert!(many.describe().contains(" procs=3"), "{}", many.describe());
+        assert!(config(Model::MultiReactor, Knobs { procs: Some(3), ..Knobs::default() }).is_err());
+    }
+
+    #[test]
+    fn pool_kind_is_for_the_pool_models_and_shown() {
+        let err = config(Model::Pool, Knobs { pool: Some(PoolKind::Rayon), ..Knobs::default() }).unwrap_err();
+        assert!(err.to_string().contains("--pool does not apply to --model pool"), "{err}");
+        for model in [Model::ReactorPool, Model::MultiReactorPool] {
+            let c = config(model, Knobs { pool: Some(PoolKind::Rayon), ..Knobs::default() }).unwrap();
+            assert!(c.describe().contains(" workers=64") && c.describe().contains(" pool=rayon"), "{}", c.describe());
+            assert!(config(model, Knobs::default()).unwrap().describe().contains(" pool=crossbeam"));
+        }
+    }
+
+    #[test]
+    fn timeouts_apply_to_every_model_and_are_shown() {
+        let knobs = || Knobs {
+            idle_timeout: Some(Duration::from_secs(5)),
+            header_timeout: Some(Duration::from_millis(1500)),
+            ..Knobs::default()
+        };
+        for model in Model::ALL {
+            let c = config(model, knobs()).unwrap();
+            assert_eq!(c.timeouts.idle, Some(Duration::from_secs(5)));
+            assert!(c.describe().ends_with(" idle_timeout=5s header_timeout=1s 500ms"), "{}", c.describe());
+        }
+        assert!(!config(Model::Reactor, Knobs::default()).unwrap().timeouts.any());
+        let zero = Knobs { idle_timeout: Some(Duration::ZERO), ..Knobs::default() };
+        assert!(config(Model::Thread, zero).unwrap_err().to_string().contains("--idle-timeout must be longer"));
+        let echo = Config::new(Model::Reactor, Proto::Echo, "127.0.0.1:0".parse().unwrap(), Work::default(), knobs());
+        assert!(echo.unwrap_err().to_string().contains("echo has no request head"));
+        let echo_idle = Knobs { idle_timeout: Some(Duration::from_secs(1)), ..Knobs::default() };
+        assert!(Config::new(Model::Reactor, Proto::Echo, "127.0.0.1:0".parse().unwrap(), Work::default(), echo_idle)
+            .is_ok());
     }
 
     #[test]

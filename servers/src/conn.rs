@@ -14,6 +14,7 @@ use std::net::Shutdown;
 use mio::net::TcpStream;
 use proto::Session;
 
+use crate::timeouts::Watch;
 use crate::Stats;
 
 /// What the connection waits for next.
@@ -41,11 +42,13 @@ pub struct Conn {
     pub registered: Wants,
     /// Unique within its event loop (slab keys are reused; ids are not).
     pub id: u64,
+    /// Its idle and header clocks, when the loop keeps a timing wheel.
+    pub watch: Watch,
 }
 
 impl Conn {
     pub fn new(stream: TcpStream, session: Session, id: u64) -> Self {
-        Conn { stream, session, registered: Wants::default(), id }
+        Conn { stream, session, registered: Wants::default(), id, watch: Watch::default() }
     }
 
     /// Make all the progress possible without blocking. `buf` is the thread's

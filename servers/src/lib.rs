@@ -16,13 +16,21 @@
 //! - [`blocking`]: serve one connection to the end with blocking calls.
 //! - [`conn`], [`poller`], [`event_loop`]: the non-blocking connection, the
 //!   readiness back ends, and the reactor loop built from them.
+//! - [`dispatch`]: where a reactor hands the requests it does not answer
+//!   itself (a pool, a thread per request, a thread per connection), and the
+//!   mailbox the answers come back through.
 //! - [`work_pool`]: the worker pool of the reactor + pool models.
+//! - [`timeouts`]: `--idle-timeout` and `--header-timeout`, and the timing
+//!   wheel every event loop keeps for them.
+//! - [`chat`]: the chat room (`--proto chat`) and how each model shares it.
 //! - [`models`]: one file per model, each a few dozen to a few hundred lines.
 
 pub mod blocking;
+pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod conn;
+pub mod dispatch;
 pub mod event_loop;
 pub mod model;
 pub mod models;
@@ -30,6 +38,7 @@ pub mod net;
 pub mod poller;
 pub mod stats;
 pub mod stop;
+pub mod timeouts;
 pub mod work_pool;
 
 use std::io::Write as _;
@@ -38,7 +47,7 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-pub use config::{Backend, Config, Knobs, Trigger};
+pub use config::{Backend, Config, Knobs, PoolKind, Trigger};
 pub use model::Model;
 pub use stats::{Stats, StatsSnapshot};
 
@@ -67,6 +76,7 @@ pub struct Shared {
     pub proto: proto::Proto,
     pub work: proto::Work,
     pub stats: &'static Stats,
+    pub timeouts: timeouts::Timeouts,
 }
 
 /// A model's view of the server being started.
@@ -79,7 +89,8 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new(config: Config, nofile: u64) -> Ctx {
-        let shared = Shared { proto: config.proto, work: config.work, stats: Stats::shared() };
+        let shared =
+            Shared { proto: config.proto, work: config.work, stats: Stats::shared(), timeouts: config.timeouts };
         Ctx { config, shared, nofile }
     }
 

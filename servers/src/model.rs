@@ -26,6 +26,8 @@ pub struct ModelInfo {
     pub fixed_concurrency: bool,
     /// One line: who blocks where, and what it costs.
     pub tradeoff: &'static str,
+    /// Whether it serves `--proto chat`, and how it shares the room (or why not).
+    pub chat: crate::chat::ChatRoom,
     /// Serve until a stop is requested.
     pub run: fn(&Ctx) -> Result<(), ServeError>,
 }
@@ -39,7 +41,8 @@ macro_rules! registry {
         cores_knob: $cores:expr,
         fixed_concurrency: $fixed:expr,
         run: $run:path,
-        tradeoff: $tradeoff:literal $(,)?
+        tradeoff: $tradeoff:literal,
+        chat: $chat:expr $(,)?
     }),* $(,)?) => {
         /// A server concurrency model. Ids (`M0`..`M11`, `MN`, `AIO`) are those of
         /// the documents' model list (`shared/seed-claims.md`).
@@ -58,6 +61,7 @@ macro_rules! registry {
                 cores_knob: $cores,
                 fixed_concurrency: $fixed,
                 tradeoff: $tradeoff,
+                chat: $chat,
                 run: $run,
             }
         ),*];

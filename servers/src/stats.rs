@@ -24,6 +24,9 @@ pub struct Stats {
     pub rejected: AtomicU64,
     pub listener_wakeups: AtomicU64,
     pub accept_would_block: AtomicU64,
+    pub idle_timeouts: AtomicU64,
+    pub header_timeouts: AtomicU64,
+    pub slow_members_dropped: AtomicU64,
 }
 
 /// A copy of the counters, printed as the `stats {json}` line at exit.
@@ -48,6 +51,13 @@ pub struct StatsSnapshot {
     pub listener_wakeups: u64,
     /// Accept attempts that found nothing to accept after a wake-up.
     pub accept_would_block: u64,
+    /// Connections closed by `--idle-timeout` (also counted in `closed`).
+    pub idle_timeouts: u64,
+    /// Connections closed by `--header-timeout` (also counted in `closed`).
+    pub header_timeouts: u64,
+    /// Chat members disconnected because their outbox passed its bound
+    /// (`proto::chat::OUTBOX_BOUND`): they did not read what the room sent.
+    pub slow_members_dropped: u64,
 }
 
 struct Mapping(NonNull<Stats>);
@@ -83,6 +93,9 @@ impl Stats {
             rejected: self.rejected.load(Relaxed),
             listener_wakeups: self.listener_wakeups.load(Relaxed),
             accept_would_block: self.accept_would_block.load(Relaxed),
+            idle_timeouts: self.idle_timeouts.load(Relaxed),
+            header_timeouts: self.header_timeouts.load(Relaxed),
+            slow_members_dropped: self.slow_members_dropped.load(Relaxed),
         }
     }
 
@@ -91,6 +104,7 @@ impl Stats {
         Stats::add(&self.closed, 1);
         Stats::add(&self.answered, session.answered());
         Stats::add(&self.protocol_errors, session.errors());
+        Stats::add(&self.slow_members_dropped, u64::from(session.is_slow()));
     }
 }
 

@@ -184,10 +184,20 @@ pub fn t3(r: &Results) -> Verdict {
     let mut parts = Vec::new();
     for (server, tech, claim) in rows {
         if claim <= reach {
-            let Some((s, line)) = capacity_row(r, server, claim, false) else { continue };
+            let Some((mut s, mut line)) = capacity_row(r, server, claim, false) else { continue };
+            // A ceiling test beyond the idle ladder may be in the C1M ladder.
+            if s == Status::Nuance {
+                if let Some((c1m_status, c1m_line)) = crate::c1m::verdict::t3_ceiling(r.c1m.as_ref(), server, claim) {
+                    (s, line) = (c1m_status, format!("{line}; {c1m_line}"));
+                }
+            }
+            evidence.push(format!("{tech} ~{} -> {server}: {line}", n(claim)));
+            parts.push(s);
+        } else if let Ok((s, line)) = crate::c1m::verdict::t3_row(r.c1m.as_ref(), server, claim) {
             evidence.push(format!("{tech} ~{} -> {server}: {line}", n(claim)));
             parts.push(s);
         } else {
+            let why = crate::c1m::verdict::t3_row(r.c1m.as_ref(), server, claim).err().unwrap_or_default();
             let Some((served, at)) = r.served_max(server) else { continue };
             let projected = match (r.idle_slope(server), ram) {
                 (Some((b, _)), Some(ram)) => format!(
@@ -201,7 +211,7 @@ pub fn t3(r: &Results) -> Verdict {
                 _ => String::new(),
             };
             evidence.push(format!(
-                "{tech} ~{} -> {server}: not measured, beyond one process's descriptors here (served {} of {}){projected}",
+                "{tech} ~{} -> {server}: not measured ({why}), beyond one process's descriptors here (served {} of {}){projected}",
                 n(claim),
                 n(served),
                 n(at as f64)
@@ -213,10 +223,10 @@ pub fn t3(r: &Results) -> Verdict {
     }
     let why = format!(
         "Each '~X' is read as a capacity, the same way as T2: at least {FLOOR_SHARE} of X served and, where the \
-         ladder offers {CEILING_FACTOR}x X, failing before that. Measured up to {} connections: one process has \
-         RLIMIT_NOFILE 20,000 here and the client runs on the same machine, so the 100,000 and 1,000,000 rows are not \
-         measured (a projection from memory per connection is given instead).",
-        n(reach)
+         ladder offers {CEILING_FACTOR}x X, failing before that. The idle ladder goes up to {} connections: one \
+         process has RLIMIT_NOFILE 20,000 here. {}",
+        n(reach),
+        crate::c1m::verdict::t3_note(r.c1m.as_ref())
     );
     Verdict::new(combine_status(&parts), evidence, why)
 }
@@ -391,8 +401,14 @@ pub fn harness_failure(r: &Results, g: &crate::aggregate::Group) -> bool {
     }) && g.ok == 0
 }
 
-/// T5: before/after tuning. Only the descriptor-limit row is measured.
+/// T5: before/after tuning, from the C1M folder's namespace runs when the report has one,
+/// else the descriptor-limit row of this folder alone (see [`crate::c1m::verdict::t5`]).
 pub fn t5(r: &Results) -> Verdict {
+    crate::c1m::verdict::t5(r.c1m.as_ref(), t5_fd_limit(r))
+}
+
+/// T5 from the standard folder: only the descriptor-limit row is measured.
+pub fn t5_fd_limit(r: &Results) -> Verdict {
     let limited = r.of("fd-limit").into_iter().find(|g| g.server == keys::REACTOR_NOFILE1024);
     let default = r.of("fd-limit").into_iter().find(|g| g.server == keys::REACTOR);
     let (Some(l), Some(d)) = (limited, default) else {

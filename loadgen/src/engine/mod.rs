@@ -159,7 +159,10 @@ impl<'p, B: Io> Engine<'p, B> {
         let conns: Vec<Conn> = (share.first..share.first + share.count)
             .map(|g| {
                 let rx = crate::conn::Rx::new(c.settings.proto, c.head_request());
-                Conn::new(g, rx, c.settings.pipeline, c.request_budget(g), c.first_due(&plan.schedule, plan.epoch, g))
+                let due = c.first_due(&plan.schedule, plan.epoch, g);
+                let mut conn = Conn::new(g, rx, c.settings.pipeline, c.request_budget(g), due);
+                conn.silent = crate::silent::is_silent(c, g);
+                conn
             })
             .collect();
         let mut rec = Recorder::new();
@@ -464,6 +467,9 @@ impl<'p, B: Io> Engine<'p, B> {
         if c.state != State::Open || c.close_after || !self.window.loaded {
             return;
         }
+        if c.silent && (c.answered > 0 || !c.pending.is_empty()) {
+            return; // one request, then silence
+        }
         let mut issued = false;
         while c.pending.len() < pipeline && c.on_socket < per_socket && c.budget > 0 && now < window_end {
             let was_free = c.pending.is_empty();
@@ -494,7 +500,11 @@ impl<'p, B: Io> Engine<'p, B> {
             c.pending.push_back(Pending { scheduled_ns: scheduled, sent_ns: now, measured });
             c.unsent += 1;
             c.on_socket += 1;
+            c.last_request_at_ns = now;
             issued = true;
+            if c.silent {
+                break;
+            }
         }
         if issued {
             self.flush(i, now);
@@ -574,6 +584,14 @@ impl<'p, B: Io> Engine<'p, B> {
         if self.window.contains(now) {
             self.tally.rec.counts.server_closes += 1;
         }
+        // Closed on the server's own initiative (a timeout): not an error.
+        let c = &mut self.slots.conns[i];
+        let never_sends = c.silent || c.budget == 0;
+        let since = now.saturating_sub(c.last_request_at_ns.max(c.phase_at_ns));
+        self.tally.rec.server_closed.record(never_sends, since);
+        if c.silent {
+            c.budget = 0; // closed once, not reopened
+        }
         self.reconnect(i, now);
     }
 
@@ -636,7 +654,11 @@ impl<'p, B: Io> Engine<'p, B> {
         counts.window_ns = self.window.length(now);
         let (schedule, start, end) = (self.plan.schedule, self.window.start_ns, self.window.end_ns);
         let conns = &self.slots.conns;
-        counts.unsent = conns.iter().map(|c| schedule.remaining(c.due_ns, c.rng, start, end).min(c.budget)).sum();
+        counts.unsent = conns
+            .iter()
+            .filter(|c| !c.silent)
+            .map(|c| schedule.remaining(c.due_ns, c.rng, start, end).min(c.budget))
+            .sum();
         let config = &self.plan.config;
         counts.starved = conns.iter().filter(|c| c.answered == 0 && config.request_budget(c.global) > 0).count() as u64;
         // Fairness over the connections that carried load. The gap from the last answer
@@ -644,7 +666,7 @@ impl<'p, B: Io> Engine<'p, B> {
         let end = end.min(now);
         if self.window.loaded && end > start {
             let rec = &mut self.tally.rec;
-            for c in conns.iter().filter(|c| config.request_budget(c.global) > 0) {
+            for c in conns.iter().filter(|c| config.request_budget(c.global) > 0 && !c.silent) {
                 let trailing = if c.budget == 0 { 0 } else { end.saturating_sub(c.last_answer_at_ns.max(start)) };
                 rec.answers_per_conn.saturating_record(c.window_answers);
                 rec.longest_gap.saturating_record(c.longest_gap.max(trailing));

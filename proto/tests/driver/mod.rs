@@ -10,6 +10,7 @@
 //! hang.
 
 use proto::batch::Batch;
+use proto::chat::{self, Command};
 use proto::http::{self, Reply, Request};
 use proto::{Proto, Session, Work, MAX_BODY, MAX_HEAD, OUTPUT_HIGH_WATER, READ_BUF_SIZE};
 
@@ -51,6 +52,15 @@ impl Limits {
         // complete head (<= MAX_HEAD) and less than MAX_BODY bytes of body.
         let partial = MAX_HEAD + MAX_BODY;
         match (proto, deferred) {
+            // Chat (never deferred): a partial line while reading; the rest of
+            // a read besides, when framing paused at MAX_PENDING_COMMANDS; the
+            // outbox up to its bound, plus the line that found it under the
+            // bound (a room line or an error line, under two MAX_LINE).
+            (Proto::Chat, _) => Limits {
+                input: chat::MAX_LINE + READ_BUF_SIZE + 1,
+                input_while_reading: chat::MAX_LINE + 1,
+                output: chat::OUTBOX_BOUND + 2 * chat::MAX_LINE,
+            },
             // Echo frames every byte it is given at once: nothing is held, and
             // one read's bytes at most go out on top of an output under the mark.
             (Proto::Echo, false) => {
@@ -125,6 +135,8 @@ pub struct Outcome {
     pub done: bool,
     /// Bytes of the stream the session was given before it stopped reading.
     pub fed: usize,
+    /// Chat: the member was dropped as slow (its outbox passed the bound).
+    pub slow: bool,
 }
 
 fn check(s: &Session, limits: &Limits, what: &str) {
@@ -189,7 +201,7 @@ pub fn run(proto: Proto, deferred: bool, stream: &[u8], schedule: &Schedule, clo
         }
         if s.is_done() {
             assert!(out.is_none(), "done with a batch still out");
-            return Outcome { output, answered: s.answered(), errors: s.errors(), done: true, fed };
+            return Outcome { output, answered: s.answered(), errors: s.errors(), done: true, fed, slow: s.is_slow() };
         }
         if s.wants_read() {
             if fed < stream.len() {
@@ -202,6 +214,37 @@ pub fn run(proto: Proto, deferred: bool, stream: &[u8], schedule: &Schedule, clo
                 s.peer_closed();
                 closed = true;
                 check(&s, &limits, "peer_closed");
+                progress = true;
+            }
+        }
+        if proto == Proto::Chat {
+            // The room: every command answered at once with a line of its own
+            // (the command as JSON), `quit` with `bye` and a close.
+            let commands = s.take_commands();
+            if !commands.is_empty() {
+                check(&s, &limits, "take_commands");
+                for command in commands {
+                    match command {
+                        Command::Invalid { message } => {
+                            s.deliver(&chat::line::error(&message));
+                        }
+                        Command::LineTooLong => {
+                            s.deliver(&chat::line::line_too_long());
+                            s.close();
+                        }
+                        Command::Quit => {
+                            s.deliver(&chat::line::bye());
+                            s.close();
+                        }
+                        command => {
+                            let mut line = serde_json::to_vec(&command).expect("a command serializes");
+                            line.push(b'\n');
+                            s.deliver(&line);
+                        }
+                    }
+                    check(&s, &limits, "deliver");
+                }
+                s.commands_done();
                 progress = true;
             }
         }
@@ -220,7 +263,7 @@ pub fn run(proto: Proto, deferred: bool, stream: &[u8], schedule: &Schedule, clo
             assert!(!closed, "stalled after the peer closed (wants_read {})", s.wants_read());
             assert!(fed == stream.len(), "stalled with {} stream bytes unsent", stream.len() - fed);
             assert!(!close, "stalled without closing");
-            return Outcome { output, answered: s.answered(), errors: s.errors(), done: false, fed };
+            return Outcome { output, answered: s.answered(), errors: s.errors(), done: false, fed, slow: s.is_slow() };
         }
     }
     panic!("no end after {MAX_STEPS} steps");

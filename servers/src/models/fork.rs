@@ -11,6 +11,9 @@
 //! process per client. If `fork` fails the connection is closed and counted in
 //! `spawn_failures`; the parent goes on. On SIGTERM the parent terminates every
 //! child before it exits; a child also dies with its parent (PR_SET_PDEATHSIG).
+//!
+//! `--proto chat` is refused at start: a child per connection shares no memory
+//! with the other children, so no member could reach another.
 
 use std::collections::HashSet;
 use std::net::{TcpListener, TcpStream};

@@ -6,6 +6,9 @@
 //! after the current one leaves (claim C8). It needs no synchronisation and no
 //! memory per waiting client, and it is not concurrent at all: one idle client
 //! stalls the server indefinitely.
+//!
+//! `--proto chat` is refused at start: with one connection at a time no two
+//! members are ever in the room together.
 
 use std::os::fd::AsRawFd;
 

@@ -8,6 +8,13 @@
 //! single-reactor loop over its own connections. Accepting never waits behind
 //! request handling (claim C4) and every core runs a loop; a slow handler still
 //! stalls the other connections of its own sub-reactor.
+//!
+//! Chat (`--proto chat`): one `Mutex<Room>` for all sub-reactors
+//! ([`crate::chat::hub`]). A sub-reactor serves its members' commands itself
+//! (M11: hands them to the pool) and posts what they send, under the lock, to
+//! every sub-reactor's inbox (a channel) that holds a recipient, waking it
+//! with its `Waker`: a broadcast costs one message and at most one wake-up per
+//! sub-reactor, which writes it to its own members.
 
 use std::sync::Arc;
 use std::thread;
@@ -68,24 +75,29 @@ fn spawn_subs(ctx: &Ctx, pool_workers: Option<usize>) -> Result<(Vec<Sub>, Vec<t
         wakers.push(Arc::new(poller.waker(WAKER).map_err(ServeError::io("create waker"))?));
         pollers.push(poller);
     }
+    let chat_wakes = wakers.iter().map(|w| crate::chat::hub::Wake::Mio(Arc::clone(w))).collect();
+    let mut chats = crate::chat::reactor::links(ctx, chat_wakes, pool_workers)?;
+    let chat = ctx.config.proto == proto::Proto::Chat;
     let mut links: Vec<_> = match pool_workers {
-        Some(workers) => work_pool::start(workers, ctx.shared.work, &wakers)
+        Some(workers) if !chat => work_pool::start(ctx.config.pool, workers, ctx.shared.work, &wakers)
             .map_err(ServeError::io("spawn pool worker"))?
             .into_iter()
             .map(Some)
             .collect(),
-        None => (0..threads).map(|_| None).collect(),
+        _ => (0..threads).map(|_| None).collect(),
     };
     let mut subs = Vec::with_capacity(threads);
     let mut handles = Vec::with_capacity(threads);
     for (i, (poller, waker)) in pollers.into_iter().zip(wakers).enumerate() {
         let (tx, rx) = unbounded();
         let link = links[i].take();
+        let chat = chats[i].take();
         let shared = ctx.shared;
         let handle = thread::Builder::new()
             .name(format!("sub-reactor-{i}"))
             .spawn(move || {
-                let outcome = EventLoop::new(poller, Source::Handoff(rx), shared).and_then(|l| l.with_pool(link).run());
+                let outcome = EventLoop::new(poller, Source::Handoff(rx), shared)
+                    .and_then(|l| l.with_pool(link).with_chat(chat).run());
                 if let Err(e) = outcome {
                     eprintln!("c10k serve: sub-reactor {i} failed: {e}");
                 }

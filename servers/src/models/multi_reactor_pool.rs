@@ -8,6 +8,13 @@
 //! flexible of the designs, and the one with the most hand-offs per request
 //! (acceptor -> sub-reactor once per connection; sub-reactor -> pool -> sub-reactor
 //! for every batch of requests).
+//!
+//! `--pool crossbeam|rayon` picks the pool as for M8 ([`crate::work_pool`]).
+//!
+//! Chat (`--proto chat`): the sub-reactors frame members' lines and hand their
+//! commands to the pool, which serves them against the one `Mutex<Room>` and
+//! posts the lines to the sub-reactors' inboxes, waking each with its `Waker`
+//! ([`crate::chat::hub`], [`crate::chat::pool`]).
 
 use crate::{Ctx, ServeError};
 

@@ -8,6 +8,13 @@
 //! most `workers` clients are served at once, the rest wait in the queue and
 //! then in the listen backlog (claim C5). When the queue is full the acceptor
 //! blocks in `send`, so the backlog absorbs the excess, not memory.
+//!
+//! Chat (`--proto chat`): the workers serve members as `thread` does
+//! ([`crate::chat::threads`]: one `Mutex<Room>`, lines written onto members'
+//! sockets by the sender's thread). A member holds its worker for as long as
+//! it stays, so the room holds at most `--workers` members; the others wait in
+//! the queue and the backlog with their `join` unread, and are served (join,
+//! get the broadcasts sent from then on) only as members leave.
 
 use std::thread;
 

@@ -33,6 +33,9 @@
 //! pipe, and on SIGINT/SIGTERM terminates the workers (SIGTERM, then SIGKILL
 //! after a grace period). Workers keep the default signal dispositions, so
 //! SIGTERM ends them at once, and die with the parent (PR_SET_PDEATHSIG).
+//!
+//! `--proto chat` is refused at start: the workers share no memory and each
+//! thread serves one connection at a time, so a room would be split.
 
 use std::net::TcpListener;
 use std::thread;

@@ -10,6 +10,11 @@
 //! (`--cpu-us`) or blocks (`--block-us`) no other connection is served
 //! (claims C3, C11).
 //!
+//! Chat (`--proto chat`): the loop owns the room ([`crate::chat::hub`] with one
+//! inbox, behind a lock no other thread takes); a member's command is served
+//! as soon as its line is read, and what it sends goes through the loop's
+//! inbox to its members' outboxes, each written once at the end of the turn.
+//!
 //! `--backend poll|select` and `--trigger level` swap only the readiness back
 //! end under the same loop (SEL; claims C12, T4):
 //!
@@ -47,7 +52,9 @@ pub fn run(ctx: &Ctx) -> Result<(), ServeError> {
 fn serve<P: Poller>(ctx: &Ctx, listener: TcpListener, poller: P) -> Result<(), ServeError> {
     let addr = Ctx::local_addr(&listener)?;
     let source = Source::Listener(mio::net::TcpListener::from_std(listener));
-    let mut event_loop = EventLoop::new(poller, source, ctx.shared).map_err(ServeError::io("register listener"))?;
+    let chat = crate::chat::reactor::links(ctx, vec![crate::chat::hub::Wake::Nothing], None)?.pop().flatten();
+    let mut event_loop =
+        EventLoop::new(poller, source, ctx.shared).map_err(ServeError::io("register listener"))?.with_chat(chat);
     ctx.ready(addr);
     event_loop.run().map_err(ServeError::io("event loop"))
 }

@@ -36,6 +36,10 @@
 //! Workers keep default signal dispositions and are ended by the parent's
 //! SIGTERM (a shutdown(2) of the shared listener by one worker's handler would
 //! make its siblings fail before their own signal arrived).
+//!
+//! `--proto chat` is refused at start: the worker processes share nothing but
+//! the counters, so each would hold a room of its own (sharing one honestly
+//! would take shared memory or a broker process: another model).
 
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;

@@ -17,6 +17,13 @@
 //! mappings a thread costs at start-up and refuses a connection, like a failed
 //! spawn, once the next thread would not fit: the limit stays a finding (a
 //! closed, counted connection), not a crash.
+//!
+//! Chat (`--proto chat`, [`crate::chat::threads`]): one `Mutex<Room>`. The
+//! sender's own thread puts each line in every member's outbox and writes it
+//! onto the member's socket with `MSG_DONTWAIT`, so a broadcast costs its
+//! sender one `send` per member and wakes no other thread; a member's thread,
+//! blocked in `ppoll` on its socket, is woken by a signal only when its socket
+//! is full and it must wait for WRITABLE itself.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -71,12 +78,13 @@ pub fn run(ctx: &Ctx) -> Result<(), ServeError> {
     })
 }
 
-/// How many connection threads fit in the process's memory-mapping limit.
+/// How many connection threads fit in the process's memory-mapping limit
+/// (also used by `reactor-task` and `reactor-conn-thread`, see `spawner`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct MapBudget {
-    threads: usize,
-    per_thread: usize,
-    max_map_count: usize,
+pub(super) struct MapBudget {
+    pub(super) threads: usize,
+    pub(super) per_thread: usize,
+    pub(super) max_map_count: usize,
 }
 
 impl MapBudget {
@@ -85,7 +93,7 @@ impl MapBudget {
     /// the last [`PROBE_MARGINAL`] of [`PROBE_THREADS`] (the first ones also create
     /// malloc arenas, at most 8 per core, a cost that stops). `None` where the
     /// counts cannot be read (no /proc): the kernel's own failure is all there is then.
-    fn measure(builder: impl Fn() -> thread::Builder) -> Option<MapBudget> {
+    pub(super) fn measure(builder: impl Fn() -> thread::Builder) -> Option<MapBudget> {
         let max_map_count = std::fs::read_to_string("/proc/sys/vm/max_map_count").ok()?.trim().parse().ok()?;
         let (release, parked) = crossbeam_channel::bounded::<()>(0);
         let (started, running) = crossbeam_channel::bounded::<()>(0);

@@ -86,14 +86,20 @@
 //!   seccomp filter) or lacks the socket opcodes (before 5.7), the model refuses
 //!   to start with the reason, before the ready line.
 //!
+//! - Chat (`--proto chat`, `chat`): the rings share one room as the
+//!   multi-reactor's loops do (one `Mutex<Room>`, an inbox per ring), and a
+//!   ring is woken by a read completing on its own eventfd.
+//!
 //! # Layout
 //!
 //! - this file: the module's entry point, the kernel probe, one thread per ring.
 //! - `worker`: one thread's loop: accept, recv, send, close, drain on stop.
 //! - `buffers`: the thread's provided-buffer pool (buffer ring or PROVIDE_BUFFERS).
 //! - `queue`: the ring's submissions, and the count of requests in flight.
+//! - `chat`: a ring's side of the chat room.
 
 mod buffers;
+mod chat;
 mod queue;
 mod worker;
 
@@ -120,14 +126,16 @@ pub fn run(ctx: &Ctx) -> Result<(), ServeError> {
         stop::watch(listener.as_raw_fd()).map_err(ServeError::io("watch listener"))?;
     }
     let shared = ctx.shared;
+    let mut chats = chat::links(ctx, threads)?;
     thread::scope(|scope| {
         let (ready_tx, ready_rx) = mpsc::channel();
         let mut handles = Vec::with_capacity(threads);
         let mut failure = None;
         for (i, listener) in listeners.iter().enumerate() {
             let ready_tx = ready_tx.clone();
+            let chat = chats[i].take();
             let spawned = thread::Builder::new().name(format!("uring-{i}")).spawn_scoped(scope, move || {
-                match Worker::new(listener, shared) {
+                match Worker::new(listener, shared, chat) {
                     Ok(worker) => {
                         let _ = ready_tx.send(Ok(()));
                         worker.run()

@@ -12,8 +12,10 @@ use proto::{Session, READ_BUF_SIZE};
 use slab::Slab;
 
 use super::buffers::{Buffers, GROUP};
+use super::chat::RingChat;
 use super::queue::{transient, Queue};
 use crate::net::{self, classify_accept_error, AcceptFailure};
+use crate::timeouts::{input_waiting, Due, Expiry, Watch, Wheel};
 use crate::{stop, Shared, Stats};
 
 /// The accept back-off ([`net::ACCEPT_BACKOFF`], 50 ms), read by the kernel
@@ -42,6 +44,10 @@ mod token {
     pub const TICK: u64 = u64::MAX - 2;
     /// Cancels and buffer provisions: nothing to do when they complete.
     pub const NOTE: u64 = u64::MAX - 3;
+    /// The timing wheel's tick (`--idle-timeout`, `--header-timeout`).
+    pub const WHEEL: u64 = u64::MAX - 4;
+    /// The chat inbox's eventfd read.
+    pub const WAKE: u64 = u64::MAX - 5;
     pub fn recv(key: usize) -> u64 {
         (key as u64) << 1
     }
@@ -68,20 +74,22 @@ enum Recv {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Closing {
+pub(super) enum Closing {
     /// The session is done: flush, shut the write side down, close.
     Graceful,
     /// The peer reset, or a send failed: drop what is left.
     Abort,
 }
 
-struct Conn {
+pub(super) struct Conn {
     stream: TcpStream,
-    session: Session,
+    pub(super) session: Session,
+    /// Unique within this ring (slab keys are reused).
+    pub(super) id: u64,
     /// A send of the session's pending output, from the session's own buffer,
     /// is in flight: until it completes the session is not called through
     /// `&mut` (see [`Worker::send`]).
-    sending: bool,
+    pub(super) sending: bool,
     /// Bytes received while a send is in flight, handed to the session when it
     /// completes. No recv is armed while any wait here, so this holds at most
     /// what one recv delivers.
@@ -93,7 +101,16 @@ struct Conn {
     recv_bytes: usize,
     /// The current (or last) recv was armed multishot.
     recv_multishot: bool,
-    closing: Option<Closing>,
+    pub(super) closing: Option<Closing>,
+    /// Its idle and header clocks, when the thread keeps a timing wheel.
+    watch: Watch,
+    /// Chat: lines for this member that came while a send was in flight,
+    /// handed to the session when it completes.
+    pub(super) held_out: Vec<u8>,
+    /// Chat: dropped as slow while a send was in flight.
+    pub(super) slow: bool,
+    /// Chat: the member quit while a send was in flight.
+    pub(super) close_after_send: bool,
 }
 
 pub struct Worker<'a> {
@@ -116,12 +133,25 @@ pub struct Worker<'a> {
     /// once while data waits on thousands of sockets would fail most of them
     /// again, round after round; each batch re-arms as many as there are buffers.
     starved: VecDeque<usize>,
+    /// Timeouts: the same timing wheel as the readiness loops, woken by one
+    /// timeout request per tick while it holds entries, rather than a linked
+    /// timeout per recv (a timer per connection, re-armed with every recv, and
+    /// no use for a multishot recv, which stays armed across requests).
+    wheel: Option<Wheel>,
+    /// The tick's length as the kernel reads it (when the request is submitted;
+    /// boxed so that it stays put while the worker moves).
+    tick: Box<Timespec>,
+    tick_armed: bool,
+    due: Vec<Due>,
+    /// The chat room, when the protocol is chat.
+    chat: Option<RingChat>,
+    next_id: u64,
 }
 
 impl<'a> Worker<'a> {
     /// Create the ring and buffers on the calling thread (the ring is
     /// single-issuer) and arm the accept.
-    pub fn new(listener: &'a TcpListener, shared: Shared) -> io::Result<Worker<'a>> {
+    pub fn new(listener: &'a TcpListener, shared: Shared, chat: Option<RingChat>) -> io::Result<Worker<'a>> {
         let q = Queue::new()?;
         let (bufs, provide) = Buffers::new(&q.ring)?;
         let modern = bufs.is_ring();
@@ -137,6 +167,12 @@ impl<'a> Worker<'a> {
             dirty: Vec::new(),
             ran_out: false,
             starved: VecDeque::new(),
+            wheel: Wheel::new(shared.timeouts),
+            tick: Box::new(Timespec::new()),
+            tick_armed: false,
+            due: Vec::new(),
+            chat,
+            next_id: 0,
         };
         if let Some(entry) = provide {
             // SAFETY: the buffers live as long as the worker and are freed only
@@ -144,6 +180,7 @@ impl<'a> Worker<'a> {
             unsafe { worker.q.push(entry.user_data(token::NOTE)) };
         }
         worker.arm_accept();
+        worker.arm_wake();
         transient(worker.q.ring.submit())?;
         Ok(worker)
     }
@@ -160,23 +197,82 @@ impl<'a> Worker<'a> {
     fn serve(&mut self) -> io::Result<()> {
         let mut batch = Vec::with_capacity(1024);
         while !stop::requested() {
+            self.arm_tick();
             self.q.wait()?;
+            if let Some(wheel) = &mut self.wheel {
+                wheel.set_now(Instant::now());
+            }
             batch.clear();
             self.q.reap(&mut batch);
             for &(user_data, result, flags) in &batch {
                 self.complete(user_data, result, flags)?;
             }
             self.feed_starved();
-            let mut dirty = std::mem::take(&mut self.dirty);
-            for key in dirty.drain(..) {
-                self.advance(key);
+            loop {
+                self.chat_turn();
+                let mut dirty = std::mem::take(&mut self.dirty);
+                if dirty.is_empty() {
+                    break;
+                }
+                for key in dirty.drain(..) {
+                    self.advance(key);
+                }
+                self.dirty = dirty;
             }
-            self.dirty = dirty;
+            self.expire();
+            self.arm_wake();
             if self.accept == Accept::Idle && !stop::requested() {
                 self.arm_accept();
             }
         }
         Ok(())
+    }
+
+    /// Keep one timeout request in flight, ending at the wheel's next tick,
+    /// while the wheel holds entries.
+    fn arm_tick(&mut self) {
+        let Some(left) = self.wheel.as_ref().and_then(Wheel::timeout) else { return };
+        if self.tick_armed {
+            return;
+        }
+        *self.tick = Timespec::from(left.max(Duration::from_micros(100)));
+        let timeout = opcode::Timeout::new(&*self.tick).build();
+        // SAFETY: the timespec is boxed and owned by the worker, and is not
+        // changed again until this request's completion clears `tick_armed`
+        // (the kernel reads it when the request is submitted anyway).
+        unsafe { self.q.push(timeout.user_data(token::WHEEL)) };
+        self.tick_armed = true;
+    }
+
+    /// Close the connections whose timeout passed (cancelling their requests
+    /// first, as any close does); move the others on.
+    fn expire(&mut self) {
+        let Some(wheel) = &mut self.wheel else { return };
+        let mut due = std::mem::take(&mut self.due);
+        wheel.expired(&mut due);
+        for entry in due.drain(..) {
+            let (Some(wheel), Some(conn)) = (&mut self.wheel, self.conns.get_mut(entry.key)) else { continue };
+            if conn.id != entry.id || conn.closing.is_some() {
+                continue;
+            }
+            match wheel.check(&mut conn.watch, entry, false) {
+                None => {}
+                // Bytes the kernel holds that no completion has brought yet
+                // (a backlog of completions, a starved recv) for a session
+                // that wants them: not idle.
+                Some(Expiry::Idle)
+                    if conn.session.wants_read() && conn.held.is_empty() && input_waiting(conn.stream.as_raw_fd()) =>
+                {
+                    wheel.postpone(&mut conn.watch, entry.key, entry.id);
+                }
+                Some(expiry) => {
+                    expiry.count(self.shared.stats);
+                    conn.closing = Some(Closing::Abort);
+                    self.advance(entry.key);
+                }
+            }
+        }
+        self.due = due;
     }
 
     /// After the pool ran out: grow it, and let the starved recvs try again,
@@ -199,6 +295,34 @@ impl<'a> Worker<'a> {
         }
     }
 
+    /// Chat: serve the commands of the connections completions touched, and
+    /// fan out what the inbox holds (closes in `advance` post leave notices to
+    /// it, hence the loop in `serve` until nothing is left).
+    fn chat_turn(&mut self) {
+        let Some(chat) = self.chat.as_mut() else { return };
+        for &key in &self.dirty {
+            if let Some(conn) = self.conns.get_mut(key) {
+                chat.serve(key, conn);
+            }
+        }
+        chat.drain(&mut self.conns, &mut self.dirty);
+    }
+
+    /// Chat: keep a read armed on the inbox's eventfd.
+    fn arm_wake(&mut self) {
+        let Some(chat) = self.chat.as_mut() else { return };
+        if chat.armed || stop::requested() {
+            return;
+        }
+        if let Some(entry) = chat.wake_read() {
+            chat.armed = true;
+            // SAFETY: the read writes 8 bytes into the link's boxed counter,
+            // which the worker keeps until every request is reaped (`drain`,
+            // `Drop`); the eventfd is owned by the hub, which the link keeps alive.
+            unsafe { self.q.push(entry.user_data(token::WAKE)) };
+        }
+    }
+
     fn arm_accept(&mut self) {
         let fd = Fd(self.listener.as_raw_fd());
         let entry = if self.multishot_accept {
@@ -217,7 +341,13 @@ impl<'a> Worker<'a> {
         match user_data {
             token::ACCEPT => return self.accepted(result, flags),
             token::BACKOFF => self.accept = Accept::Idle,
+            token::WHEEL => self.tick_armed = false,
             token::TICK | token::NOTE => {}
+            token::WAKE => {
+                if let Some(chat) = self.chat.as_mut() {
+                    chat.armed = false; // drained by `chat_turn`, re-armed after
+                }
+            }
             op if op & 1 == 0 => self.received((op >> 1) as usize, result, flags),
             op => self.sent((op >> 1) as usize, result),
         }
@@ -234,9 +364,11 @@ impl<'a> Worker<'a> {
             Stats::add(&self.shared.stats.accepted, 1);
             let _ = net::prepare(&stream);
             let session = Session::new(self.shared.proto, self.shared.work);
+            self.next_id += 1;
             let key = self.conns.insert(Conn {
                 stream,
                 session,
+                id: self.next_id,
                 sending: false,
                 held: Vec::new(),
                 held_eof: false,
@@ -244,7 +376,15 @@ impl<'a> Worker<'a> {
                 recv_bytes: 0,
                 recv_multishot: false,
                 closing: None,
+                watch: Watch::default(),
+                held_out: Vec::new(),
+                slow: false,
+                close_after_send: false,
             });
+            if let Some(wheel) = &mut self.wheel {
+                let conn = &mut self.conns[key];
+                wheel.watch(&mut conn.watch, key, conn.id);
+            }
             self.dirty.push(key);
             return Ok(());
         }
@@ -351,6 +491,15 @@ impl<'a> Worker<'a> {
         if std::mem::take(&mut conn.held_eof) {
             conn.session.peer_closed();
         }
+        if !conn.held_out.is_empty() {
+            // Taken whole while what the send left is under the outbox bound;
+            // the member is dropped as slow otherwise (the kernel took too little).
+            conn.session.deliver(&conn.held_out);
+            conn.held_out = Vec::new();
+        }
+        if std::mem::take(&mut conn.close_after_send) {
+            conn.session.close();
+        }
         self.dirty.push(key); // a partial send: `advance` sends the rest
     }
 
@@ -390,6 +539,11 @@ impl<'a> Worker<'a> {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
+        if let Some(wheel) = &mut self.wheel {
+            // Driven after a completion (bytes in or out, an end of stream):
+            // the connection moved.
+            wheel.touch(&mut conn.watch, key, conn.id, conn.session.head_started());
+        }
         if conn.closing.is_none() {
             if !conn.sending && !conn.session.pending_output().is_empty() {
                 self.send(key);
@@ -436,9 +590,15 @@ impl<'a> Worker<'a> {
         if conn.recv == Recv::Cancelling {
             return;
         }
-        let conn = self.conns.remove(key);
+        let mut conn = self.conns.remove(key);
         if how == Closing::Graceful {
             let _ = conn.stream.shutdown(Shutdown::Write);
+        }
+        if conn.slow {
+            conn.session.drop_slow(); // nothing is in flight any more
+        }
+        if let Some(chat) = self.chat.as_mut() {
+            chat.closed(key, &conn);
         }
         self.shared.stats.connection_closed(&conn.session);
     }
@@ -455,10 +615,16 @@ impl<'a> Worker<'a> {
                 self.q.cancel(token::send(key), token::NOTE);
             }
         }
+        if self.chat.as_ref().is_some_and(|c| c.armed) {
+            self.q.cancel(token::WAKE, token::NOTE);
+        }
         match self.accept {
             Accept::Armed => self.q.cancel(token::ACCEPT, token::NOTE),
             Accept::Backoff => self.q.cancel(token::BACKOFF, token::NOTE),
             Accept::Idle => {}
+        }
+        if self.tick_armed {
+            self.q.cancel(token::WHEEL, token::NOTE);
         }
         let deadline = Instant::now() + DRAIN_LIMIT;
         let mut ticking = false;
@@ -508,6 +674,7 @@ impl Drop for Worker<'_> {
             crate::warn_rate_limited("io_uring: requests still in flight at exit; leaking their buffers");
             self.bufs.leak();
             std::mem::forget(std::mem::take(&mut self.conns));
+            std::mem::forget(self.chat.take()); // its eventfd read's counter
         }
     }
 }
