@@ -7,10 +7,13 @@
 # connection count. Prints requests/s of each run, then the medians and the
 # ratio c10k/wrk (of the medians, and the median of the per-pair ratios),
 # the CPU time each client spent per request (user + sys, from `time`), and the
-# time c10k took to establish all connections.
+# time c10k took to establish all connections, and nginx's CPU per request
+# (times the rate, nginx's share of its core: near 1, nginx and not the client
+# sets the pace, and no client can go faster).
+# c10k runs once per engine in ENGINES (`--engine mio`, `--engine uring`).
 #
 #   scripts/compare-wrk.sh                      # defaults below
-#   C10K_BIN=target/loadgen-dev/release/c10k REPS=5 CONNS="100 10000" scripts/compare-wrk.sh
+#   C10K_BIN=target/loadgen-dev/release/c10k REPS=5 CONNS="100 10000" ENGINES="mio uring" scripts/compare-wrk.sh
 #
 #   scripts/compare-wrk.sh reactor              # wrk (1 thread, CLIENT_CPU) against nginx and against
 #                                               # `c10k serve --model reactor`, both on SERVER_CPU
@@ -27,6 +30,7 @@ C10K=${C10K_BIN:-${C10K:-target/release/c10k}}
 REPS=${REPS:-3}
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-"100 10000"}
+ENGINES=${ENGINES:-"mio uring"}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 OUT_DIR=${OUT_DIR:-$(mktemp -d /tmp/compare-wrk.XXXXXX)}
@@ -178,55 +182,94 @@ fi
 
 TIME=$(command -v time 2>/dev/null | grep / || true)
 [ -x /usr/bin/time ] && TIME=/usr/bin/time
+# GNU time's line: user and system CPU seconds, voluntary and involuntary context switches.
 timed() {
     local out=$1
     shift
     if [ -n "$TIME" ]; then
-        "$TIME" -f "cpu %U %S" -a -o "$out" "$@" >>"$out" 2>&1 || true
+        "$TIME" -f "cpu %U %S %w %c" -a -o "$out" "$@" >>"$out" 2>&1 || true
     else
         "$@" >>"$out" 2>&1 || true
     fi
 }
+# Context switches (voluntary + involuntary) from the `time` line, per request.
+switches() { awk '/^cpu / { print $4 + $5 }' "$1"; }
+per_request() { awk -v c="$1" -v n="$2" 'BEGIN { if (n > 0 && c != "") printf "%.3f", c / n; else print "nan" }'; }
+# CPU seconds nginx's worker spent so far (utime + stime), from /proc.
+NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -1)
+TICK=$(getconf CLK_TCK)
+nginx_cpu() { awk -v t="$TICK" '{ print ($14 + $15) / t }' "/proc/$NGINX_WORKER/stat" 2>/dev/null || echo 0; }
 
-echo "# compare-wrk: nginx $(nginx -v 2>&1 | sed 's/.*\///') on CPU $SERVER_CPU, clients on CPU $CLIENT_CPU, ${DURATION}s per run, $REPS reps"
-echo "# $(uname -r), $(nproc) cores, load average: $(cut -d' ' -f1-3 /proc/loadavg); raw outputs in $OUT_DIR"
-# c10k's window starts once its connections are open; c10k_incl_ramp counts its
-# requests over the ramp plus the window, as wrk's 10 s include its ramp.
-printf '%-8s %-4s %12s %12s %7s %14s %10s %10s %12s\n' conns rep wrk_rps c10k_rps ratio c10k_incl_ramp \
-    wrk_cpu_us c10k_cpu_us c10k_connect
+echo "# compare-wrk: nginx $(nginx -v 2>&1 | sed 's/.*\///') on CPU $SERVER_CPU, clients on CPU $CLIENT_CPU," \
+    "${DURATION}s per run, $REPS reps; c10k engines: $ENGINES"
+echo "# $(uname -r), $(nproc) cores; raw outputs in $OUT_DIR"
+# One row per run, in the order they ran (wrk, then c10k with each engine).
+# vs_wrk: this run's rate over the wrk run just before it; incl_ramp: c10k's
+# requests over its connection ramp plus the window (wrk's 10 s include its
+# ramp); cpu_us and cs_per_req: the client process's user + system CPU and
+# context switches (`time`) per completed request; nginx_us: nginx's CPU
+# (/proc) per request over the run; load1: the 1-minute load average after it.
+printf '%-6s %-3s %-11s %11s %7s %11s %7s %10s %8s %6s %10s\n' conns rep tool rps vs_wrk incl_ramp cpu_us \
+    cs_per_req nginx_us load1 connect
 : >"$OUT_DIR/rows.txt"
 for rep in $(seq 1 "$REPS"); do
     for conns in $CONNS; do
-        w="$OUT_DIR/wrk-$conns-$rep.txt"
-        c="$OUT_DIR/c10k-$conns-$rep.txt"
-        : >"$w"
-        : >"$c"
-        timed "$w" taskset -c "$CLIENT_CPU" wrk -t1 -c"$conns" -d"${DURATION}s" --latency "http://127.0.0.1:$PORT/"
-        sleep 1
-        timed "$c" taskset -c "$CLIENT_CPU" "$C10K" load --addr "127.0.0.1:$PORT" --conns "$conns" --threads 1 \
-            --duration "${DURATION}s" --json "$OUT_DIR/c10k-$conns-$rep.json"
-        sleep 1
-        wr=$(rps "$w")
-        cr=$(rps "$c")
-        wcpu=$(per_request_us "$(cpu "$w")" "$(requests "$w")")
-        ccpu=$(per_request_us "$(cpu "$c")" "$(requests "$c")")
-        connect=$(sed -n 's/.*all established in \([^ ;]*\).*/\1/p' "$c")
-        incl=$(awk -v n="$(requests "$c")" -v d="$DURATION" -v r="$(to_seconds "${connect:-0}")" \
-            'BEGIN { if (n > 0) printf "%.2f", n / (d + r); else print "nan" }')
-        printf '%-8s %-4s %12s %12s %7s %14s %10s %10s %12s\n' "$conns" "$rep" "${wr:-fail}" "${cr:-fail}" \
-            "$(ratio "$cr" "$wr")" "$incl" "$wcpu" "$ccpu" "${connect:-?}"
-        echo "$conns ${wr:-0} ${cr:-0} $(ratio "$cr" "$wr") $wcpu $ccpu $incl $(ratio "$incl" "$wr")" >>"$OUT_DIR/rows.txt"
+        wr=""
+        for tool in wrk $(printf 'c10k-%s ' $ENGINES); do
+            f="$OUT_DIR/$tool-$conns-$rep.txt"
+            : >"$f"
+            n0=$(nginx_cpu)
+            if [ "$tool" = wrk ]; then
+                timed "$f" taskset -c "$CLIENT_CPU" wrk -t1 -c"$conns" -d"${DURATION}s" --latency "http://127.0.0.1:$PORT/"
+            else
+                timed "$f" taskset -c "$CLIENT_CPU" "$C10K" load --addr "127.0.0.1:$PORT" --conns "$conns" --threads 1 \
+                    --engine "${tool#c10k-}" --duration "${DURATION}s" --json "$OUT_DIR/$tool-$conns-$rep.json"
+            fi
+            n1=$(nginx_cpu)
+            r=$(rps "$f")
+            n=$(requests "$f")
+            connect=$(sed -n 's/.*all established in \([^ ;]*\).*/\1/p' "$f")
+            if [ "$tool" = wrk ]; then
+                wr=$r
+                vs="-"
+                incl="-"
+            else
+                vs=$(ratio "$r" "$wr")
+                incl=$(awk -v n="$n" -v d="$DURATION" -v r="$(to_seconds "${connect:-0}")" \
+                    'BEGIN { if (n > 0) printf "%.2f", n / (d + r); else print "nan" }')
+            fi
+            cpu_us=$(per_request_us "$(cpu "$f")" "$n")
+            cs=$(per_request "$(switches "$f")" "$n")
+            ngx=$(awk -v a="$n0" -v b="$n1" -v n="$n" 'BEGIN { if (n > 0) printf "%.2f", (b - a) * 1e6 / n; else print "nan" }')
+            load1=$(cut -d' ' -f1 /proc/loadavg)
+            printf '%-6s %-3s %-11s %11s %7s %11s %7s %10s %8s %6s %10s\n' "$conns" "$rep" "$tool" "${r:-fail}" "$vs" \
+                "$incl" "$cpu_us" "$cs" "$ngx" "$load1" "${connect:--}"
+            echo "$conns $tool ${r:-0} $vs $incl $cpu_us $cs $ngx $load1" >>"$OUT_DIR/rows.txt"
+            sleep 1
+        done
     done
 done
 
 echo
-echo "# medians; pair_ratio is the median of the per-pair ratios (each pair ran back to back)"
-printf '%-8s %12s %12s %7s %10s %14s %10s %10s %10s\n' conns wrk_rps c10k_rps ratio pair_ratio c10k_incl_ramp \
-    pair_ratio wrk_cpu_us c10k_cpu_us
+echo "# medians over the reps; pair ratios are the medians of each rep's c10k/wrk (the runs of a rep ran back to back)"
+printf '%-6s %-11s %11s %10s %14s %7s %10s %10s %8s\n' conns tool rps pair_ratio incl_ramp_ratio cpu_us cpu_ratio \
+    cs_per_req nginx_us
 for conns in $CONNS; do
-    col() { awk -v n="$conns" -v k="$1" '$1 == n { print $k }' "$OUT_DIR/rows.txt" | median; }
-    wm=$(col 2)
-    cm=$(col 3)
-    printf '%-8s %12s %12s %7s %10s %14s %10s %10s %10s\n' "$conns" "$wm" "$cm" "$(ratio "$cm" "$wm")" "$(col 4)" \
-        "$(col 7)" "$(col 8)" "$(col 5)" "$(col 6)"
+    for tool in wrk $(printf 'c10k-%s ' $ENGINES); do
+        col() { awk -v n="$conns" -v t="$tool" -v k="$1" '$1 == n && $2 == t { print $k }' "$OUT_DIR/rows.txt" | median; }
+        # Per rep, this tool's column k over wrk's in the same rep.
+        pair() {
+            awk -v n="$conns" -v t="$tool" -v k="$1" '$1 == n && $2 == "wrk" { w[++i] = $k } $1 == n && $2 == t { c[++j] = $k }
+                END { for (r = 1; r <= j; r++) if (w[r] > 0) printf "%.3f\n", c[r] / w[r] }' "$OUT_DIR/rows.txt" | median
+        }
+        if [ "$tool" = wrk ]; then
+            printf '%-6s %-11s %11s %10s %14s %7s %10s %10s %8s\n' "$conns" "$tool" "$(col 3)" - - "$(col 6)" - \
+                "$(col 7)" "$(col 8)"
+        else
+            incl_pair=$(awk -v n="$conns" -v t="$tool" '$1 == n && $2 == "wrk" { w[++i] = $3 } $1 == n && $2 == t { c[++j] = $5 }
+                END { for (r = 1; r <= j; r++) if (w[r] > 0) printf "%.3f\n", c[r] / w[r] }' "$OUT_DIR/rows.txt" | median)
+            printf '%-6s %-11s %11s %10s %14s %7s %10s %10s %8s\n' "$conns" "$tool" "$(col 3)" "$(pair 3)" "$incl_pair" \
+                "$(col 6)" "$(pair 6)" "$(col 7)" "$(col 8)"
+        fi
+    done
 done

@@ -100,6 +100,7 @@ fn flags_that_do_not_apply_are_refused() {
         (&["--rate", "10", "--pipeline", "4"][..], "--pipeline does not apply to --proto chat"),
         (&["--rate", "10", "--requests", "100"][..], "--requests does not apply to --proto chat"),
         (&["--rate", "10", "--procs", "2"][..], "--procs does not apply to --proto chat"),
+        (&["--rate", "10", "--engine", "uring"][..], "--engine uring does not apply to --proto chat"),
         (&[][..], "--proto chat needs --rate"),
         (&["--rate", "10", "--senders", "0"][..], "--senders must be between 1 and --conns"),
         (&["--rate", "10", "--msg-size", "10"][..], "--msg-size must be"),

@@ -122,16 +122,20 @@ fn too_many_connections_for_one_process_suggests_procs() {
 #[test]
 fn procs_merge_exactly() {
     let addr = server(false);
-    let out =
-        load(&["--addr", &addr, "--conns", "12", "--requests", "1200", "--procs", "3", "-t", "1", "--json", "-", "-q"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let r: Report = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(r.config.procs, 3);
-    assert_eq!(r.client.threads, 3);
-    assert_eq!(r.totals.requests, 1200);
-    assert_eq!(r.latency.corrected.count, 1200);
-    assert_eq!(r.connections.established, 12);
-    assert_eq!(r.errors.total, 0);
+    // The children run the engine the parent was given.
+    for engine in ["mio", "uring"] {
+        let args = ["--conns", "12", "--requests", "1200", "--procs", "3", "-t", "1", "--engine", engine];
+        let out = load(&[&["--addr", &addr, "--json", "-", "-q"][..], &args].concat());
+        assert!(out.status.success(), "{engine}: {}", text(&out.stderr));
+        let r: Report = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(r.config.settings.engine.to_string(), engine);
+        assert_eq!(r.config.settings.procs, 3);
+        assert_eq!(r.client.threads, 3);
+        assert_eq!(r.totals.requests, 1200);
+        assert_eq!(r.latency.corrected.count, 1200);
+        assert_eq!(r.connections.established, 12);
+        assert_eq!(r.errors.total, 0);
+    }
 }
 
 fn children_of(pid: u32) -> Vec<u32> {

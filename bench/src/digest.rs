@@ -16,7 +16,7 @@ pub fn summarise(r: &Report, raw: &serde_json::Value) -> LoadSummary {
     let window_start = raw
         .get("window_start_unix_ms")
         .and_then(|v| v.as_u64())
-        .unwrap_or(r.started_unix_ms + (r.config.warmup_s * 1000.0) as u64);
+        .unwrap_or(r.started_unix_ms + (r.config.settings.warmup.as_secs_f64() * 1000.0) as u64);
     LoadSummary {
         requests: r.totals.requests,
         requests_per_sec: r.totals.requests_per_sec,

@@ -1,7 +1,7 @@
 //! The validated configuration of a run, built once from the CLI (see
 //! [`crate::cli`]) and handed unchanged to every thread and child process.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use proto::Proto;
@@ -9,44 +9,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::json_report::{LoopMode, RunConfig};
 use crate::schedule::{Arrivals, Schedule, DEFAULT_SEED};
+pub use crate::settings::Settings;
 use crate::target::HttpRequest;
 
 /// See the module documentation. Durations and counts are final: defaults are
 /// filled in and every value was checked.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Config {
-    pub addr: SocketAddr,
+    /// What the report echoes as given (target, connections, threads, window,
+    /// timeouts...): defined once, in [`Settings`].
+    #[serde(flatten)]
+    pub settings: Settings,
     /// `Host` header of HTTP requests (the `--addr` as given).
     pub host: String,
-    pub proto: Proto,
-    /// Connections that carry the load, over all processes.
-    pub conns: u64,
-    /// Connections opened and held without sending, beside `conns`.
-    #[serde(default)]
-    pub idle_conns: u64,
-    /// Of `conns`, connections that fall silent after their first answer
-    /// (see [`crate::silent`]).
-    #[serde(default)]
-    pub silent_conns: u64,
-    /// Event-loop threads per process.
-    pub threads: u32,
-    pub procs: u32,
-    /// Requests in flight per connection.
-    pub pipeline: u32,
-    /// Open loop: total requests per second.
-    pub rate: Option<f64>,
-    /// Measured window; `None` when only `requests` bounds the run.
-    pub duration: Option<Duration>,
-    /// Total measured requests over all connections.
-    pub requests: Option<u64>,
-    /// Close and reopen a connection after this many answers.
-    pub reqs_per_conn: Option<u64>,
-    pub warmup: Duration,
-    pub timeout: Duration,
-    pub connect_timeout: Duration,
-    /// New connections per second over all processes; `None`: open them all
-    /// first, then start the load.
-    pub connect_rate: Option<f64>,
     /// Connects in progress at once, per process.
     pub connect_window: u32,
     /// Echo: request size. HTTP: ignored (see `request`).
@@ -54,9 +29,6 @@ pub struct Config {
     /// HTTP: the request every connection sends (method, path, headers, body).
     #[serde(default)]
     pub request: HttpRequest,
-    /// Source addresses, used round-robin by connection index.
-    pub source_ips: Vec<IpAddr>,
-    pub max_error_rate: f64,
     /// Open loop: how requests are spaced.
     #[serde(default)]
     pub arrivals: Arrivals,
@@ -69,9 +41,6 @@ pub struct Config {
     /// `--shard I/N`: this process group drives shard I (0-based) of N.
     #[serde(default)]
     pub shard: Option<ShardOf>,
-    /// `--start-at`: the measured window starts at this wall-clock time (Unix ms).
-    #[serde(default)]
-    pub start_at_unix_ms: Option<u64>,
     /// `--hlog`: record 1-second interval histograms.
     #[serde(default)]
     pub intervals: bool,
@@ -188,7 +157,7 @@ impl Share {
 
 impl Config {
     pub fn mode(&self) -> LoopMode {
-        if self.rate.is_some() {
+        if self.settings.rate.is_some() {
             LoopMode::Open
         } else {
             LoopMode::Closed
@@ -196,12 +165,12 @@ impl Config {
     }
 
     pub fn schedule(&self) -> Schedule {
-        Schedule::new(self.rate, self.conns, self.arrivals, self.seed)
+        Schedule::new(self.settings.rate, self.settings.conns, self.arrivals, self.seed)
     }
 
     /// Connection slots over all processes and shards: the active ones and the idle ones.
     pub fn slots(&self) -> u64 {
-        self.conns + self.idle_conns
+        self.settings.conns + self.settings.idle_conns
     }
 
     /// The slots this process group drives: all of them, or its shard's
@@ -218,17 +187,17 @@ impl Config {
 
     /// HTTP `HEAD`: answers carry no body.
     pub fn head_request(&self) -> bool {
-        self.proto == Proto::Http && self.request.is_head()
+        self.settings.proto == Proto::Http && self.request.is_head()
     }
 
     /// The rank among the active connections of slot `global`, or `None` for
     /// an idle slot. Active slots are spread evenly over all slots, so every
     /// thread and process gets its share of both kinds.
     pub fn active_rank(&self, global: u64) -> Option<u64> {
-        if self.idle_conns == 0 {
+        if self.settings.idle_conns == 0 {
             return Some(global);
         }
-        let (active, slots) = (u128::from(self.conns), u128::from(self.slots()));
+        let (active, slots) = (u128::from(self.settings.conns), u128::from(self.slots()));
         let slot = u128::from(global);
         let (before, after) = (slot * active / slots, (slot + 1) * active / slots);
         (after > before).then_some(before as u64)
@@ -238,9 +207,10 @@ impl Config {
     /// an idle slot): `--requests` spread so that the shares add up exactly.
     pub fn request_budget(&self, global: u64) -> u64 {
         let Some(rank) = self.active_rank(global) else { return 0 };
-        match self.requests {
+        let conns = self.settings.conns;
+        match self.settings.requests {
             None => u64::MAX,
-            Some(total) => total / self.conns + u64::from(rank < total % self.conns),
+            Some(total) => total / conns + u64::from(rank < total % conns),
         }
     }
 
@@ -251,15 +221,16 @@ impl Config {
 
     /// The source address of connection `global`, if bound.
     pub fn source_for(&self, global: u64) -> Option<IpAddr> {
-        if self.source_ips.is_empty() {
+        let ips = &self.settings.source_ips;
+        if ips.is_empty() {
             return None;
         }
-        Some(self.source_ips[(global % self.source_ips.len() as u64) as usize])
+        Some(ips[(global % ips.len() as u64) as usize])
     }
 
     /// The bytes of one request.
     pub fn request_bytes(&self) -> Vec<u8> {
-        match self.proto {
+        match self.settings.proto {
             Proto::Http => self.request.bytes(&self.host),
             Proto::Echo => proto::client::echo_message(self.msg_size),
             // `--proto chat` runs in `crate::chat`, which writes its own lines.
@@ -267,38 +238,23 @@ impl Config {
         }
     }
 
-    /// The configuration as the report echoes it.
+    /// The configuration as the report echoes it: the [`Settings`] as they
+    /// are, and what the report derives from the rest.
     pub fn echo(&self) -> RunConfig {
+        let open = self.settings.rate.is_some();
+        let http = self.settings.proto == Proto::Http;
         RunConfig {
-            addr: self.addr.to_string(),
-            proto: self.proto,
+            settings: self.settings.clone(),
             mode: self.mode(),
-            conns: self.conns,
-            idle_conns: self.idle_conns,
-            silent_conns: self.silent_conns,
-            threads: self.threads,
-            procs: self.procs,
-            pipeline: self.pipeline,
-            rate: self.rate,
-            duration_s: self.duration.map(|d| d.as_secs_f64()),
-            requests: self.requests,
-            reqs_per_conn: self.reqs_per_conn,
-            warmup_s: self.warmup.as_secs_f64(),
-            timeout_s: self.timeout.as_secs_f64(),
-            connect_timeout_s: self.connect_timeout.as_secs_f64(),
-            connect_rate: self.connect_rate,
             msg_size: self.request_bytes().len() as u64,
-            source_ips: self.source_ips.iter().map(ToString::to_string).collect(),
-            max_error_rate: self.max_error_rate,
-            arrivals: self.rate.map(|_| self.arrivals),
-            seed: (self.rate.is_some() && self.arrivals == Arrivals::Poisson).then_some(self.seed),
-            spin: self.rate.map(|_| self.spin.to_string()),
-            method: (self.proto == Proto::Http).then(|| self.request.method.clone()),
-            path: (self.proto == Proto::Http).then(|| self.request.path.clone()),
+            arrivals: open.then_some(self.arrivals),
+            seed: (open && self.arrivals == Arrivals::Poisson).then_some(self.seed),
+            spin: open.then(|| self.spin.to_string()),
+            method: http.then(|| self.request.method.clone()),
+            path: http.then(|| self.request.path.clone()),
             headers: self.request.headers.iter().map(|(n, v)| format!("{n}: {v}")).collect(),
             body_bytes: self.request.body.as_ref().map(|b| b.len() as u64),
             shard: self.shard.map(|s| s.to_string()),
-            start_at_unix_ms: self.start_at_unix_ms,
         }
     }
 }

@@ -1,6 +1,6 @@
-//! One connection slot: its socket, the requests it has in flight, and the
-//! framing of the answers it reads. No I/O here; [`crate::engine`] moves the
-//! bytes and decides what happens next.
+//! One connection slot: the requests it has in flight, and the framing of the
+//! answers it reads. No I/O here: the engine's back end owns the socket and
+//! moves the bytes, [`crate::engine`] decides what happens next.
 //!
 //! A *slot* is one of the `--conns` connections; its socket may be closed and
 //! reopened many times (`--reqs-per-conn`, server closes, failures), its
@@ -8,9 +8,12 @@
 
 use std::collections::VecDeque;
 
-use mio::net::TcpStream;
 use proto::client::{frame_http_head, BodyLen, ChunkedBody, HeadFrame};
 use proto::Proto;
+
+/// The first retry after a failure, and the longest (it doubles in between).
+const MIN_RETRY: u64 = 10 * crate::clock::MS;
+const MAX_RETRY: u64 = crate::clock::SEC;
 
 /// Where a slot is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +68,39 @@ enum Body {
     Chunked(ChunkedBody),
     /// Until the server closes the connection.
     UntilClose,
+}
+
+/// The last HTTP head a thread framed, and its frame. A server answers a
+/// load's requests with the same head over and over (nginx's changes only in
+/// its `Date`, once a second), and comparing the bytes with the last head costs
+/// less than parsing them again: a head equal byte for byte frames the same
+/// (framing depends on nothing else), so the cached frame is used. One per
+/// thread, shared by its connections; it misses about once a second.
+#[derive(Debug, Default)]
+pub struct HeadCache {
+    /// The head's bytes, up to and including its blank line; empty: none yet.
+    bytes: Vec<u8>,
+    /// Its frame (always `Complete`) and whether the request was `HEAD`.
+    frame: Option<(HeadFrame, bool)>,
+}
+
+impl HeadCache {
+    /// The frame of the head at the front of `input`, from the cache when it
+    /// is the cached head, else parsed (and kept, when complete).
+    pub fn frame(&mut self, input: &[u8], head_request: bool) -> Result<HeadFrame, String> {
+        if let Some((frame, head)) = self.frame {
+            if head == head_request && input.starts_with(&self.bytes) {
+                return Ok(frame);
+            }
+        }
+        let frame = frame_http_head(input, head_request).map_err(|e| e.to_string())?;
+        if let HeadFrame::Complete { head_len, .. } = frame {
+            self.bytes.clear();
+            self.bytes.extend_from_slice(&input[..head_len]);
+            self.frame = Some((frame, head_request));
+        }
+        Ok(frame)
+    }
 }
 
 /// Incremental answer framing (sans-IO).
@@ -124,12 +160,13 @@ impl Rx {
     }
 
     /// Frame `data`, calling `on_event` for every first byte and every complete
-    /// answer. `echo` is the message every echo answer must equal byte for byte.
-    /// An error describes a bad answer.
+    /// answer. `echo` is the message every echo answer must equal byte for byte;
+    /// `heads` the thread's last HTTP head. An error describes a bad answer.
     pub fn feed(
         &mut self,
         data: &[u8],
         echo: &[u8],
+        heads: &mut HeadCache,
         on_event: &mut impl FnMut(AnswerEvent) -> Result<Flow, String>,
     ) -> Result<(), String> {
         match self.proto {
@@ -137,7 +174,7 @@ impl Rx {
             // `--proto chat` runs in `crate::chat`, never through this engine.
             Proto::Chat => Err("chat is not a request-answer protocol".into()),
             Proto::Http if self.carry.is_empty() => {
-                let used = self.frame_http(data, on_event)?;
+                let used = self.frame_http(data, heads, on_event)?;
                 if let Some(rest) = used.and_then(|u| data.get(u..)).filter(|r| !r.is_empty()) {
                     self.carry.extend_from_slice(rest);
                 }
@@ -146,7 +183,7 @@ impl Rx {
             Proto::Http => {
                 let mut carry = std::mem::take(&mut self.carry);
                 carry.extend_from_slice(data);
-                let used = self.frame_http(&carry, on_event);
+                let used = self.frame_http(&carry, heads, on_event);
                 match used {
                     Ok(Some(used)) => {
                         carry.drain(..used);
@@ -196,6 +233,7 @@ impl Rx {
     fn frame_http(
         &mut self,
         data: &[u8],
+        heads: &mut HeadCache,
         on_event: &mut impl FnMut(AnswerEvent) -> Result<Flow, String>,
     ) -> Result<Option<usize>, String> {
         let mut pos = 0;
@@ -231,7 +269,7 @@ impl Rx {
                 self.started = true;
                 on_event(AnswerEvent::FirstByte)?;
             }
-            match frame_http_head(&data[pos..], self.head_request).map_err(|e| e.to_string())? {
+            match heads.frame(&data[pos..], self.head_request)? {
                 HeadFrame::Partial => return Ok(Some(pos)),
                 HeadFrame::Complete { status: 101, .. } => {
                     return Err("101 Switching Protocols: the server left HTTP/1.1".into())
@@ -263,12 +301,13 @@ pub struct Conn {
     /// Global index over all processes (for the schedule, budget, source address).
     pub global: u64,
     pub state: State,
-    pub stream: Option<TcpStream>,
     /// Issued requests, oldest first; the last `unsent` are not fully written.
     pub pending: VecDeque<Pending>,
     pub unsent: u32,
     /// Bytes already written of the first unsent request.
     pub written: usize,
+    /// A send is in flight (completion back ends): no other until it completes.
+    pub sending: bool,
     pub rx: Rx,
     /// Requests issued on the current socket.
     pub on_socket: u64,
@@ -285,8 +324,6 @@ pub struct Conn {
     pub due_ns: u64,
     /// State of the slot's Poisson generator (unused with uniform arrivals).
     pub rng: u64,
-    /// Deadline of this slot's armed timer, 0 if none.
-    pub timer_at_ns: u64,
     /// Connecting: when connect was called. Open and unconfirmed: when established.
     pub phase_at_ns: u64,
     /// When the previous socket was closed (start of a reconnect).
@@ -318,10 +355,10 @@ impl Conn {
         Conn {
             global,
             state: State::Idle,
-            stream: None,
             pending: VecDeque::with_capacity(pipeline as usize),
             unsent: 0,
             written: 0,
+            sending: false,
             rx,
             on_socket: 0,
             answered: 0,
@@ -331,7 +368,6 @@ impl Conn {
             budget,
             due_ns: due,
             rng,
-            timer_at_ns: 0,
             phase_at_ns: 0,
             closed_at_ns: 0,
             free_since_ns: 0,
@@ -357,6 +393,15 @@ impl Conn {
     pub fn measured_pending(&self) -> u64 {
         self.pending.iter().filter(|p| p.measured).count() as u64
     }
+
+    /// The slot failed: how long to wait before reconnecting. At once after a
+    /// socket that was answered, else 10 ms doubling to 1 s while it keeps failing.
+    pub fn next_retry_delay(&mut self) -> u64 {
+        self.retry_delay_ns =
+            if self.answered_since_failure { 0 } else { (self.retry_delay_ns * 2).clamp(MIN_RETRY, MAX_RETRY) };
+        self.answered_since_failure = false;
+        self.retry_delay_ns
+    }
 }
 
 #[cfg(test)]
@@ -367,8 +412,9 @@ mod tests {
     /// the status for a complete answer (negative when it closes).
     fn events(rx: &mut Rx, chunks: &[&[u8]], echo: &[u8]) -> Result<Vec<i32>, String> {
         let mut got = Vec::new();
+        let mut heads = HeadCache::default();
         for chunk in chunks {
-            rx.feed(chunk, echo, &mut |e| {
+            rx.feed(chunk, echo, &mut heads, &mut |e| {
                 got.push(match e {
                     AnswerEvent::FirstByte => 0,
                     AnswerEvent::Done { status, close } => {
@@ -433,12 +479,42 @@ mod tests {
         let mut rx = http();
         let stream = OK.repeat(2);
         let mut n = 0;
-        rx.feed(&stream, b"", &mut |e| {
+        rx.feed(&stream, b"", &mut HeadCache::default(), &mut |e| {
             n += u32::from(e != AnswerEvent::FirstByte);
             Ok(Flow::Stop)
         })
         .unwrap();
         assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn a_cached_head_frames_as_parsing_it_would() {
+        let mut heads = HeadCache::default();
+        let mut frames = |input: &[u8], head: bool| heads.frame(input, head);
+        let parsed = frames(OK, false).unwrap();
+        assert_eq!(parsed, frame_http_head(OK, false).unwrap());
+        assert_eq!(frames(&OK.repeat(2), false).unwrap(), parsed, "the head at the front, whatever follows");
+        // Not the cached head: parsed afresh (and cached in its place).
+        let other = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(frames(other, false).unwrap(), frame_http_head(other, false).unwrap());
+        assert_eq!(frames(&OK[..20], false).unwrap(), HeadFrame::Partial, "a prefix is partial");
+        assert_eq!(frames(OK, true).unwrap(), frame_http_head(OK, true).unwrap(), "HEAD frames otherwise");
+        assert!(frames(b"garbage\r\n\r\n", false).is_err());
+        // Cached and fresh framing give the same events, split anywhere.
+        let stream = [OK, CONTINUE, CHUNKED, OK].concat();
+        for cut in 0..stream.len() {
+            let got = events(&mut http(), &[&stream[..cut], &stream[cut..]], b"").unwrap();
+            assert_eq!(got, vec![0, 200, 0, 200, 0, 200], "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn retries_back_off_until_an_answer() {
+        let mut c = Conn::new(0, http(), 1, 1, (0, 0));
+        let delays: Vec<u64> = (0..9).map(|_| c.next_retry_delay() / 1_000_000).collect();
+        assert_eq!(delays, vec![10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
+        c.answered_since_failure = true;
+        assert_eq!((c.next_retry_delay(), c.next_retry_delay()), (0, MIN_RETRY));
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub enum LoadError {
     Json(#[from] serde_json::Error),
     #[error("bad histogram: {0}")]
     Histogram(String),
+    #[error("--engine uring cannot run here: {0}; --engine mio can")]
+    NoUring(String),
 }
 
 impl LoadError {

@@ -104,12 +104,12 @@ pub fn write(
             .map_err(|e| bad(format!("{e:?}")))?;
     }
     let wall = |mono: u64| i128::from(mono) + times.unix_offset_ns;
-    let window_start = rec.counts.window_start_ns.map(|w| match config.start_at_unix_ms {
+    let window_start = rec.counts.window_start_ns.map(|w| match config.settings.start_at_unix_ms {
         Some(ms) => i128::from(ms) * 1_000_000,
         None => wall(w),
     });
     // With --start-at, interval 0 lies whole seconds before the exact start.
-    let base = match (config.start_at_unix_ms, window_start, rec.counts.window_start_ns) {
+    let base = match (config.settings.start_at_unix_ms, window_start, rec.counts.window_start_ns) {
         (Some(_), Some(start), Some(w)) => start - i128::from(w - iv.base_ns),
         _ => wall(iv.base_ns),
     };

@@ -28,6 +28,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::settings::Settings;
+
 /// Version of this schema; the `schema` field of every [`Report`].
 pub const SCHEMA: u32 = 1;
 
@@ -112,51 +114,18 @@ pub enum LoopMode {
     Open,
 }
 
-/// The validated configuration of the run.
+/// The validated configuration of the run: the [`Settings`] as given (their
+/// fields appear at this level: `addr`, `conns`, `duration_s`, ...), and what the
+/// report derives from the rest of the configuration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunConfig {
-    /// Target address, `host:port` as resolved (e.g. `127.0.0.1:8080`).
-    pub addr: String,
-    /// Application protocol.
-    pub proto: proto::Proto,
+    /// Target, connections, threads, window, timeouts: see [`Settings`].
+    #[serde(flatten)]
+    pub settings: Settings,
     /// Closed or open loop.
     pub mode: LoopMode,
-    /// Concurrent connections carrying the load, over all processes.
-    pub conns: u64,
-    /// Connections opened and held without sending (`--idle-conns`), beside `conns`.
-    #[serde(default)]
-    pub idle_conns: u64,
-    /// Of `conns`, connections that fall silent after their first answer (`--silent-conns`).
-    #[serde(default)]
-    pub silent_conns: u64,
-    /// Event-loop threads per process.
-    pub threads: u32,
-    /// Load generator processes (1 unless `--procs`).
-    pub procs: u32,
-    /// Requests in flight per connection.
-    pub pipeline: u32,
-    /// Open loop: target requests per second over all connections.
-    pub rate: Option<f64>,
-    /// Length of the measured window, seconds; `None` when bounded by `requests` only.
-    pub duration_s: Option<f64>,
-    /// Total measured requests to complete over all connections (`--requests`), if bounded.
-    pub requests: Option<u64>,
-    /// Answers after which a connection is closed and reopened (`--reqs-per-conn`).
-    pub reqs_per_conn: Option<u64>,
-    /// Warmup before the measured window, seconds.
-    pub warmup_s: f64,
-    /// Per-request timeout, seconds.
-    pub timeout_s: f64,
-    /// Connect timeout, seconds.
-    pub connect_timeout_s: f64,
-    /// New connections per second over all processes; `None` = as fast as the server accepts.
-    pub connect_rate: Option<f64>,
     /// Echo: bytes per request. HTTP: size of the request sent.
     pub msg_size: u64,
-    /// Source addresses the connections are spread over (empty = kernel's choice).
-    pub source_ips: Vec<String>,
-    /// Largest error rate (errors / (answers + errors)) that still passes.
-    pub max_error_rate: f64,
     /// Open loop: how requests were spaced (`uniform` or `poisson`); `None` in closed loop.
     #[serde(default)]
     pub arrivals: Option<crate::schedule::Arrivals>,
@@ -182,9 +151,6 @@ pub struct RunConfig {
     /// `--shard I/N` (0-based): this run drove shard I's part of the load; `None` for all of it.
     #[serde(default)]
     pub shard: Option<String>,
-    /// `--start-at`: the window's start, Unix milliseconds, common to all shards.
-    #[serde(default)]
-    pub start_at_unix_ms: Option<u64>,
 }
 
 /// The machine the load generator ran on.

@@ -9,12 +9,13 @@
 //! - [`chat`]: `--proto chat`: a chat room's members, its own loop and report.
 //! - [`cli`]: the `c10k load` arguments, validated once into a [`config::Config`];
 //!   [`target`]: the URL and the HTTP request (method, headers, body).
-//! - [`config`]: the validated configuration and how connections are shared out.
+//! - [`config`]: the validated configuration and how connections are shared out;
+//!   [`settings`]: its part the report echoes, defined once for both.
 //! - [`schedule`]: when a connection sends: closed loop or open loop, the one
 //!   parameter of the request loop.
 //! - [`plan`]: what a process's threads share (window, request bytes, the gate).
-//! - [`engine`]: one mio event loop per thread: timers, connect window,
-//!   housekeeping; [`io`] is its I/O half (connect, read, write, failures).
+//! - [`engine`]: one event loop per thread (connections, timers, window, recording)
+//!   over an I/O back end: mio (epoll) or io_uring.
 //! - [`conn`]: one connection slot's state and the answer framing (sans-IO).
 //! - [`silent`]: `--silent-conns` and the connections the server closed on its own.
 //! - [`recorder`]: per-thread histograms, counters, errors and timeline; merges exactly.
@@ -44,7 +45,6 @@ pub mod fairness;
 pub mod hgrm;
 pub mod hlog;
 pub mod intervals;
-pub mod io;
 pub mod json_report;
 pub mod merge;
 pub mod outcome;
@@ -55,6 +55,7 @@ pub mod ramp;
 pub mod recorder;
 pub mod run;
 pub mod schedule;
+pub mod settings;
 pub mod silent;
 pub mod summary;
 pub mod target;

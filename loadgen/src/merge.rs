@@ -133,12 +133,12 @@ pub fn merge(logs: &[(String, String)]) -> Result<Merged, String> {
         if split.is_none() && i > 0 {
             // Separate runs: their loads add up.
             let c = &log.trailer.config;
-            config.conns += c.conns;
-            config.idle_conns += c.idle_conns;
-            config.requests = config.requests.zip(c.requests).map(|(a, b)| a + b);
-            config.rate = config.rate.zip(c.rate).map(|(a, b)| a + b);
+            config.settings.conns += c.settings.conns;
+            config.settings.idle_conns += c.settings.idle_conns;
+            config.settings.requests = config.settings.requests.zip(c.settings.requests).map(|(a, b)| a + b);
+            config.settings.rate = config.settings.rate.zip(c.settings.rate).map(|(a, b)| a + b);
         }
-        config.procs = config.procs.max(log.trailer.config.procs);
+        config.settings.procs = config.settings.procs.max(log.trailer.config.settings.procs);
         merged.merge(&rec).map_err(|e| bad(format!("{e:?}")))?;
     }
     config.shard = None;

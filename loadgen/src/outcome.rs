@@ -73,7 +73,7 @@ pub fn build(config: &Config, env: Environment, rec: &Recorder, times: Times) ->
         first_byte: distribution(&rec.first_byte),
         reconnect: distribution(&rec.reconnect),
     };
-    let open_loop = config.rate.map(|target_rate| {
+    let open_loop = config.settings.rate.map(|target_rate| {
         let dispatch_lag = distribution(&rec.dispatch_lag);
         OpenLoop {
             target_rate,
@@ -129,7 +129,7 @@ pub fn build(config: &Config, env: Environment, rec: &Recorder, times: Times) ->
             bytes_sent: c.bytes_sent,
             bytes_received: c.bytes_received,
             received_bytes_per_sec: per_sec(c.bytes_received),
-            status_classes: (config.proto == proto::Proto::Http).then(|| {
+            status_classes: (config.settings.proto == proto::Proto::Http).then(|| {
                 let s = &c.status_classes;
                 StatusClasses {
                     success: s[2],
@@ -140,7 +140,7 @@ pub fn build(config: &Config, env: Environment, rec: &Recorder, times: Times) ->
                 }
             }),
         },
-        passed: errors.rate <= config.max_error_rate,
+        passed: errors.rate <= config.settings.max_error_rate,
         errors,
         latency,
         connections: Connections {

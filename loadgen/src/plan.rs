@@ -57,13 +57,13 @@ impl Plan {
         slots: u64,
         shared_gate: bool,
     ) -> Self {
-        let warmup_ns = crate::clock::ns(config.warmup);
-        let duration_ns = config.duration.map(crate::clock::ns);
+        let warmup_ns = crate::clock::ns(config.settings.warmup);
+        let duration_ns = config.settings.duration.map(crate::clock::ns);
         let request = config.request_bytes();
-        let batch = request.repeat(config.pipeline as usize);
-        let gate = if config.connect_rate.is_some() { 0 } else { slots };
+        let batch = request.repeat(config.settings.pipeline as usize);
+        let gate = if config.settings.connect_rate.is_some() { 0 } else { slots };
         // A ramp (`--connect-rate`) loads from the start, in every process alike.
-        let external_gate = shared_gate && config.connect_rate.is_none() && load_at.is_none();
+        let external_gate = shared_gate && config.settings.connect_rate.is_none() && load_at.is_none();
         Plan {
             schedule: config.schedule(),
             config,

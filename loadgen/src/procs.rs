@@ -53,8 +53,8 @@ pub fn run_children(
     let exe = std::env::current_exe().map_err(|e| LoadError::io("find own executable", e))?;
     let parent = std::process::id();
     // With --start-at every child starts the load at that instant by itself.
-    let shared_gate = config.connect_rate.is_none() && load_at.is_none();
-    let shares = config.driven().split(config.procs);
+    let shared_gate = config.settings.connect_rate.is_none() && load_at.is_none();
+    let shares = config.driven().split(config.settings.procs);
     let mut children = Vec::new();
     let mut stdins = Vec::new();
     for (index, &share) in shares.iter().enumerate() {
@@ -132,7 +132,7 @@ pub fn run_children(
             std::thread::sleep(Duration::from_millis(200));
             if let Some(bar) = &bar {
                 if now_ns() >= epoch {
-                    bar.show_elapsed(config.procs);
+                    bar.show_elapsed(config.settings.procs);
                 }
             }
         }

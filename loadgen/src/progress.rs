@@ -22,10 +22,10 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(config: &Config) -> Self {
-        let total = config.duration.map(|d| d + config.warmup);
+        let total = config.settings.duration.map(|d| d + config.settings.warmup);
         let bar = match total {
             Some(t) => ProgressBar::new(t.as_millis() as u64),
-            None => ProgressBar::new(config.requests.unwrap_or(0)),
+            None => ProgressBar::new(config.settings.requests.unwrap_or(0)),
         };
         let style = ProgressStyle::with_template("{elapsed:>4} [{bar:20}] {wide_msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -36,7 +36,7 @@ impl Progress {
             bar,
             start: now,
             by_time: total.is_some(),
-            conns: config.conns,
+            conns: config.settings.conns,
             last: std::cell::Cell::new((now, 0)),
         }
     }

@@ -26,11 +26,12 @@ use crate::json_report::Distribution;
 
 /// Is slot `global` one of the `--silent-conns`?
 pub fn is_silent(config: &Config, global: u64) -> bool {
-    if config.silent_conns == 0 {
+    if config.settings.silent_conns == 0 {
         return false;
     }
     let Some(rank) = config.active_rank(global) else { return false };
-    let (silent, active, rank) = (u128::from(config.silent_conns), u128::from(config.conns), u128::from(rank));
+    let (silent, active, rank) =
+        (u128::from(config.settings.silent_conns), u128::from(config.settings.conns), u128::from(rank));
     (rank + 1) * silent / active > rank * silent / active
 }
 

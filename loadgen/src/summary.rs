@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::json_report::{Distribution, LoopMode, Report};
+use crate::settings::IoEngine;
 
 /// A latency in microseconds, as wrk prints it.
 pub fn latency(us: f64) -> String {
@@ -44,13 +45,13 @@ fn distribution(out: &mut String, title: &str, d: &Distribution) {
 /// The summary of `r`.
 pub fn render(r: &Report) -> String {
     let mut out = String::new();
-    let c = &r.config;
-    let mode = match (c.mode, c.rate) {
+    let (c, settings) = (&r.config, &r.config.settings);
+    let mode = match (c.mode, settings.rate) {
         (LoopMode::Open, Some(rate)) => format!("open loop at {rate} req/s"),
         _ => "closed loop".to_string(),
     };
-    let length = match (c.duration_s, c.requests) {
-        (Some(d), _) => format!("{}", humantime::format_duration(std::time::Duration::from_secs_f64(d))),
+    let length = match (settings.duration, settings.requests) {
+        (Some(d), _) => format!("{}", humantime::format_duration(d)),
         (None, Some(n)) => format!("{n}-request"),
         (None, None) => "unbounded".into(),
     };
@@ -58,23 +59,36 @@ pub fn render(r: &Report) -> String {
         (Some(m), Some(p)) if (m.as_str(), p.as_str()) != ("GET", "/") => format!(" {m} {p}"),
         _ => String::new(),
     };
-    let _ = writeln!(out, "Running {length} test @ {}{request} ({}, {mode}, pipeline {})", c.addr, c.proto, c.pipeline);
-    let procs = if c.procs > 1 { format!(" in {} processes", c.procs) } else { String::new() };
+    // The default engine goes unsaid, as before there was a choice.
+    let engine = match settings.engine {
+        IoEngine::Mio => String::new(),
+        other => format!(", engine {other}"),
+    };
+    let _ = writeln!(
+        out,
+        "Running {length} test @ {}{request} ({}, {mode}, pipeline {}{engine})",
+        settings.addr, settings.proto, settings.pipeline
+    );
+    let procs = if settings.procs > 1 { format!(" in {} processes", settings.procs) } else { String::new() };
     let est = match r.connections.all_established_s {
         Some(s) => format!("all established in {}", latency(s * 1e6)),
         None => format!("{} of {} established", r.connections.established, r.connections.target),
     };
-    let sources = match c.source_ips.as_slice() {
+    let sources = match settings.source_ips.as_slice() {
         [] => String::new(),
         [one] => format!(" from {one}"),
-        [first, .., last] => format!(" from {} source addresses ({first}..{last})", c.source_ips.len()),
+        [first, .., last] => format!(" from {} source addresses ({first}..{last})", settings.source_ips.len()),
     };
-    let idle = if c.idle_conns > 0 { format!(" (+{} idle)", c.idle_conns) } else { String::new() };
+    let idle = if settings.idle_conns > 0 { format!(" (+{} idle)", settings.idle_conns) } else { String::new() };
     let conns = match &c.shard {
         Some(shard) => {
-            format!("{} of {} connection slots (shard {shard})", r.connections.target, c.conns + c.idle_conns)
+            format!(
+                "{} of {} connection slots (shard {shard})",
+                r.connections.target,
+                settings.conns + settings.idle_conns
+            )
         }
-        None => format!("{} connections", c.conns),
+        None => format!("{} connections", settings.conns),
     };
     let _ = writeln!(out, "  {} threads{procs} and {conns}{idle}{sources}; {est}", r.client.threads);
     // The phases of a request: connect, first byte of the answer, whole answer.
@@ -123,13 +137,13 @@ pub fn render(r: &Report) -> String {
         );
     }
     let closed = &r.connections.closed_by_server;
-    if closed.count > 0 || c.silent_conns > 0 {
+    if closed.count > 0 || c.settings.silent_conns > 0 {
         let _ = writeln!(
             out,
             "  Closed by the server: {} ({} of the {} silent connections, {} live), last request to close p50 {}, max {}",
             closed.count,
             closed.silent,
-            c.silent_conns + c.idle_conns,
+            c.settings.silent_conns + c.settings.idle_conns,
             closed.live,
             latency(closed.after_last_request.p50_us),
             latency(closed.after_last_request.max_us)
@@ -141,8 +155,11 @@ pub fn render(r: &Report) -> String {
     } else {
         let _ = writeln!(out, "  Errors: {} ({:.3}% of requests)", e.total, e.rate * 100.0);
         for d in &e.details {
-            let _ =
-                writeln!(out, "    {}: {} ({} of {} connections): {}", d.kind, d.count, d.conns, c.conns, d.message);
+            let _ = writeln!(
+                out,
+                "    {}: {} ({} of {} connections): {}",
+                d.kind, d.count, d.conns, settings.conns, d.message
+            );
         }
     }
     if let Some(s) = t.status_classes.as_ref().filter(|s| s.redirect + s.client_error + s.server_error + s.other > 0) {

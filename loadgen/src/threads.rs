@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::config::{Config, Share};
-use crate::engine::Engine;
 use crate::error::LoadError;
 use crate::plan::{Live, Plan};
 use crate::progress::Progress;
@@ -51,7 +50,7 @@ pub fn run_local(
     gate_keeper: Option<GateKeeper<'_>>,
 ) -> Result<Recorder, LoadError> {
     let plan = Plan::new(config.clone(), epoch, load_at, &STOP, share.count, gate_keeper.is_some());
-    let threads = config.threads.min(u32::try_from(share.count).unwrap_or(u32::MAX)).max(1);
+    let threads = config.settings.threads.min(u32::try_from(share.count).unwrap_or(u32::MAX)).max(1);
     let shares = share.split(threads);
     let lives: Vec<Live> = (0..threads).map(|_| Live::default()).collect();
     let bar = progress.then(|| Progress::new(config));
@@ -61,7 +60,7 @@ pub fn run_local(
             let plan = &plan;
             let handle = std::thread::Builder::new()
                 .name(format!("loadgen-{t}"))
-                .spawn_scoped(scope, move || Engine::new(plan, share)?.run(live))
+                .spawn_scoped(scope, move || crate::engine::run_thread(plan, share, live))
                 .map_err(|e| LoadError::io("spawn thread", e))?;
             handles.push(handle);
         }

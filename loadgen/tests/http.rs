@@ -3,7 +3,8 @@
 //! records every request it gets and answers from a script: an interim
 //! `100 Continue`, chunked bodies with extensions and trailers, a redirect, a
 //! `503`, answers to `HEAD` without their body, and bodies that end with the
-//! connection. Every run is bounded by `--requests` and the test by a deadline.
+//! connection. Every run is bounded by `--requests` and the test by a deadline;
+//! each runs over both I/O back ends (`mio::*`, `uring::*`).
 
 // Test code: helpers outside #[test] functions may unwrap too (clippy.toml allows it inside them).
 #![allow(clippy::unwrap_used)]
@@ -15,7 +16,10 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use support::load;
+/// `support::load_on`; an engine the kernel cannot run fails the test with the reason.
+fn load(engine: &str, args: &[&str]) -> loadgen::Outcome {
+    support::load_on(engine, args).unwrap_or_else(|why| panic!("{engine}: {why}"))
+}
 
 /// A request as the server read it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -112,29 +116,31 @@ fn serve(mut stream: TcpStream, script: Script, log: &Mutex<Vec<Seen>>) {
     }
 }
 
-#[test]
-fn method_path_headers_and_body_reach_the_server_and_every_framing_is_followed() {
+fn method_path_headers_and_body_reach_the_server_and_every_framing_is_followed(engine: &str) {
     let (addr, seen) = start(Script::Cycle);
     let url = format!("http://{addr}/submit?x=1");
-    let out = load(&[
-        &url,
-        "-m",
-        "POST",
-        "-H",
-        "X-C10k-Test: yes",
-        "-H",
-        "Accept: */*",
-        "--body",
-        "name=value",
-        "--conns",
-        "2",
-        "--requests",
-        "100",
-        "-t",
-        "1",
-        "--pipeline",
-        "3",
-    ]);
+    let out = load(
+        engine,
+        &[
+            &url,
+            "-m",
+            "POST",
+            "-H",
+            "X-C10k-Test: yes",
+            "-H",
+            "Accept: */*",
+            "--body",
+            "name=value",
+            "--conns",
+            "2",
+            "--requests",
+            "100",
+            "-t",
+            "1",
+            "--pipeline",
+            "3",
+        ],
+    );
     let r = &out.report;
     assert_eq!(r.totals.requests, 100, "{:?}", r.errors);
     let classes = r.totals.status_classes.as_ref().expect("HTTP counts status classes");
@@ -164,21 +170,28 @@ fn method_path_headers_and_body_reach_the_server_and_every_framing_is_followed()
     assert!(summary.contains("First byte") && summary.contains("POST /submit?x=1"), "{summary}");
 }
 
-#[test]
-fn head_answers_carry_no_body() {
+fn head_answers_carry_no_body(engine: &str) {
     let (addr, _) = start(Script::Cycle);
-    let out = load(&["--addr", &addr, "-m", "HEAD", "--conns", "2", "--requests", "40", "-t", "1", "--pipeline", "4"]);
+    let out = load(
+        engine,
+        &["--addr", &addr, "-m", "HEAD", "--conns", "2", "--requests", "40", "-t", "1", "--pipeline", "4"],
+    );
     let r = &out.report;
     assert_eq!((r.totals.requests, r.errors.total), (40, 0), "{:?}", r.errors);
 }
 
-#[test]
-fn a_body_that_ends_with_the_connection_is_one_answer() {
+fn a_body_that_ends_with_the_connection_is_one_answer(engine: &str) {
     let (addr, seen) = start(Script::UntilClose);
-    let out = load(&[&format!("http://{addr}/"), "--conns", "2", "--requests", "20", "-t", "1"]);
+    let out = load(engine, &[&format!("http://{addr}/"), "--conns", "2", "--requests", "20", "-t", "1"]);
     let r = &out.report;
     assert_eq!((r.totals.requests, r.errors.total), (20, 0), "{:?}", r.errors);
     assert_eq!(seen.lock().expect("log").len(), 20);
     // Every answer closed its connection; the last one of each connection needs no reconnect.
     assert_eq!((r.connections.server_closes, r.connections.reconnects), (20, 18));
 }
+
+over_engines!(
+    method_path_headers_and_body_reach_the_server_and_every_framing_is_followed,
+    head_answers_carry_no_body,
+    a_body_that_ends_with_the_connection_is_one_answer,
+);

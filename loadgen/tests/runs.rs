@@ -1,5 +1,6 @@
 //! The load generator against in-test servers: exact counts, coordinated
-//! omission, every error kind. Each run is short and bounded.
+//! omission, every error kind, each over both I/O back ends (`mio::*` and
+//! `uring::*`). Each run is short and bounded.
 
 // Test code: helpers outside #[test] functions may unwrap too (clippy.toml allows it inside them).
 #![allow(clippy::unwrap_used)]
@@ -9,13 +10,17 @@ mod support;
 use std::time::Duration;
 
 use proto::Proto;
-use support::{load, Mode, TestServer};
+use support::{Mode, TestServer};
 
-#[test]
-fn closed_loop_completes_exactly_n_times_k() {
+/// `support::load_on`; an engine the kernel cannot run fails the test with the reason.
+fn load(engine: &str, args: &[&str]) -> loadgen::Outcome {
+    support::load_on(engine, args).unwrap_or_else(|why| panic!("{engine}: {why}"))
+}
+
+fn closed_loop_completes_exactly_n_times_k(engine: &str) {
     let server = TestServer::start(Mode::Serve(Proto::Http));
     let addr = server.addr.to_string();
-    let out = load(&["--addr", &addr, "--conns", "50", "--requests", "1000", "--threads", "2"]);
+    let out = load(engine, &["--addr", &addr, "--conns", "50", "--requests", "1000", "--threads", "2"]);
     let r = &out.report;
     assert_eq!(r.totals.requests, 1000, "{:?}", r.totals);
     assert_eq!(r.totals.requests_sent, 1000);
@@ -25,16 +30,18 @@ fn closed_loop_completes_exactly_n_times_k() {
     assert_eq!(r.errors.starved_conns, 0);
     assert!(r.passed);
     assert!(r.connections.all_established_s.is_some());
+    assert_eq!(r.config.settings.engine.to_string(), engine, "the report says which engine ran");
+    assert_eq!(loadgen::summary::render(r).contains(", engine uring)"), engine == "uring");
 }
 
-#[test]
-fn idle_connections_are_held_but_never_send() {
+fn idle_connections_are_held_but_never_send(engine: &str) {
     let server = TestServer::start(Mode::Serve(Proto::Http));
     let addr = server.addr.to_string();
-    let out = load(&["--addr", &addr, "--conns", "4", "--idle-conns", "40", "--requests", "400", "--threads", "2"]);
+    let out =
+        load(engine, &["--addr", &addr, "--conns", "4", "--idle-conns", "40", "--requests", "400", "--threads", "2"]);
     let r = &out.report;
-    assert_eq!(r.config.conns, 4);
-    assert_eq!(r.config.idle_conns, 40);
+    assert_eq!(r.config.settings.conns, 4);
+    assert_eq!(r.config.settings.idle_conns, 40);
     assert_eq!(r.totals.requests, 400, "only the active connections' budget");
     assert_eq!(r.errors.total, 0, "{:?}", r.errors);
     assert_eq!(r.connections.target, 44);
@@ -43,37 +50,50 @@ fn idle_connections_are_held_but_never_send() {
     assert_eq!(server.accepted.load(std::sync::atomic::Ordering::Relaxed), 44);
 }
 
-#[test]
-fn pipelined_echo_is_exact_and_checked() {
+fn pipelined_echo_is_exact_and_checked(engine: &str) {
     let server = TestServer::start(Mode::Serve(Proto::Echo));
     let addr = server.addr.to_string();
-    let out = load(&[
-        "--addr",
-        &addr,
-        "--proto",
-        "echo",
-        "--conns",
-        "10",
-        "--requests",
-        "2000",
-        "--pipeline",
-        "8",
-        "--msg-size",
-        "300",
-        "--threads",
-        "1",
-    ]);
+    let out = load(
+        engine,
+        &[
+            "--addr",
+            &addr,
+            "--proto",
+            "echo",
+            "--conns",
+            "10",
+            "--requests",
+            "2000",
+            "--pipeline",
+            "8",
+            "--msg-size",
+            "300",
+            "--threads",
+            "1",
+        ],
+    );
     let r = &out.report;
     assert_eq!(r.totals.requests, 2000);
     assert_eq!(r.errors.total, 0, "{:?}", r.errors);
     assert_eq!(r.totals.bytes_received, 2000 * 300);
 }
 
-#[test]
-fn reqs_per_conn_reconnects_and_counts() {
+fn echo_longer_than_the_socket_buffers_is_exact(engine: &str) {
+    // 1 MiB messages, 8 in flight per connection: the server echoes each while
+    // the client is still writing it.
+    let server = TestServer::start(Mode::Serve(Proto::Echo));
+    let addr = server.addr.to_string();
+    let args = ["--proto", "echo", "--msg-size", "1048576", "--pipeline", "8", "--conns", "8", "--requests", "256"];
+    let out = load(engine, &[&["--addr", &addr, "--threads", "1"][..], &args].concat());
+    let r = &out.report;
+    assert_eq!((r.totals.requests, r.errors.total), (256, 0), "{:?}", r.errors);
+    assert_eq!(r.totals.bytes_received, 256 << 20);
+}
+
+fn reqs_per_conn_reconnects_and_counts(engine: &str) {
     let server = TestServer::start(Mode::Serve(Proto::Http));
     let addr = server.addr.to_string();
-    let out = load(&["--addr", &addr, "--conns", "10", "--requests", "200", "--reqs-per-conn", "5", "-t", "1"]);
+    let out = load(engine, &["--addr", &addr, "--conns", "10", "--requests", "200", "--reqs-per-conn", "5", "-t", "1"]);
     let r = &out.report;
     assert_eq!(r.totals.requests, 200);
     assert_eq!(r.errors.total, 0, "{:?}", r.errors);
@@ -83,12 +103,11 @@ fn reqs_per_conn_reconnects_and_counts() {
     assert_eq!(server.accepted.load(std::sync::atomic::Ordering::Relaxed), 40);
 }
 
-#[test]
-fn open_loop_corrects_for_a_stall_and_closed_loop_max_shows_it() {
+fn open_loop_corrects_for_a_stall_and_closed_loop_max_shows_it(engine: &str) {
     let stall = Mode::Stall { proto: Proto::Http, at: Duration::from_millis(1200), len: Duration::from_millis(500) };
     let server = TestServer::start(stall);
     let addr = server.addr.to_string();
-    let out = load(&["--addr", &addr, "--conns", "10", "--rate", "1000", "--duration", "3s", "-t", "1"]);
+    let out = load(engine, &["--addr", &addr, "--conns", "10", "--rate", "1000", "--duration", "3s", "-t", "1"]);
     let r = &out.report;
     let ol = r.open_loop.as_ref().expect("open loop figures");
     assert_eq!(r.errors.total, 0, "{:?}", r.errors);
@@ -104,18 +123,19 @@ fn open_loop_corrects_for_a_stall_and_closed_loop_max_shows_it() {
 
     let server = TestServer::start(stall);
     let addr = server.addr.to_string();
-    let out = load(&["--addr", &addr, "--conns", "10", "--duration", "2s", "-t", "1"]);
+    let out = load(engine, &["--addr", &addr, "--conns", "10", "--duration", "2s", "-t", "1"]);
     let r = &out.report;
     assert!(r.latency.corrected.max_us / 1e3 > 300.0, "closed-loop max {} us", r.latency.corrected.max_us);
     assert_eq!(r.latency.corrected, r.latency.uncorrected, "closed loop: scheduled = sent");
 }
 
-#[test]
-fn busy_spin_keeps_the_counts_and_reports_its_idle_cpu_apart() {
+fn busy_spin_keeps_the_counts_and_reports_its_idle_cpu_apart(engine: &str) {
     let server = TestServer::start(Mode::Serve(Proto::Http));
     let addr = server.addr.to_string();
-    let out =
-        load(&["--addr", &addr, "--conns", "4", "--rate", "400", "--requests", "400", "--spin", "busy", "-t", "1"]);
+    let out = load(
+        engine,
+        &["--addr", &addr, "--conns", "4", "--rate", "400", "--requests", "400", "--spin", "busy", "-t", "1"],
+    );
     let r = &out.report;
     assert_eq!((r.totals.requests, r.errors.total), (400, 0), "{:?}", r.errors);
     assert_eq!(r.config.spin.as_deref(), Some("busy"));
@@ -135,11 +155,10 @@ fn detail<'a>(r: &'a loadgen::json_report::Report, kind: &str) -> &'a loadgen::j
     r.errors.details.iter().find(|d| d.kind == kind).unwrap_or_else(|| panic!("no {kind} in {:?}", r.errors))
 }
 
-#[test]
-fn refused_port_is_connect_refused() {
+fn refused_port_is_connect_refused(engine: &str) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let addr = format!("127.0.0.1:{port}");
-    let out = load(&["--addr", &addr, "--conns", "20", "--duration", "300ms", "-t", "1"]);
+    let out = load(engine, &["--addr", &addr, "--conns", "20", "--duration", "300ms", "-t", "1"]);
     let r = &out.report;
     assert!(r.errors.connect_refused >= 20, "{:?}", r.errors);
     assert_eq!(r.errors.total, r.errors.connect_refused);
@@ -151,22 +170,20 @@ fn refused_port_is_connect_refused() {
     assert_eq!(r.errors.rate, 1.0);
 }
 
-#[test]
-fn resetting_server_is_reset() {
+fn resetting_server_is_reset(engine: &str) {
     let server = TestServer::start(Mode::Reset);
     let addr = server.addr.to_string();
-    let out = load(&["--addr", &addr, "--conns", "5", "--duration", "300ms", "-t", "1"]);
+    let out = load(engine, &["--addr", &addr, "--conns", "5", "--duration", "300ms", "-t", "1"]);
     let r = &out.report;
     assert!(r.errors.reset > 0, "{:?}", r.errors);
     assert!(detail(r, "reset").message.contains("reset"), "{:?}", r.errors);
     assert!(!r.passed);
 }
 
-#[test]
-fn garbage_answer_is_bad_answer() {
+fn garbage_answer_is_bad_answer(engine: &str) {
     let server = TestServer::start(Mode::Garbage);
     let addr = server.addr.to_string();
-    let out = load(&["--addr", &addr, "--conns", "5", "--duration", "300ms", "-t", "1"]);
+    let out = load(engine, &["--addr", &addr, "--conns", "5", "--duration", "300ms", "-t", "1"]);
     let r = &out.report;
     assert!(r.errors.bad_answer > 0, "{:?}", r.errors);
     assert_eq!(r.totals.requests, 0);
@@ -174,11 +191,10 @@ fn garbage_answer_is_bad_answer() {
     assert!(d.message.starts_with(&format!("bad answer from {addr}")), "{}", d.message);
 }
 
-#[test]
-fn silent_server_is_timeout_and_starved() {
+fn silent_server_is_timeout_and_starved(engine: &str) {
     let server = TestServer::start(Mode::Silent);
     let addr = server.addr.to_string();
-    let out = load(&["--addr", &addr, "--conns", "5", "--duration", "600ms", "--timeout", "200ms", "-t", "1"]);
+    let out = load(engine, &["--addr", &addr, "--conns", "5", "--duration", "600ms", "--timeout", "200ms", "-t", "1"]);
     let r = &out.report;
     assert!(r.errors.timeout >= 5, "{:?}", r.errors);
     assert_eq!(detail(r, "timeout").conns, 5);
@@ -187,19 +203,18 @@ fn silent_server_is_timeout_and_starved() {
     assert_eq!(r.connections.starved, 5);
 }
 
-#[test]
-fn error_rate_threshold_decides_pass() {
+fn error_rate_threshold_decides_pass(engine: &str) {
     let server = TestServer::start(Mode::Garbage);
     let addr = server.addr.to_string();
-    let out = load(&["--addr", &addr, "--conns", "2", "--duration", "200ms", "--max-error-rate", "1", "-t", "1"]);
+    let out =
+        load(engine, &["--addr", &addr, "--conns", "2", "--duration", "200ms", "--max-error-rate", "1", "-t", "1"]);
     assert!(out.report.passed, "a rate of 1 allows everything");
 }
 
-#[test]
-fn warmup_is_excluded_and_timeline_covers_the_window() {
+fn warmup_is_excluded_and_timeline_covers_the_window(engine: &str) {
     let server = TestServer::start(Mode::Serve(Proto::Http));
     let addr = server.addr.to_string();
-    let out = load(&["--addr", &addr, "--conns", "4", "--warmup", "500ms", "--duration", "2s", "-t", "1"]);
+    let out = load(engine, &["--addr", &addr, "--conns", "4", "--warmup", "500ms", "--duration", "2s", "-t", "1"]);
     let r = &out.report;
     assert!((r.totals.duration_s - 2.0).abs() < 0.01, "{}", r.totals.duration_s);
     assert_eq!(r.timeline.len(), 2, "{:?}", r.timeline);
@@ -219,36 +234,39 @@ fn warmup_is_excluded_and_timeline_covers_the_window() {
     assert_eq!(h.len(), r.totals.requests);
 }
 
-#[test]
-fn requests_bound_run_gives_up_when_nothing_answers() {
+fn requests_bound_run_gives_up_when_nothing_answers(engine: &str) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let addr = format!("127.0.0.1:{port}");
     let started = std::time::Instant::now();
-    let out = load(&[
-        "--addr",
-        &addr,
-        "--conns",
-        "3",
-        "--requests",
-        "30",
-        "--timeout",
-        "300ms",
-        "--connect-timeout",
-        "300ms",
-        "-t",
-        "1",
-    ]);
+    let out = load(
+        engine,
+        &[
+            "--addr",
+            &addr,
+            "--conns",
+            "3",
+            "--requests",
+            "30",
+            "--timeout",
+            "300ms",
+            "--connect-timeout",
+            "300ms",
+            "-t",
+            "1",
+        ],
+    );
     assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
     assert_eq!(out.report.totals.requests, 0);
     assert!(out.report.errors.connect_refused >= 3);
 }
 
-#[test]
-fn open_loop_counts_what_it_could_not_send() {
+fn open_loop_counts_what_it_could_not_send(engine: &str) {
     let server = TestServer::start(Mode::Silent);
     let addr = server.addr.to_string();
-    let out =
-        load(&["--addr", &addr, "--conns", "2", "--rate", "100", "--duration", "1s", "--timeout", "1500ms", "-t", "1"]);
+    let out = load(
+        engine,
+        &["--addr", &addr, "--conns", "2", "--rate", "100", "--duration", "1s", "--timeout", "1500ms", "-t", "1"],
+    );
     let ol = out.report.open_loop.expect("open loop");
     assert_eq!(out.report.totals.requests_sent, 2, "one request per connection, never answered");
     assert_eq!(ol.scheduled, 100, "{ol:?}");
@@ -256,11 +274,10 @@ fn open_loop_counts_what_it_could_not_send() {
     assert_eq!(out.report.errors.timeout, 2, "drained until the timeout: {:?}", out.report.errors);
 }
 
-#[test]
-fn error_status_is_bad_status_and_still_timed() {
+fn error_status_is_bad_status_and_still_timed(engine: &str) {
     let server = TestServer::start(Mode::NotFound);
     let addr = server.addr.to_string();
-    let out = load(&["--addr", &addr, "--conns", "2", "--requests", "100", "-t", "1"]);
+    let out = load(engine, &["--addr", &addr, "--conns", "2", "--requests", "100", "-t", "1"]);
     let r = &out.report;
     assert_eq!(r.totals.requests, 100);
     assert_eq!(r.errors.bad_status, 100);
@@ -269,14 +286,33 @@ fn error_status_is_bad_status_and_still_timed() {
     assert_eq!(r.errors.rate, 1.0);
 }
 
-#[test]
-fn server_closes_are_followed_without_errors() {
+fn server_closes_are_followed_without_errors(engine: &str) {
     let server = TestServer::start(Mode::CloseEvery(7));
     let addr = server.addr.to_string();
-    let out = load(&["--addr", &addr, "--conns", "4", "--requests", "400", "--pipeline", "3", "-t", "1"]);
+    let out = load(engine, &["--addr", &addr, "--conns", "4", "--requests", "400", "--pipeline", "3", "-t", "1"]);
     let r = &out.report;
     assert_eq!(r.totals.requests, 400, "{:?}", r.errors);
     assert_eq!(r.errors.total, 0, "{:?}", r.errors);
     assert!(r.connections.server_closes >= 400 / 7 - 4, "{}", r.connections.server_closes);
     assert_eq!(r.connections.reconnects, r.connections.server_closes);
 }
+
+over_engines!(
+    closed_loop_completes_exactly_n_times_k,
+    idle_connections_are_held_but_never_send,
+    pipelined_echo_is_exact_and_checked,
+    echo_longer_than_the_socket_buffers_is_exact,
+    reqs_per_conn_reconnects_and_counts,
+    open_loop_corrects_for_a_stall_and_closed_loop_max_shows_it,
+    busy_spin_keeps_the_counts_and_reports_its_idle_cpu_apart,
+    refused_port_is_connect_refused,
+    resetting_server_is_reset,
+    garbage_answer_is_bad_answer,
+    silent_server_is_timeout_and_starved,
+    error_rate_threshold_decides_pass,
+    warmup_is_excluded_and_timeline_covers_the_window,
+    requests_bound_run_gives_up_when_nothing_answers,
+    open_loop_counts_what_it_could_not_send,
+    error_status_is_bad_status_and_still_timed,
+    server_closes_are_followed_without_errors,
+);

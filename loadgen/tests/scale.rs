@@ -1,4 +1,5 @@
-//! 10,000 connections to one in-test server, all established and answered.
+//! 10,000 connections to one in-test server, all established and answered,
+//! over each I/O back end (`mio::*`, `uring::*`).
 //!
 //! The server runs in a child process (this test binary re-executed with
 //! `LOADGEN_TEST_SERVER` set): client and server sockets together would exceed
@@ -13,7 +14,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 
 use proto::Proto;
-use support::{load, Mode, TestServer};
+use support::{Mode, TestServer};
 
 const CONNS: u64 = 10_000;
 
@@ -31,8 +32,12 @@ fn server_process() {
     let _ = std::io::stdin().read_to_end(&mut Vec::new());
 }
 
-#[test]
-fn ten_thousand_connections_all_answered() {
+/// One engine at a time: two runs of 10,000 connections at once would pass
+/// the descriptor limit.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn ten_thousand_connections_all_answered(engine: &str) {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let (_, hard) = loadgen::env::raise_nofile();
     assert!(hard >= CONNS + 100, "RLIMIT_NOFILE hard limit {hard} is too low for {CONNS} connections");
     let mut child = Command::new(std::env::current_exe().unwrap())
@@ -55,22 +60,26 @@ fn ten_thousand_connections_all_answered() {
     // A connect window well under the server's backlog (4096) keeps its accept
     // queue from overflowing while its one thread is busy (a dropped SYN costs
     // a 1 s retransmission).
-    let out = load(&[
-        "--addr",
-        &addr,
-        "--conns",
-        &conns,
-        "--requests",
-        &requests,
-        "--threads",
-        "2",
-        "--timeout",
-        "10s",
-        "--connect-timeout",
-        "20s",
-        "--connect-window",
-        "256",
-    ]);
+    let out = support::load_on(
+        engine,
+        &[
+            "--addr",
+            &addr,
+            "--conns",
+            &conns,
+            "--requests",
+            &requests,
+            "--threads",
+            "2",
+            "--timeout",
+            "10s",
+            "--connect-timeout",
+            "20s",
+            "--connect-window",
+            "256",
+        ],
+    )
+    .unwrap_or_else(|why| panic!("{engine}: {why}"));
     drop(child.stdin.take());
     let _ = child.wait();
     let r = &out.report;
@@ -80,5 +89,10 @@ fn ten_thousand_connections_all_answered() {
     assert_eq!(r.errors.starved_conns, 0);
     let took = r.connections.all_established_s.expect("all established");
     assert!(took < 10.0, "establishing took {took} s");
-    eprintln!("10k: all established in {took:.3} s, connect p99 {:.1} ms", r.latency.connect.p99_us / 1e3);
+    eprintln!(
+        "10k over {engine}: all established in {took:.3} s, connect p99 {:.1} ms",
+        r.latency.connect.p99_us / 1e3
+    );
 }
+
+over_engines!(ten_thousand_connections_all_answered);

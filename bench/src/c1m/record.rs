@@ -93,8 +93,8 @@ impl LoadFigures {
         let c = &r.latency.corrected;
         let ol = r.open_loop.as_ref();
         LoadFigures {
-            conns: r.config.conns + r.config.idle_conns,
-            procs: r.config.procs,
+            conns: r.config.settings.conns + r.config.settings.idle_conns,
+            procs: r.config.settings.procs,
             threads: r.client.threads,
             established: r.connections.established,
             all_established_s: r.connections.all_established_s,

@@ -122,6 +122,11 @@ pub fn config_from_args(args: &LoadArgs) -> Result<ChatConfig, LoadError> {
     refuse(args.body.is_some() || args.body_file.is_some(), "--body/--body-file", "messages are --msg-size bytes")?;
     refuse(args.shard.is_some() || args.start_at.is_some(), "--shard/--start-at", "one room, one client process")?;
     refuse(args.hlog.is_some(), "--hlog", "the chat report is --json")?;
+    refuse(
+        args.engine != crate::settings::IoEngine::Mio,
+        "--engine uring",
+        "the chat loop (src/chat/engine.rs) runs on epoll only",
+    )?;
     let rate = args.rate.ok_or_else(|| invalid("--proto chat needs --rate (messages per second in total)"))?;
     let senders = args.senders.unwrap_or(DEFAULT_SENDERS.min(conns));
     if senders == 0 || senders > conns {
@@ -135,11 +140,11 @@ pub fn config_from_args(args: &LoadArgs) -> Result<ChatConfig, LoadError> {
     }
     let threads = args.threads.unwrap_or_else(crate::env::cores).min(u32::try_from(conns).unwrap_or(u32::MAX));
     Ok(ChatConfig {
-        addr: base.addr,
+        addr: base.settings.addr,
         members: conns,
         senders,
         rate,
-        duration: base.duration.unwrap_or(Duration::from_secs(10)),
+        duration: base.settings.duration.unwrap_or(Duration::from_secs(10)),
         warmup: args.warmup,
         threads: threads.max(1),
         msg_size: args.msg_size,

@@ -16,6 +16,24 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use proto::{Proto, Session, Work};
 
+/// The I/O back ends every scenario runs over (`--engine`).
+pub const ENGINES: [&str; 2] = ["mio", "uring"];
+
+/// Run each scenario `fn name(engine: &str)` once per engine, as a test named
+/// `engine::name` (`mio::...`, `uring::...`), as `tests/models.rs` runs its
+/// scenarios over every server model.
+#[macro_export]
+macro_rules! over_engines {
+    ($($name:ident),* $(,)?) => {
+        mod mio {
+            $( #[test] fn $name() { super::$name("mio") } )*
+        }
+        mod uring {
+            $( #[test] fn $name() { super::$name("uring") } )*
+        }
+    };
+}
+
 /// How the test server behaves.
 #[derive(Clone, Copy, Debug)]
 pub enum Mode {
@@ -222,6 +240,17 @@ fn drive(clients: &mut HashMap<usize, Client>, key: usize, mode: Mode, buf: &mut
 struct Cli {
     #[command(flatten)]
     load: loadgen::cli::LoadArgs,
+}
+
+/// Run the load generator with these `c10k load` arguments over `engine`
+/// (`--engine`), or return why that engine cannot run here.
+pub fn load_on(engine: &str, args: &[&str]) -> Result<loadgen::Outcome, String> {
+    if engine == "uring" {
+        loadgen::engine::check(loadgen::settings::IoEngine::Uring).map_err(|e| e.to_string())?;
+    }
+    let mut all = args.to_vec();
+    all.extend(["--engine", engine]);
+    Ok(load(&all))
 }
 
 /// Run the load generator with these `c10k load` arguments.

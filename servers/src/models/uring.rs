@@ -107,7 +107,7 @@ use std::os::fd::AsRawFd;
 use std::sync::mpsc;
 use std::thread;
 
-use io_uring::{opcode, IoUring, Probe};
+use io_uring::opcode;
 
 use crate::{net, stop, Ctx, ServeError};
 use worker::Worker;
@@ -181,30 +181,12 @@ pub fn run(ctx: &Ctx) -> Result<(), ServeError> {
 
 /// Can this kernel run the model? The reason it cannot, otherwise.
 fn probe() -> Result<(), String> {
-    let ring = IoUring::new(8).map_err(|e| {
-        let hint = match e.raw_os_error() {
-            Some(libc::ENOSYS) => " (kernel built without io_uring)",
-            Some(libc::EPERM | libc::EACCES) => " (refused: see sysctl kernel.io_uring_disabled, or a seccomp filter)",
-            _ => "",
-        };
-        format!("io_uring_setup failed: {e}{hint}")
-    })?;
-    let mut probe = Probe::new();
-    ring.submitter()
-        .register_probe(&mut probe)
-        .map_err(|e| format!("cannot probe io_uring opcodes (Linux < 5.6?): {e}"))?;
-    let needed = [
+    uring_kit::probe(&[
         ("accept", opcode::Accept::CODE),
         ("recv", opcode::Recv::CODE),
         ("send", opcode::Send::CODE),
         ("async cancel", opcode::AsyncCancel::CODE),
         ("timeout", opcode::Timeout::CODE),
         ("provide buffers", opcode::ProvideBuffers::CODE),
-    ];
-    let missing: Vec<_> = needed.iter().filter(|(_, code)| !probe.is_supported(*code)).map(|(name, _)| *name).collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("this kernel's io_uring lacks {} (Linux >= 5.7 needed)", missing.join(", ")))
-    }
+    ])
 }
