@@ -120,6 +120,10 @@ rps() { awk '/^Requests\/sec:/ { print $2 }' "$1"; }
 requests() { awk '/ requests in / { print $1 }' "$1" | head -1; }
 # CPU seconds (user + sys) from the `time -f` line appended to an output file.
 cpu() { awk '/^cpu / { print $2 + $3 }' "$1"; }
+# The user and the system part of it, apart: on loopback the client's system time includes the
+# kernel's TCP work for both ends of each segment it sends, which no client can avoid.
+user_cpu() { awk '/^cpu / { print $2 }' "$1"; }
+sys_cpu() { awk '/^cpu / { print $3 }' "$1"; }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "nan" }'; }
 # "426.77ms" / "1.32s" / "318.94us" -> seconds
@@ -207,10 +211,11 @@ echo "# $(uname -r), $(nproc) cores; raw outputs in $OUT_DIR"
 # vs_wrk: this run's rate over the wrk run just before it; incl_ramp: c10k's
 # requests over its connection ramp plus the window (wrk's 10 s include its
 # ramp); cpu_us and cs_per_req: the client process's user + system CPU and
-# context switches (`time`) per completed request; nginx_us: nginx's CPU
-# (/proc) per request over the run; load1: the 1-minute load average after it.
-printf '%-6s %-3s %-11s %11s %7s %11s %7s %10s %8s %6s %10s\n' conns rep tool rps vs_wrk incl_ramp cpu_us \
-    cs_per_req nginx_us load1 connect
+# context switches (`time`) per completed request; user_us and sys_us: the two
+# parts of cpu_us; nginx_us: nginx's CPU (/proc) per request over the run;
+# load1: the 1-minute load average after it.
+printf '%-6s %-3s %-11s %11s %7s %11s %7s %7s %7s %10s %8s %6s %10s\n' conns rep tool rps vs_wrk incl_ramp cpu_us \
+    user_us sys_us cs_per_req nginx_us load1 connect
 : >"$OUT_DIR/rows.txt"
 for rep in $(seq 1 "$REPS"); do
     for conns in $CONNS; do
@@ -239,12 +244,14 @@ for rep in $(seq 1 "$REPS"); do
                     'BEGIN { if (n > 0) printf "%.2f", n / (d + r); else print "nan" }')
             fi
             cpu_us=$(per_request_us "$(cpu "$f")" "$n")
+            user_us=$(per_request_us "$(user_cpu "$f")" "$n")
+            sys_us=$(per_request_us "$(sys_cpu "$f")" "$n")
             cs=$(per_request "$(switches "$f")" "$n")
             ngx=$(awk -v a="$n0" -v b="$n1" -v n="$n" 'BEGIN { if (n > 0) printf "%.2f", (b - a) * 1e6 / n; else print "nan" }')
             load1=$(cut -d' ' -f1 /proc/loadavg)
-            printf '%-6s %-3s %-11s %11s %7s %11s %7s %10s %8s %6s %10s\n' "$conns" "$rep" "$tool" "${r:-fail}" "$vs" \
-                "$incl" "$cpu_us" "$cs" "$ngx" "$load1" "${connect:--}"
-            echo "$conns $tool ${r:-0} $vs $incl $cpu_us $cs $ngx $load1" >>"$OUT_DIR/rows.txt"
+            printf '%-6s %-3s %-11s %11s %7s %11s %7s %7s %7s %10s %8s %6s %10s\n' "$conns" "$rep" "$tool" "${r:-fail}" \
+                "$vs" "$incl" "$cpu_us" "$user_us" "$sys_us" "$cs" "$ngx" "$load1" "${connect:--}"
+            echo "$conns $tool ${r:-0} $vs $incl $cpu_us $cs $ngx $load1 $user_us $sys_us" >>"$OUT_DIR/rows.txt"
             sleep 1
         done
     done
@@ -252,8 +259,8 @@ done
 
 echo
 echo "# medians over the reps; pair ratios are the medians of each rep's c10k/wrk (the runs of a rep ran back to back)"
-printf '%-6s %-11s %11s %10s %14s %7s %10s %10s %8s\n' conns tool rps pair_ratio incl_ramp_ratio cpu_us cpu_ratio \
-    cs_per_req nginx_us
+printf '%-6s %-11s %11s %10s %14s %7s %10s %7s %10s %7s %10s %8s\n' conns tool rps pair_ratio incl_ramp_ratio cpu_us \
+    cpu_ratio user_us user_ratio sys_us cs_per_req nginx_us
 for conns in $CONNS; do
     for tool in wrk $(printf 'c10k-%s ' $ENGINES); do
         col() { awk -v n="$conns" -v t="$tool" -v k="$1" '$1 == n && $2 == t { print $k }' "$OUT_DIR/rows.txt" | median; }
@@ -263,13 +270,13 @@ for conns in $CONNS; do
                 END { for (r = 1; r <= j; r++) if (w[r] > 0) printf "%.3f\n", c[r] / w[r] }' "$OUT_DIR/rows.txt" | median
         }
         if [ "$tool" = wrk ]; then
-            printf '%-6s %-11s %11s %10s %14s %7s %10s %10s %8s\n' "$conns" "$tool" "$(col 3)" - - "$(col 6)" - \
-                "$(col 7)" "$(col 8)"
+            printf '%-6s %-11s %11s %10s %14s %7s %10s %7s %10s %7s %10s %8s\n' "$conns" "$tool" "$(col 3)" - - \
+                "$(col 6)" - "$(col 10)" - "$(col 11)" "$(col 7)" "$(col 8)"
         else
             incl_pair=$(awk -v n="$conns" -v t="$tool" '$1 == n && $2 == "wrk" { w[++i] = $3 } $1 == n && $2 == t { c[++j] = $5 }
                 END { for (r = 1; r <= j; r++) if (w[r] > 0) printf "%.3f\n", c[r] / w[r] }' "$OUT_DIR/rows.txt" | median)
-            printf '%-6s %-11s %11s %10s %14s %7s %10s %10s %8s\n' "$conns" "$tool" "$(col 3)" "$(pair 3)" "$incl_pair" \
-                "$(col 6)" "$(pair 6)" "$(col 7)" "$(col 8)"
+            printf '%-6s %-11s %11s %10s %14s %7s %10s %7s %10s %7s %10s %8s\n' "$conns" "$tool" "$(col 3)" "$(pair 3)" \
+                "$incl_pair" "$(col 6)" "$(pair 6)" "$(col 10)" "$(pair 10)" "$(col 11)" "$(col 7)" "$(col 8)"
         fi
     done
 done

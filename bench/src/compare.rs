@@ -210,6 +210,10 @@ pub fn render(c: &Comparison, all: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "c10k compare {} -> {}", c.old, c.new);
     let _ = writeln!(out, "\nVerdicts: {} of {} changed", c.verdicts_changed(), c.verdicts.len());
+    let _ = writeln!(
+        out,
+        "  (each folder read alone; REPORT.md can differ on T3 and T5, which `c10k report --c1m` also reads from a C1M folder)"
+    );
     for v in &c.verdicts {
         let mark = if v.changed { "CHANGED" } else { "same" };
         let _ = writeln!(out, "  {:<4} {:<18} -> {:<18} {mark}", v.id, v.old, v.new);

@@ -267,7 +267,9 @@ pub fn statistics_method() -> String {
          rounded up). Two servers are compared on pair ratios: repetition k of one ran in the same round as \
          repetition k of the other, so the ratio cancels drift between rounds, and the verdict reads the interval of \
          the median ratio. A verdict holds or fails only when that interval lies wholly on one side of its \
-         threshold; an interval that straddles the threshold makes it *inconclusive*. Each verdict is labelled a \
+         threshold; an interval that straddles the threshold makes that comparison *inconclusive*. A claim judged \
+         on several comparisons is combined twice, every open comparison read once as holding and once as failing: \
+         where both readings give the same verdict it stands, otherwise the claim is inconclusive. Each verdict is labelled a \
          *finding* (it could have come out either way) or a *demonstration* (true by how the workload is built).",
         percent(CONFIDENCE)
     )

@@ -50,8 +50,9 @@ fn every_verdict_on_the_fixture() {
     let r = Results::load(&fixture_dir()).expect("fixture reads back");
     let got: Vec<(&str, Status)> = verdicts::all(&r).iter().map(|v| (v.id, v.status)).collect();
     let want = [
-        // Three repetitions of T1's rows whose pair ratios straddle 1: a tie.
-        ("T1", Status::Inconclusive),
+        // Throughput orders as the documents say, but the fixture gives every model the
+        // same peak memory: six memory orderings are equal figures, 6 of 9 fail.
+        ("T1", Status::DoesNotHold),
         // Row by row: thread is not capped near 100, the pool reaches 1,000 only
         // sized for it (not in the fixture), event driven holds.
         ("T2", Status::DoesNotHold),

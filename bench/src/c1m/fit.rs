@@ -163,6 +163,7 @@ pub fn margin(steps: &[&StepRecord]) -> Option<Margin> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::super::machine::{MemInfo, SockStat};
+    use super::super::plan::StepSpec;
     use super::super::record::{LoadFigures, Snapshot};
     use super::*;
     use crate::results::Outcome;
@@ -184,8 +185,7 @@ pub(crate) mod tests {
             ..Snapshot::default()
         };
         let alive = LoadFigures { conns, established: conns, requests: conns, ..LoadFigures::default() };
-        StepRecord {
-            schema: 1,
+        let spec = StepSpec {
             model: model.into(),
             conns,
             server_procs: 1,
@@ -193,32 +193,19 @@ pub(crate) mod tests {
             server_args: vec![],
             alive_args: vec![],
             probe_args: vec![],
+            estimate_s: 0.0,
+        };
+        StepRecord {
+            schema: 1,
             server_cpus: vec![0],
             client_cpus: vec![1],
-            accounting: None,
             started_unix_ms: 0,
-            wall_s: 0.0,
             loadavg_before: String::new(),
-            outcome: Outcome::Ok,
-            ready_line: None,
-            ready_s: None,
-            server_stats: None,
-            server_exit: String::new(),
-            server_stderr_tail: String::new(),
             established_s: Some(1.0),
             baseline: Some(snap(10, (1_000_000, 500_000), (0, 0), 700_000)),
             plateau: Some(snap(10 + conns, server, client, used_kib)),
-            counters: Default::default(),
             alive: Some(alive),
-            alive_raw: None,
-            alive_exit: String::new(),
-            alive_stderr_tail: String::new(),
-            probe: None,
-            probe_raw: None,
-            probe_exit: String::new(),
-            probe_stderr_tail: String::new(),
-            server_run_queue: None,
-            teardown_s: None,
+            ..super::super::step::planned(&spec, Outcome::Ok)
         }
     }
 

@@ -145,42 +145,7 @@ fn clock(s: f64) -> String {
 
 /// A skipped step, recorded with its reason.
 fn skipped(spec: &StepSpec, reason: String) -> StepRecord {
-    StepRecord {
-        schema: SCHEMA,
-        model: spec.model.clone(),
-        conns: spec.conns,
-        server_procs: spec.server_procs,
-        client_procs: spec.client_procs,
-        server_args: spec.server_args.clone(),
-        alive_args: spec.alive_args.clone(),
-        probe_args: spec.probe_args.clone(),
-        server_cpus: Vec::new(),
-        client_cpus: Vec::new(),
-        accounting: None,
-        started_unix_ms: crate::unix_ms(),
-        wall_s: 0.0,
-        loadavg_before: machine::loadavg(),
-        outcome: Outcome::Skipped { reason },
-        ready_line: None,
-        ready_s: None,
-        server_stats: None,
-        server_exit: String::new(),
-        server_stderr_tail: String::new(),
-        established_s: None,
-        baseline: None,
-        plateau: None,
-        counters: Default::default(),
-        alive: None,
-        alive_raw: None,
-        alive_exit: String::new(),
-        alive_stderr_tail: String::new(),
-        probe: None,
-        probe_raw: None,
-        probe_exit: String::new(),
-        probe_stderr_tail: String::new(),
-        server_run_queue: None,
-        teardown_s: None,
-    }
+    step::planned(spec, Outcome::Skipped { reason })
 }
 
 /// One line about a finished step.

@@ -134,10 +134,10 @@ fn group(enabled: bool) -> (Option<Cgroup>, Option<Accounting>) {
     }
 }
 
-/// Run one step; `None` when Ctrl-C stopped it (its processes are killed, nothing is recorded).
-pub fn run(ctx: &StepCtx<'_>, spec: &StepSpec, say: &dyn Fn(String)) -> Option<StepRecord> {
-    let started = Instant::now();
-    let mut rec = StepRecord {
+/// The record of a step before anything is measured: its plan, when it started and the
+/// machine's load then, with `outcome`; every measurement empty and no CPU assigned.
+pub fn planned(spec: &StepSpec, outcome: Outcome) -> StepRecord {
+    StepRecord {
         schema: SCHEMA,
         model: spec.model.clone(),
         conns: spec.conns,
@@ -146,13 +146,13 @@ pub fn run(ctx: &StepCtx<'_>, spec: &StepSpec, say: &dyn Fn(String)) -> Option<S
         server_args: spec.server_args.clone(),
         alive_args: spec.alive_args.clone(),
         probe_args: spec.probe_args.clone(),
-        server_cpus: ctx.server_cpus.to_vec(),
-        client_cpus: ctx.client_cpus.to_vec(),
+        server_cpus: Vec::new(),
+        client_cpus: Vec::new(),
         accounting: None,
         started_unix_ms: crate::unix_ms(),
         wall_s: 0.0,
         loadavg_before: machine::loadavg(),
-        outcome: Outcome::Ok,
+        outcome,
         ready_line: None,
         ready_s: None,
         server_stats: None,
@@ -161,7 +161,7 @@ pub fn run(ctx: &StepCtx<'_>, spec: &StepSpec, say: &dyn Fn(String)) -> Option<S
         established_s: None,
         baseline: None,
         plateau: None,
-        counters: Counters::default(),
+        counters: Default::default(),
         alive: None,
         alive_raw: None,
         alive_exit: String::new(),
@@ -172,6 +172,16 @@ pub fn run(ctx: &StepCtx<'_>, spec: &StepSpec, say: &dyn Fn(String)) -> Option<S
         probe_stderr_tail: String::new(),
         server_run_queue: None,
         teardown_s: None,
+    }
+}
+
+/// Run one step; `None` when Ctrl-C stopped it (its processes are killed, nothing is recorded).
+pub fn run(ctx: &StepCtx<'_>, spec: &StepSpec, say: &dyn Fn(String)) -> Option<StepRecord> {
+    let started = Instant::now();
+    let mut rec = StepRecord {
+        server_cpus: ctx.server_cpus.to_vec(),
+        client_cpus: ctx.client_cpus.to_vec(),
+        ..planned(spec, Outcome::Ok)
     };
     let (server_cg, accounting) = group(ctx.cgroups);
     let (client_cg, _) = group(ctx.cgroups && server_cg.is_some());

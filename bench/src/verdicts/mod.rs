@@ -195,24 +195,32 @@ pub fn combine(parts: &[bool]) -> Status {
     combine_status(&s)
 }
 
-/// The status of several parts judged on intervals. Any inconclusive part makes
-/// the whole inconclusive unless the decided parts already fail it (half or more
-/// do not hold); all hold -> holds; fewer than half fail -> nuance.
+/// The status of several parts judged on intervals: all hold -> holds; half or
+/// more do not hold -> does not hold; otherwise holds with nuance. An
+/// inconclusive part leaves the whole inconclusive only where it could change the
+/// outcome: the parts are combined twice, every open part read once as holding
+/// and once as failing, and a verdict both readings agree on stands.
 pub fn combine_status(parts: &[Status]) -> Status {
     let decided: Vec<Status> = parts.iter().copied().filter(|s| *s != Status::NotMeasured).collect();
     if decided.is_empty() {
         return Status::NotMeasured;
     }
-    let fail = decided.iter().filter(|s| **s == Status::DoesNotHold).count();
-    let open = decided.iter().filter(|s| **s == Status::Inconclusive).count();
-    if 2 * fail >= decided.len() {
-        Status::DoesNotHold
-    } else if open > 0 {
-        Status::Inconclusive
-    } else if decided.iter().all(|s| *s == Status::Holds) {
-        Status::Holds
+    let read_open = |open_as: Status| -> Status {
+        let all: Vec<Status> = decided.iter().map(|s| if *s == Status::Inconclusive { open_as } else { *s }).collect();
+        let fail = all.iter().filter(|s| **s == Status::DoesNotHold).count();
+        if 2 * fail >= all.len() {
+            Status::DoesNotHold
+        } else if all.iter().all(|s| *s == Status::Holds) {
+            Status::Holds
+        } else {
+            Status::Nuance
+        }
+    };
+    let (best, worst) = (read_open(Status::Holds), read_open(Status::DoesNotHold));
+    if best == worst {
+        best
     } else {
-        Status::Nuance
+        Status::Inconclusive
     }
 }
 
@@ -260,6 +268,16 @@ mod tests {
         assert_eq!(combine(&[true, false]), Status::DoesNotHold);
         assert_eq!(combine_status(&[Status::Holds, Status::Inconclusive]), Status::Inconclusive);
         assert_eq!(combine_status(&[Status::DoesNotHold, Status::Inconclusive]), Status::DoesNotHold);
+        // One open part among seven decided: holds with nuance whichever way it falls.
+        let mut parts = vec![Status::Holds; 6];
+        parts.extend([Status::DoesNotHold, Status::Inconclusive]);
+        assert_eq!(combine_status(&parts), Status::Nuance);
+        // Four hold, four fail, one open: it decides between nuance and does not hold.
+        let mut parts = vec![Status::Holds; 4];
+        parts.extend([Status::DoesNotHold; 4]);
+        parts.push(Status::Inconclusive);
+        assert_eq!(combine_status(&parts), Status::Inconclusive);
+        assert_eq!(combine_status(&[Status::Holds, Status::Nuance]), Status::Nuance);
         assert_eq!(combine(&[false]), Status::DoesNotHold);
         assert_eq!(combine(&[]), Status::NotMeasured);
     }

@@ -1,17 +1,31 @@
 //! Verdicts on the documents' numeric tables, T1..T5.
 
 use super::figures::FD_SETSIZE;
-use super::thresholds::{CEILING_FACTOR, FLAT_MAX, FLOOR_SHARE, GROWS_MIN, T1_ORDER};
+use super::thresholds::{CEILING_FACTOR, FLAT_MAX, FLOOR_SHARE, GROWS_MIN, T1_EQUAL, T1_ORDER};
 use super::{bytes, client_note, combine_status, judge, lat, n, ok, reading, rps, Status, Verdict};
 use crate::aggregate::{Figure, Group, Results};
 use crate::keys;
 use crate::matrix::{IDLE_ACTIVE_CONNS, IDLE_LADDER, POOL_SIZED_WORKERS};
 use crate::probe::pollers::{PollersProbe, BACKENDS};
 use crate::stats::Growth;
+use crate::stats::Interval;
 use servers::config::DEFAULT_WORKERS;
 
 /// Connections at which T1's throughput is compared (the table gives none).
 pub const T1_CONNS: u64 = 100;
+
+/// T1: how one ordering reads. Above 1 holds, below fails, straddling is a tie;
+/// an interval wholly within [`T1_EQUAL`] either way is two equal figures, which
+/// the documents' ordering (rows 1.33x apart at the least) does not survive.
+fn t1_order(ratio: &Interval) -> (Status, String) {
+    let equal = ratio.n >= 2 && ratio.lo >= 1.0 / T1_EQUAL && ratio.hi <= T1_EQUAL;
+    if equal {
+        let pct = super::thresholds::pct_over(T1_EQUAL);
+        (Status::DoesNotHold, format!(" — equal: {:.2}-{:.2} lies within {pct} either way", ratio.lo, ratio.hi))
+    } else {
+        (judge(ratio, T1_ORDER, true), reading(ratio, T1_ORDER, true))
+    }
+}
 
 /// T1: the ranking single thread < multi-thread < async < goroutines, in
 /// throughput and in memory, and our figures beside theirs. A rank order counts
@@ -55,12 +69,9 @@ pub fn t1(r: &Results) -> Verdict {
             (r.pair_ratio(hi, lo, Figure::Rps), "req/s")
         };
         let Some(ratio) = ratio else { continue };
-        let status = judge(&ratio, T1_ORDER, true);
-        evidence.push(format!(
-            "{hi_row} over {lo_row} in {what}: {}x per pair{}",
-            ratio.show(|x| format!("{x:.2}")),
-            reading(&ratio, T1_ORDER, true)
-        ));
+        let (status, read) = t1_order(&ratio);
+        evidence
+            .push(format!("{hi_row} over {lo_row} in {what}: {}x per pair{read}", ratio.show(|x| format!("{x:.2}"))));
         parts.push(status);
     }
     // Memory: every pair the documents order, in their order.
@@ -68,15 +79,14 @@ pub fn t1(r: &Results) -> Verdict {
         for b in &measured[i + 1..] {
             let (small, big) = if a.2 < b.2 { (a, b) } else { (b, a) };
             let Some(ratio) = r.pair_ratio(big.1, small.1, Figure::PeakMem) else { continue };
-            let status = judge(&ratio, T1_ORDER, true);
+            let (status, read) = t1_order(&ratio);
             evidence.push(format!(
-                "memory, {} ({:.0} MB) over {} ({:.0} MB): measured {}x per pair{}",
+                "memory, {} ({:.0} MB) over {} ({:.0} MB): measured {}x per pair{read}",
                 big.0,
                 big.2,
                 small.0,
                 small.2,
                 ratio.show(|x| format!("{x:.2}")),
-                reading(&ratio, T1_ORDER, true)
             ));
             parts.push(status);
         }
@@ -93,9 +103,11 @@ pub fn t1(r: &Results) -> Verdict {
         format!(
             "{held} of the {ranked} orderings the documents' table implies (throughput between neighbouring rows, \
              memory between every pair) are separated in the documents' direction. An ordering counts only where the \
-             interval of the pair ratios lies wholly above {T1_ORDER}; one that straddles it is a tie. Even where \
+             interval of the pair ratios lies wholly above {T1_ORDER}; one that straddles it is a tie, and one wholly \
+             within {} either way is two equal figures, which the documents' ordering does not survive. Even where \
              the ranking holds, the absolute figures are not comparable: the documents measure Python and Go \
-             frameworks, these are the bare scheduling models in Rust on one server core, with one protocol."
+             frameworks, these are the bare scheduling models in Rust on one server core, with one protocol.",
+            super::thresholds::pct_over(T1_EQUAL)
         ),
     )
 }
@@ -476,6 +488,21 @@ mod tests {
             }
         }
         PollersProbe { schema: SCHEMA, config, runs, error: None }
+    }
+
+    #[test]
+    fn t1_orderings_above_below_tied_and_equal() {
+        let i = |lo: f64, hi: f64, n: usize| Interval { lo, median: (lo + hi) / 2.0, hi, n, coverage: 0.9 };
+        assert_eq!(t1_order(&i(1.2, 1.9, 5)).0, Status::Holds);
+        assert_eq!(t1_order(&i(0.7, 0.9, 5)).0, Status::DoesNotHold);
+        // Straddles 1 beyond the equality band: a tie, inconclusive.
+        assert_eq!(t1_order(&i(0.9, 1.2, 5)).0, Status::Inconclusive);
+        // Wholly within T1_EQUAL either way: equal, and the documents' ordering fails.
+        let (s, why) = t1_order(&i(0.97, 1.03, 5));
+        assert_eq!(s, Status::DoesNotHold);
+        assert!(why.contains(&super::super::thresholds::pct_over(T1_EQUAL)), "{why}");
+        // Moving the band moves the reading: 1.04-1.06 is separated above 1, not equal.
+        assert_eq!(t1_order(&i(1.04, 1.06, 5)).0, Status::Holds);
     }
 
     fn with(p: PollersProbe) -> Results {

@@ -835,16 +835,21 @@ pub fn c14(r: &Results) -> Verdict {
             evidence.push(format!("{server} at 1,000 keep-alive connections: {threads} threads at the peak"));
         }
     }
+    let count = |want: Status| parts.iter().filter(|s| **s == want).count();
+    let (worse, better, open) = (count(Status::Holds), count(Status::DoesNotHold), count(Status::Inconclusive));
     Verdict::new(
         combine_status(&parts),
         evidence,
         format!(
-            "Judged on the server's own cost: a scheme does worse than thread per connection where its server CPU \
+            "Of {} cells, the scheme costs more than thread per connection in {worse}, less in {better}, and {open} \
+             lie inside the noise; an open cell leaves the verdict open only where it could change it. Judged on the \
+             server's own cost: a scheme does worse than thread per connection where its server CPU \
              per request is above {C14_WORSE}x thread's, pair by pair, on keep-alive (100 and 1,000 connections), \
              a connection per request and a CPU-bound handler (100 us); throughput and context switches per request \
              are shown beside it. Scheme 6 creates a thread for each request (requests a client pipelines in one \
              read share it); scheme 7 keeps one per connection, fed by the reactor, which is the thread per \
              connection of scheme 2 plus two hand-offs per request. The peak thread counts show the fall-back.",
+            parts.len()
         ),
     )
 }

@@ -6,6 +6,10 @@
 /// T1: a row ranks above another when the pair ratio of their requests per server
 /// CPU-second lies wholly above this (1.0: any separated difference).
 pub const T1_ORDER: f64 = 1.0;
+/// T1: two rows are equal, and the documents' ordering between them does not hold,
+/// when the interval of their pair ratios lies wholly within this factor either
+/// way (the documents' rows differ by 1.33x at the least).
+pub const T1_EQUAL: f64 = 1.05;
 
 /// T2, T3: a row "~X" holds as a floor when the model served at least this share of X.
 pub const FLOOR_SHARE: f64 = 0.95;

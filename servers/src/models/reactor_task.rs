@@ -32,31 +32,14 @@ use crossbeam_channel::Receiver;
 use proto::batch::Batch;
 use proto::Work;
 
-use super::spawner::Spawner;
+use super::spawner::{self, Spawner};
 use crate::dispatch::{Dispatch, Done, Mailbox, Refused};
-use crate::event_loop::{EventLoop, Source, WAKER};
-use crate::poller::MioPoller;
 use crate::{Ctx, ServeError};
 
 pub fn run(ctx: &Ctx) -> Result<(), ServeError> {
-    let listener = ctx.listen()?;
-    listener.set_nonblocking(true).map_err(ServeError::io("non-blocking listener"))?;
-    let addr = Ctx::local_addr(&listener)?;
-    let poller = MioPoller::new().map_err(ServeError::io("create epoll instance"))?;
-    let waker = Arc::new(poller.waker(WAKER).map_err(ServeError::io("create waker"))?);
-    let (mailbox, results) = Mailbox::new(waker);
-    let dispatch = ThreadPerRequest {
-        spawner: Spawner::new(ctx, "a request"),
-        mailbox: Arc::new(mailbox),
-        results,
-        work: ctx.shared.work,
-    };
-    let source = Source::Listener(mio::net::TcpListener::from_std(listener));
-    let mut event_loop = EventLoop::new(poller, source, ctx.shared)
-        .map_err(ServeError::io("register listener"))?
-        .with_dispatch(Box::new(dispatch));
-    ctx.ready(addr);
-    event_loop.run().map_err(ServeError::io("event loop"))
+    let spawner = Spawner::new(ctx, "a request");
+    let work = ctx.shared.work;
+    spawner::serve(ctx, |mailbox, results| Box::new(ThreadPerRequest { spawner, mailbox, results, work }))
 }
 
 struct ThreadPerRequest {

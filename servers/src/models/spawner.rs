@@ -11,9 +11,35 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 
+use crossbeam_channel::Receiver;
+
 use super::thread::MapBudget;
-use crate::dispatch::Refused;
-use crate::{Ctx, Stats};
+use crate::dispatch::{Dispatch, Done, Mailbox, Refused};
+use crate::event_loop::{EventLoop, Source, WAKER};
+use crate::poller::MioPoller;
+use crate::{Ctx, ServeError, Stats};
+
+/// Serve with one mio event loop that hands each request to the [`Dispatch`] that
+/// `dispatch` builds around the loop's mailbox (where its threads post answers) and the
+/// receiving end the loop drains. Schemes 6 and 7 share this loop and differ only there.
+pub(super) fn serve(
+    ctx: &Ctx,
+    dispatch: impl FnOnce(Arc<Mailbox>, Receiver<Done>) -> Box<dyn Dispatch>,
+) -> Result<(), ServeError> {
+    let listener = ctx.listen()?;
+    listener.set_nonblocking(true).map_err(ServeError::io("non-blocking listener"))?;
+    let addr = Ctx::local_addr(&listener)?;
+    let poller = MioPoller::new().map_err(ServeError::io("create epoll instance"))?;
+    let waker = Arc::new(poller.waker(WAKER).map_err(ServeError::io("create waker"))?);
+    let (mailbox, results) = Mailbox::new(waker);
+    let dispatch = dispatch(Arc::new(mailbox), results);
+    let source = Source::Listener(mio::net::TcpListener::from_std(listener));
+    let mut event_loop = EventLoop::new(poller, source, ctx.shared)
+        .map_err(ServeError::io("register listener"))?
+        .with_dispatch(dispatch);
+    ctx.ready(addr);
+    event_loop.run().map_err(ServeError::io("event loop"))
+}
 
 pub(super) struct Spawner {
     stack: Option<usize>,
