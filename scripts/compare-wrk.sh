@@ -18,6 +18,9 @@
 #   scripts/compare-wrk.sh reactor              # wrk (1 thread, CLIENT_CPU) against nginx and against
 #                                               # `c10k serve --model reactor`, both on SERVER_CPU
 #
+#   scripts/compare-wrk.sh profile              # where each client's CPU goes at PROFILE_CONNS (100):
+#                                               # system calls per request (perf stat) and top symbols (perf record)
+#
 #   scripts/compare-wrk.sh many                 # c10k alone: MANY_CONNS (30,000) connections
 #                                               # over MANY_PROCS (2) processes against nginx
 #                                               # with MANY_WORKERS (2) workers (reuseport)
@@ -171,6 +174,45 @@ if [ "$MODE" = reactor ]; then
         nm=$(med 2)
         rm_=$(med 3)
         printf '%-8s %12s %12s %7s\n' "$conns" "$nm" "$rm_" "$(ratio "$rm_" "$nm")"
+    done
+    exit 0
+fi
+
+if [ "$MODE" = profile ]; then
+    # Where each client's time goes at PROFILE_CONNS connections: system calls per
+    # request as the kernel counts them (perf's syscalls tracepoints, no slowdown of
+    # the calls), and the top symbols of a cpu-clock profile (kernel included).
+    PCONNS=${PROFILE_CONNS:-100}
+    PDUR=${PROFILE_DURATION:-5}
+    command -v perf >/dev/null || { echo "compare-wrk: perf not found (apt-get install -y linux-perf)" >&2; exit 2; }
+    echo "# profile: nginx $(nginx -v 2>&1 | sed 's/.*\///') (1 worker) on CPU $SERVER_CPU, each client alone on CPU $CLIENT_CPU," \
+        "$PCONNS connections, ${PDUR}s; $(uname -r), load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+    for tool in wrk $(printf 'c10k-%s ' $ENGINES); do
+        if [ "$tool" = wrk ]; then
+            cmd=(taskset -c "$CLIENT_CPU" wrk -t1 -c"$PCONNS" -d"${PDUR}s" "http://127.0.0.1:$PORT/")
+        else
+            cmd=(taskset -c "$CLIENT_CPU" "$C10K" load --addr "127.0.0.1:$PORT" --conns "$PCONNS" --threads 1
+                --engine "${tool#c10k-}" --duration "${PDUR}s")
+        fi
+        f="$OUT_DIR/$tool-syscalls.txt"
+        perf stat -x, -e 'syscalls:sys_enter_*' -o "$f.perf" "${cmd[@]}" >"$f" 2>&1 || true
+        n=$(awk '/ requests in / { print $1 }' "$f" | head -1)
+        echo
+        echo "## $tool: $n requests; system calls per request (perf stat, syscalls tracepoints)"
+        # Calls made at least once per 1,000 requests; "all" counts every call.
+        awk -F, -v n="$n" '$1 ~ /^[0-9]+$/ && n > 0 { sub("syscalls:sys_enter_", "", $3); t += $1;
+            if ($1 / n >= 0.001) printf "  %-18s %8.3f\n", $3, $1 / n }
+            END { if (n > 0) printf "  %-18s %8.3f\n", "all", t / n }' "$f.perf" | sort -k2 -g -r || true
+        sleep 1
+        p="$OUT_DIR/$tool.perf.data"
+        perf record -q -e cpu-clock -F 4999 -o "$p" "${cmd[@]}" >/dev/null 2>&1 || true
+        echo "## $tool: its cpu-clock samples by object (the kernel, the client's own code, libraries)"
+        perf report -i "$p" --no-children --sort dso --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -6 || true
+        echo "## $tool: top symbols (self, kernel included)"
+        perf report -i "$p" --no-children --sort symbol --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -15 |
+            sed 's/ *- *- *$//' || true
+        rm -f "$p" "$p.old"
+        sleep 1
     done
     exit 0
 fi

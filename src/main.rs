@@ -42,7 +42,7 @@ fn main() -> ExitCode {
             servers::cli::print_models();
             Ok(ExitCode::SUCCESS)
         }
-        Command::Load(args) => loadgen::cli::run(args).map_err(anyhow::Error::from),
+        Command::Load(args) => loadgen::command::run(args).map_err(anyhow::Error::from),
         Command::Merge(args) => loadgen::merge::run(args).map_err(anyhow::Error::from),
         Command::Bench(args) => bench::cli::run_bench(args).map_err(anyhow::Error::from),
         Command::Report(args) => bench::cli::run_report(args).map_err(anyhow::Error::from),

@@ -1,20 +1,17 @@
-//! `c10k load`: the arguments, their validation into a [`Config`], and the run
-//! with its outputs (summary, `--json`, `--hgrm`, exit status).
+//! `c10k load`'s arguments and their validation into a [`Config`]; the run
+//! itself, with its outputs, is [`crate::command`].
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::time::Duration;
 
 use proto::Proto;
 
 use crate::config::{Config, Settings};
 use crate::error::LoadError;
-use crate::run::{run_config, Outcome};
 use crate::schedule::{Arrivals, DEFAULT_SEED};
 use crate::settings::IoEngine;
 use crate::target::HttpRequest;
-use crate::threads::install_stop_handler;
 
 /// Drive a server with many connections and record latency.
 #[derive(clap::Args, Clone, Debug)]
@@ -53,8 +50,8 @@ pub struct LoadArgs {
     /// ramp FROM:TO:STEP (e.g. 1000:20000:1000) with --until-p99 or
     /// --until-error-rate: one --step long run at each count, up to the last
     /// count within the bound.
-    #[arg(long, short = 'c', default_value = "100", value_parser = crate::ramp::Conns::parse)]
-    pub conns: crate::ramp::Conns,
+    #[arg(long, short = 'c', default_value = "100", value_parser = Conns::parse)]
+    pub conns: Conns,
     /// Ramp: the measured window of each step.
     #[arg(long, value_parser = humantime::parse_duration, value_name = "D")]
     pub step: Option<Duration>,
@@ -177,84 +174,38 @@ pub struct LoadArgs {
     pub internal_child: bool,
 }
 
-/// Run `c10k load`.
-pub fn run(args: LoadArgs) -> Result<ExitCode, LoadError> {
-    if args.internal_child {
-        return crate::procs::child_main();
-    }
-    if args.proto == Proto::Chat {
-        return crate::chat::run(&args);
-    }
-    if let crate::ramp::Conns::Ramp { .. } = args.conns {
-        install_stop_handler();
-        return crate::ramp::run(&args);
-    }
-    let config = config_from_args(&args)?;
-    install_stop_handler();
-    let outcome = run_config(&config, !args.quiet)?;
-    write_outputs(&args, &config, &outcome)?;
-    let report = &outcome.report;
-    if !report.passed {
-        let first = report.errors.details.first();
-        eprintln!(
-            "c10k load: error rate {:.4}% exceeds --max-error-rate {}{}",
-            report.errors.rate * 100.0,
-            config.settings.max_error_rate,
-            first
-                .map(|d| format!(": {} ({} of {} connections)", d.message, d.conns, config.settings.conns))
-                .unwrap_or_default()
-        );
-        return Ok(ExitCode::from(1));
-    }
-    Ok(ExitCode::SUCCESS)
+/// `--conns`: a count, or a ramp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Conns {
+    Fixed(u64),
+    Ramp { from: u64, to: u64, step: u64 },
 }
 
-fn write_file(path: &Path, text: &str) -> Result<(), LoadError> {
-    std::fs::write(path, text).map_err(|source| LoadError::Output { path: path.to_path_buf(), source })
-}
+impl Conns {
+    /// `N` or `FROM:TO:STEP` (`1 <= FROM <= TO`, `STEP >= 1`).
+    pub fn parse(text: &str) -> Result<Conns, String> {
+        let num = |t: &str| t.trim().parse::<u64>().map_err(|_| format!("{t:?} is not a count"));
+        let parts: Vec<&str> = text.split(':').collect();
+        match parts.as_slice() {
+            [n] => num(n).map(Conns::Fixed),
+            [from, to, step] => {
+                let (from, to, step) = (num(from)?, num(to)?, num(step)?);
+                if from == 0 || from > to || step == 0 {
+                    return Err("a ramp is FROM:TO:STEP with 1 <= FROM <= TO and STEP >= 1".into());
+                }
+                Ok(Conns::Ramp { from, to, step })
+            }
+            _ => Err("expected a count N or a ramp FROM:TO:STEP (e.g. 1000:20000:1000)".into()),
+        }
+    }
 
-fn write_outputs(args: &LoadArgs, config: &Config, outcome: &Outcome) -> Result<(), LoadError> {
-    let report = &outcome.report;
-    let stdout = Some(Path::new("-"));
-    let json_to_stdout = args.json.as_deref() == stdout || args.hlog.as_deref() == stdout;
-    if let Some(path) = &args.hlog {
-        let mut text = Vec::new();
-        crate::hlog::write(&mut text, config, &report.env, &outcome.recorder, &outcome.times)?;
-        if args.hlog.as_deref() == stdout {
-            to_stream(&mut std::io::stdout(), &String::from_utf8_lossy(&text));
-        } else {
-            std::fs::write(path, &text).map_err(|source| LoadError::Output { path: path.clone(), source })?;
+    /// The counts of the steps.
+    pub fn steps(self) -> Vec<u64> {
+        match self {
+            Conns::Fixed(n) => vec![n],
+            Conns::Ramp { from, to, step } => (from..=to).step_by(step as usize).collect(),
         }
     }
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(report)? + "\n";
-        if args.json.as_deref() == stdout {
-            to_stream(&mut std::io::stdout(), &text);
-        } else {
-            write_file(path, &text)?;
-        }
-    }
-    if let Some(path) = &args.hgrm {
-        write_file(path, &crate::hgrm::percentile_distribution(&outcome.recorder.corrected))?;
-        if report.open_loop.is_some() {
-            let text = crate::hgrm::percentile_distribution(&outcome.recorder.uncorrected);
-            write_file(&crate::hgrm::uncorrected_path(path), &text)?;
-        }
-    }
-    if !args.quiet {
-        let text = crate::summary::render(report);
-        if json_to_stdout {
-            to_stream(&mut std::io::stderr(), &text);
-        } else {
-            to_stream(&mut std::io::stdout(), &text);
-        }
-    }
-    Ok(())
-}
-
-/// Write to stdout or stderr; a reader that went away (`| head`) is not an error.
-fn to_stream(stream: &mut impl std::io::Write, text: &str) {
-    let _ = stream.write_all(text.as_bytes()).and_then(|()| stream.flush());
 }
 
 fn invalid(msg: impl Into<String>) -> LoadError {
@@ -284,7 +235,7 @@ pub fn config_from_args(args: &LoadArgs) -> Result<Config, LoadError> {
     check(args.proto == Proto::Http || target.path == "/", "a URL path needs --proto http")?;
     let addr = resolve(&target.authority)?;
     let host = target.host_header;
-    let crate::ramp::Conns::Fixed(conns) = args.conns else {
+    let Conns::Fixed(conns) = args.conns else {
         return Err(invalid("--conns FROM:TO:STEP is a ramp: run it with c10k load (crate::ramp::run)"));
     };
     check(

@@ -36,6 +36,7 @@
 pub mod chat;
 pub mod cli;
 pub mod clock;
+pub mod command;
 pub mod config;
 pub mod conn;
 pub mod engine;

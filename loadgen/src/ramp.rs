@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{config_from_args, LoadArgs};
+use crate::cli::{config_from_args, Conns, LoadArgs};
 use crate::error::LoadError;
 use crate::json_report::Report;
 use crate::run::run_config;
@@ -24,40 +24,6 @@ use crate::run::run_config;
 pub const RAMP_SCHEMA: u32 = 1;
 /// Between steps: time for the server to see the previous step's connections go.
 const SETTLE: Duration = Duration::from_millis(100);
-
-/// `--conns`: a count, or a ramp.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Conns {
-    Fixed(u64),
-    Ramp { from: u64, to: u64, step: u64 },
-}
-
-impl Conns {
-    /// `N` or `FROM:TO:STEP` (`1 <= FROM <= TO`, `STEP >= 1`).
-    pub fn parse(text: &str) -> Result<Conns, String> {
-        let num = |t: &str| t.trim().parse::<u64>().map_err(|_| format!("{t:?} is not a count"));
-        let parts: Vec<&str> = text.split(':').collect();
-        match parts.as_slice() {
-            [n] => num(n).map(Conns::Fixed),
-            [from, to, step] => {
-                let (from, to, step) = (num(from)?, num(to)?, num(step)?);
-                if from == 0 || from > to || step == 0 {
-                    return Err("a ramp is FROM:TO:STEP with 1 <= FROM <= TO and STEP >= 1".into());
-                }
-                Ok(Conns::Ramp { from, to, step })
-            }
-            _ => Err("expected a count N or a ramp FROM:TO:STEP (e.g. 1000:20000:1000)".into()),
-        }
-    }
-
-    /// The counts of the steps.
-    pub fn steps(self) -> Vec<u64> {
-        match self {
-            Conns::Fixed(n) => vec![n],
-            Conns::Ramp { from, to, step } => (from..=to).step_by(step as usize).collect(),
-        }
-    }
-}
 
 /// The bound a step must stay within.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

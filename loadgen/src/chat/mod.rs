@@ -96,7 +96,7 @@ fn invalid(msg: impl Into<String>) -> LoadError {
 
 /// Validate `args` for a chat run; flags that mean nothing for chat are refused.
 pub fn config_from_args(args: &LoadArgs) -> Result<ChatConfig, LoadError> {
-    let crate::ramp::Conns::Fixed(conns) = args.conns else {
+    let crate::cli::Conns::Fixed(conns) = args.conns else {
         return Err(invalid("--conns FROM:TO:STEP is a ramp; a chat room has one size per run"));
     };
     let base = crate::cli::config_from_args(&LoadArgs { proto: proto::Proto::Http, senders: None, ..args.clone() })?;
