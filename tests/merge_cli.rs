@@ -115,9 +115,9 @@ fn three_shards_add_up_and_merge_exactly() {
     assert_eq!(merged.totals.requests, reports.iter().map(|r| r.totals.requests).sum::<u64>());
     assert_eq!(merged.connections.target, 10);
     assert_eq!(merged.errors.total, 0);
-    let mut all = loadgen::recorder::histogram();
+    let mut all = loadgen::hist::histogram();
     for r in &reports {
-        all.add(loadgen::wire::decode(&r.histograms.corrected).expect("hex")).expect("adds");
+        all.add(loadgen::hist::decode(&r.histograms.corrected).expect("hex")).expect("adds");
     }
     let p99_us = all.value_at_quantile(0.99) as f64 / 1_000.0;
     assert_eq!(merged.latency.corrected.p99_us, p99_us);

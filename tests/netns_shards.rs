@@ -164,9 +164,9 @@ fn three_shards_in_namespaces_merge_exactly() {
         assert_eq!(r.errors.total, 0, "{:?}", r.errors);
     }
     assert_eq!(merged.errors.total, 0);
-    let mut all = loadgen::recorder::histogram();
+    let mut all = loadgen::hist::histogram();
     for r in &reports {
-        all.add(loadgen::wire::decode(&r.histograms.corrected).expect("hex")).expect("adds");
+        all.add(loadgen::hist::decode(&r.histograms.corrected).expect("hex")).expect("adds");
     }
     assert_eq!(merged.latency.corrected.count, all.len());
     assert_eq!(merged.latency.corrected.p99_us, all.value_at_quantile(0.99) as f64 / 1_000.0);

@@ -44,7 +44,7 @@ pub fn of(answers: &Histogram<u64>, gaps: &Histogram<u64>, sum: u64, sum_sq: f64
         .map(|v| v.count_at_value())
         .sum();
     let never: u64 = answers.count_at(0);
-    let gap: Distribution = crate::outcome::distribution(gaps);
+    let gap: Distribution = crate::hist::distribution(gaps);
     Some(Fairness {
         conns: n,
         jain_index: index,
@@ -63,7 +63,7 @@ pub fn of(answers: &Histogram<u64>, gaps: &Histogram<u64>, sum: u64, sum_sq: f64
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recorder::histogram;
+    use crate::hist::histogram;
 
     fn fairness(per_conn: &[u64], gaps_ns: &[u64]) -> Fairness {
         let (mut a, mut g) = (histogram(), histogram());

@@ -48,7 +48,7 @@ mod tests {
 
     #[test]
     fn looks_like_hdrhistogram_output() {
-        let mut h = crate::recorder::histogram();
+        let mut h = crate::hist::histogram();
         for v in 1..=1000u64 {
             h.record(v * 1_000_000).unwrap();
         }

@@ -97,7 +97,7 @@ pub fn write(
     let last = iv.done.iter().map(|d| d.index).max();
     let count = last.map_or(0, |l| l + 1) as usize;
     let mut table: Vec<Vec<Histogram<u64>>> =
-        (0..count).map(|_| Phase::ALL.iter().map(|_| crate::recorder::histogram()).collect()).collect();
+        (0..count).map(|_| Phase::ALL.iter().map(|_| crate::hist::histogram()).collect()).collect();
     for d in &iv.done {
         table[d.index as usize][usize::from(d.phase)]
             .add(decode(&d.bytes).map_err(bad)?)
@@ -119,7 +119,7 @@ pub fn write(
         run: run.clone(),
         shard: config.shard.map(|s| s.to_string()),
         unit: "ns".into(),
-        significant_digits: crate::recorder::histogram().sigfig(),
+        significant_digits: crate::hist::histogram().sigfig(),
     };
     let mut builder = IntervalLogWriterBuilder::new();
     builder

@@ -72,7 +72,7 @@ pub struct Intervals {
 
 impl Intervals {
     pub fn new(base_ns: u64) -> Self {
-        let live = Phase::ALL.iter().map(|_| crate::recorder::histogram()).collect();
+        let live = Phase::ALL.iter().map(|_| crate::hist::histogram()).collect();
         Intervals { base_ns, current: 0, next_at_ns: base_ns + SEC, live, done: Vec::new() }
     }
 

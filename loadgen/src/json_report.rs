@@ -337,7 +337,7 @@ pub struct Connections {
     pub starved: u64,
     /// Connections the server closed on its own, silent and live (see [`crate::silent`]).
     #[serde(default)]
-    pub closed_by_server: crate::silent::ClosedByServer,
+    pub closed_by_server: ClosedByServer,
 }
 
 /// Open-loop schedule figures.
@@ -431,4 +431,21 @@ pub struct Histograms {
     /// See [`Latencies::first_byte`] (absent in reports older than it).
     #[serde(default)]
     pub first_byte: String,
+}
+
+/// Connections the server closed on its own (`connections.closed_by_server`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClosedByServer {
+    /// Closed by the server with nothing outstanding and unannounced, over the
+    /// whole run (warmup included). Not errors.
+    pub count: u64,
+    /// Of which silent ones (`--silent-conns`, `--idle-conns`): each closed
+    /// once, not reopened.
+    pub silent: u64,
+    /// Of which live ones, still sending: the server should have kept them.
+    pub live: u64,
+    /// From each one's last request (or its connect, if it sent none) to the close.
+    pub after_last_request: Distribution,
+    /// The same as an HdrHistogram (V2, hex, nanoseconds), for exact merging.
+    pub histogram: String,
 }

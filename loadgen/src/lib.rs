@@ -44,6 +44,7 @@ pub mod env;
 pub mod error;
 pub mod fairness;
 pub mod hgrm;
+pub mod hist;
 pub mod hlog;
 pub mod intervals;
 pub mod json_report;

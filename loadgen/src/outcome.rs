@@ -1,55 +1,18 @@
 //! Turning a merged [`Recorder`] into the [`Report`]: distributions, rates,
 //! error summary and the client self-check. Pure: no I/O, no clock.
 
-use hdrhistogram::Histogram;
-
 use crate::clock::secs;
 use crate::config::Config;
 use crate::json_report::*;
 use crate::recorder::{ErrorKind, Recorder};
+
+use crate::hist::{distribution, us};
 
 /// A thread busier than this (CPU time over wall time) is called the bottleneck.
 pub const BUSY_THRESHOLD: f64 = 0.9;
 /// Open loop: the client is behind its schedule when the p99 of its own
 /// dispatch lag exceeds this, in microseconds.
 pub const DISPATCH_LAG_LIMIT_US: f64 = 10_000.0;
-
-fn us(ns: u64) -> f64 {
-    ns as f64 / 1_000.0
-}
-
-/// The summary figures and the full percentile list of a histogram in ns.
-pub fn distribution(h: &Histogram<u64>) -> Distribution {
-    if h.is_empty() {
-        return Distribution::default();
-    }
-    let q = |q: f64| us(h.value_at_quantile(q));
-    let mut total = 0;
-    let percentiles = h
-        .iter_quantiles(5)
-        .map(|v| {
-            total += v.count_since_last_iteration();
-            PercentilePoint {
-                percentile: v.quantile_iterated_to() * 100.0,
-                value_us: us(h.highest_equivalent(v.value_iterated_to())),
-                count: total,
-            }
-        })
-        .collect();
-    Distribution {
-        count: h.len(),
-        min_us: us(h.min()),
-        mean_us: h.mean() / 1_000.0,
-        stdev_us: h.stdev() / 1_000.0,
-        p50_us: q(0.5),
-        p90_us: q(0.9),
-        p99_us: q(0.99),
-        p999_us: q(0.999),
-        p9999_us: q(0.9999),
-        max_us: us(h.highest_equivalent(h.max())),
-        percentiles,
-    }
-}
 
 /// Where the run's clocks stood.
 #[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
@@ -166,11 +129,11 @@ pub fn build(config: &Config, env: Environment, rec: &Recorder, times: Times) ->
         histograms: Histograms {
             encoding: HISTOGRAM_ENCODING.into(),
             unit: "ns".into(),
-            corrected: crate::wire::encode(&rec.corrected),
-            uncorrected: crate::wire::encode(&rec.uncorrected),
-            connect: crate::wire::encode(&rec.connect),
-            first_byte: crate::wire::encode(&rec.first_byte),
-            reconnect: crate::wire::encode(&rec.reconnect),
+            corrected: crate::hist::encode(&rec.corrected),
+            uncorrected: crate::hist::encode(&rec.uncorrected),
+            connect: crate::hist::encode(&rec.connect),
+            first_byte: crate::hist::encode(&rec.first_byte),
+            reconnect: crate::hist::encode(&rec.reconnect),
         },
     }
 }
@@ -249,7 +212,7 @@ mod tests {
 
     #[test]
     fn distribution_of_known_values() {
-        let mut h = crate::recorder::histogram();
+        let mut h = crate::hist::histogram();
         for v in 1..=10_000u64 {
             h.record(v * 1_000).unwrap();
         }

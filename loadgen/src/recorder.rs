@@ -5,17 +5,8 @@
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::clock::SEC;
+use crate::hist::{histogram, HIGHEST_NS};
 use crate::intervals::{Intervals, Phase};
-
-/// Highest latency a histogram holds (larger values are clamped): one hour.
-const HIGHEST_NS: u64 = 3_600 * SEC;
-
-/// A latency histogram in nanoseconds, 3 significant digits.
-pub fn histogram() -> Histogram<u64> {
-    // Constant, valid bounds: creation cannot fail.
-    Histogram::new_with_bounds(1, HIGHEST_NS, 3).expect("valid histogram bounds")
-}
 
 /// The smaller histogram of one second of the timeline (2 significant digits).
 fn second_histogram() -> Histogram<u64> {

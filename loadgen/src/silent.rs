@@ -18,11 +18,10 @@
 //! silent at the start and is closed when the server's timeout says.
 
 use hdrhistogram::Histogram;
-use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::error::LoadError;
-use crate::json_report::Distribution;
+use crate::json_report::ClosedByServer;
 
 /// Is slot `global` one of the `--silent-conns`?
 pub fn is_silent(config: &Config, global: u64) -> bool {
@@ -46,7 +45,7 @@ pub struct ServerCloses {
 
 impl Default for ServerCloses {
     fn default() -> Self {
-        ServerCloses { silent: 0, live: 0, after_last_request: crate::recorder::histogram() }
+        ServerCloses { silent: 0, live: 0, after_last_request: crate::hist::histogram() }
     }
 }
 
@@ -72,8 +71,8 @@ impl ServerCloses {
             count: self.silent + self.live,
             silent: self.silent,
             live: self.live,
-            after_last_request: crate::outcome::distribution(&self.after_last_request),
-            histogram: crate::wire::encode(&self.after_last_request),
+            after_last_request: crate::hist::distribution(&self.after_last_request),
+            histogram: crate::hist::encode(&self.after_last_request),
         }
     }
 
@@ -81,28 +80,11 @@ impl ServerCloses {
     pub fn from_report(report: &ClosedByServer) -> Result<ServerCloses, LoadError> {
         let mut closes = ServerCloses { silent: report.silent, live: report.live, ..ServerCloses::default() };
         if !report.histogram.is_empty() {
-            let decoded = crate::wire::decode(&report.histogram)?;
+            let decoded = crate::hist::decode(&report.histogram)?;
             closes.after_last_request.add(decoded).map_err(|e| LoadError::Histogram(format!("{e:?}")))?;
         }
         Ok(closes)
     }
-}
-
-/// Connections the server closed on its own (`connections.closed_by_server`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct ClosedByServer {
-    /// Closed by the server with nothing outstanding and unannounced, over the
-    /// whole run (warmup included). Not errors.
-    pub count: u64,
-    /// Of which silent ones (`--silent-conns`, `--idle-conns`): each closed
-    /// once, not reopened.
-    pub silent: u64,
-    /// Of which live ones, still sending: the server should have kept them.
-    pub live: u64,
-    /// From each one's last request (or its connect, if it sent none) to the close.
-    pub after_last_request: Distribution,
-    /// The same as an HdrHistogram (V2, hex, nanoseconds), for exact merging.
-    pub histogram: String,
 }
 
 #[cfg(test)]

@@ -1,44 +1,13 @@
-//! Histograms and recorders as text: HdrHistogram V2 serialization in hex, for
-//! the report and for the results a `--procs` child hands its parent. Decoding
-//! and adding gives back exactly the histograms that were encoded.
+//! Recorders as text, for the results a `--procs` child hands its parent: every
+//! histogram in [`crate::hist`]'s hex form, so that decoding and adding gives back
+//! exactly what the children recorded.
 
-use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
-use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::error::LoadError;
+use crate::hist::{decode, encode};
 use crate::intervals::{IntervalHist, Intervals};
 use crate::recorder::{Counts, ErrorTally, Recorder, Second};
-
-/// V2-serialize and hex-encode a histogram.
-pub fn encode(h: &Histogram<u64>) -> String {
-    let mut bytes = Vec::new();
-    // Serializing into a Vec cannot fail for an in-range histogram (the only
-    // errors are I/O errors of the writer and counts that overflow i64).
-    if V2Serializer::new().serialize(h, &mut bytes).is_err() {
-        return String::new();
-    }
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
-        out.push(char::from_digit(u32::from(b & 15), 16).unwrap_or('0'));
-    }
-    out
-}
-
-/// Decode what [`encode`] wrote.
-pub fn decode(text: &str) -> Result<Histogram<u64>, LoadError> {
-    let bad = |why: String| LoadError::Histogram(why);
-    if text.len() % 2 != 0 {
-        return Err(bad("odd number of hex digits".into()));
-    }
-    let bytes = (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16))
-        .collect::<Result<Vec<u8>, _>>()
-        .map_err(|e| bad(e.to_string()))?;
-    Deserializer::new().deserialize(&mut bytes.as_slice()).map_err(|e| bad(format!("{e:?}")))
-}
 
 /// One second of the timeline, as text.
 #[derive(Debug, Serialize, Deserialize)]
@@ -62,7 +31,7 @@ pub struct WireRecorder {
     answers_per_conn: String,
     longest_gap: String,
     #[serde(default)]
-    closed_by_server: crate::silent::ClosedByServer,
+    closed_by_server: crate::json_report::ClosedByServer,
     counts: Counts,
     errors: Vec<ErrorTally>,
     seconds: Vec<WireSecond>,

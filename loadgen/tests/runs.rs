@@ -230,7 +230,7 @@ fn warmup_is_excluded_and_timeline_covers_the_window(engine: &str) {
     assert_eq!(back.timeline.len(), r.timeline.len());
     assert_eq!(back.histograms, r.histograms);
     assert_eq!(back.schema, loadgen::json_report::SCHEMA);
-    let h = loadgen::wire::decode(&back.histograms.corrected).unwrap();
+    let h = loadgen::hist::decode(&back.histograms.corrected).unwrap();
     assert_eq!(h.len(), r.totals.requests);
 }
 

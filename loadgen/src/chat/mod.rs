@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::LoadArgs;
 use crate::error::LoadError;
-use crate::recorder::histogram;
+use crate::hist::histogram;
 
 /// Senders when `--senders` is not given: this many, or every member if fewer.
 pub const DEFAULT_SENDERS: u64 = 10;

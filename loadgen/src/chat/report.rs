@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{ChatConfig, Totals};
 use crate::clock::secs;
+use crate::hist::distribution;
 use crate::json_report::{Distribution, Environment};
-use crate::outcome::distribution;
 use crate::summary::latency;
 
 /// Version of this schema.
@@ -240,8 +240,8 @@ pub fn build(config: &ChatConfig, env: Environment, t: &Totals, started_unix_ms:
         histograms: ChatHistograms {
             encoding: crate::json_report::HISTOGRAM_ENCODING.into(),
             unit: "ns".into(),
-            corrected: crate::wire::encode(&t.corrected),
-            uncorrected: crate::wire::encode(&t.uncorrected),
+            corrected: crate::hist::encode(&t.corrected),
+            uncorrected: crate::hist::encode(&t.uncorrected),
         },
     }
 }
