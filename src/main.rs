@@ -32,7 +32,7 @@ enum Command {
     /// Probes that are not cells: sendfile (claim C13), pollers (T4, C12).
     Probe(bench::cli::ProbeArgs),
     /// C1M: up to 1,000,000 connections with memory per connection (both halves), and T5 in network namespaces.
-    C1m(bench::c1m::run::C1mArgs),
+    C1m(bench::c1m_run::C1mArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,7 +49,7 @@ fn main() -> ExitCode {
         Command::Compare(args) => bench::cli::run_compare(args).map_err(anyhow::Error::from),
         Command::Compress(args) => bench::cli::run_compress(args).map_err(anyhow::Error::from),
         Command::Probe(args) => bench::cli::run_probe(args).map_err(anyhow::Error::from),
-        Command::C1m(args) => bench::c1m::run::run_c1m(args).map_err(anyhow::Error::from),
+        Command::C1m(args) => bench::c1m_run::run_c1m(args).map_err(anyhow::Error::from),
     };
     match outcome {
         Ok(code) => code,

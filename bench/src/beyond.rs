@@ -12,9 +12,9 @@ use std::fmt::Write as _;
 
 use crate::aggregate::{Figure, Group, Results};
 use crate::matrix::{CHAT_ROOMS, HEARTBEAT_CONNS, HEARTBEAT_IDLE_TIMEOUT_S, HEARTBEAT_SILENT};
+use crate::show::{lat, n};
 use crate::stats::Interval;
 use crate::verdicts::thresholds::HEARTBEAT_CLOSE_SLACK_S;
-use crate::verdicts::{lat, n};
 
 /// The section, read from the beyond folder (`link`: its path relative to the report).
 pub fn section(b: &Results, link: &str) -> String {

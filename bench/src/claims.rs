@@ -27,6 +27,11 @@ pub struct Claim {
     pub workloads: &'static [&'static str],
 }
 
+/// Every claim's verdict on a results folder, in the registry's order.
+pub fn verdicts(r: &Results) -> Vec<Verdict> {
+    CLAIMS.iter().map(|c| Verdict { id: c.id, ..(c.check)(r) }).collect()
+}
+
 /// Every claim the report checks, in report order.
 pub const CLAIMS: &[Claim] = &[
     Claim {

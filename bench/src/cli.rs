@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::error::{BenchError, Result};
-use crate::matrix::{self, Profile, Sizing};
+use crate::matrix::{self, sizing, Profile};
 use crate::probe::{self, pollers, ProbeConfig};
 use crate::runner::RunCtx;
 use crate::{env, matrix_run, report, results, signals};
@@ -193,44 +193,6 @@ pub struct CompressArgs {
     /// Results folders whose plain `cells/*.json` are rewritten as `cells/*.json.gz`.
     #[arg(value_name = "DIR", required = true)]
     pub dirs: Vec<PathBuf>,
-}
-
-/// Parse `0-3,6` into `[0, 1, 2, 3, 6]`.
-pub fn parse_cpus(list: &str) -> Result<Vec<usize>> {
-    let bad = || BenchError::Args(format!("bad CPU list {list:?} (expected e.g. 0 or 0-3,6)"));
-    let mut cpus = Vec::new();
-    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (a, b) = match part.split_once('-') {
-            Some((a, b)) => (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?),
-            None => {
-                let a: usize = part.parse().map_err(|_| bad())?;
-                (a, a)
-            }
-        };
-        if b < a {
-            return Err(bad());
-        }
-        cpus.extend(a..=b);
-    }
-    cpus.sort_unstable();
-    cpus.dedup();
-    if cpus.is_empty() {
-        return Err(bad());
-    }
-    Ok(cpus)
-}
-
-/// Server and client CPU sets: given, or the allowed CPUs split in halves.
-pub fn sizing(allowed: &[usize], server: Option<&str>, client: Option<&str>) -> Result<Sizing> {
-    let half = allowed.len() / 2;
-    let default_server = if allowed.len() >= 2 { allowed[..half].to_vec() } else { allowed.to_vec() };
-    let default_client = if allowed.len() >= 2 { allowed[half..].to_vec() } else { allowed.to_vec() };
-    let server_cpus = server.map(parse_cpus).transpose()?.unwrap_or(default_server);
-    let client_cpus = client.map(parse_cpus).transpose()?.unwrap_or(default_client);
-    if server_cpus.is_empty() || client_cpus.is_empty() {
-        return Err(BenchError::Args("no CPU to run on".into()));
-    }
-    Ok(Sizing { server_cpus, client_cpus })
 }
 
 fn pin_self(cpus: &[usize]) -> Result<()> {
@@ -536,27 +498,4 @@ pub fn run_compress(args: CompressArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cpu_lists() {
-        assert_eq!(parse_cpus("0").ok(), Some(vec![0]));
-        assert_eq!(parse_cpus("0-2,5,1").ok(), Some(vec![0, 1, 2, 5]));
-        assert!(parse_cpus("3-1").is_err());
-        assert!(parse_cpus("x").is_err());
-    }
-
-    #[test]
-    fn default_split_is_halves() {
-        let s = sizing(&[0, 1], None, None).expect("sizing");
-        assert_eq!((s.server_cpus, s.client_cpus), (vec![0], vec![1]));
-        let s = sizing(&[0, 1, 2, 3], None, Some("3")).expect("sizing");
-        assert_eq!((s.server_cpus, s.client_cpus), (vec![0, 1], vec![3]));
-        let s = sizing(&[0], None, None).expect("one cpu");
-        assert_eq!((s.server_cpus, s.client_cpus), (vec![0], vec![0]));
-    }
 }

@@ -16,7 +16,8 @@ use serde::Serialize;
 use crate::aggregate::{Figure, Group, Results};
 use crate::error::{BenchError, Result};
 use crate::stats::Interval;
-use crate::verdicts::{self, lat, n};
+
+use crate::show::{lat, n};
 
 /// The figures compared cell by cell, with the direction that counts as better.
 pub const FIGURES: [(Figure, &str, Better); 3] = [
@@ -152,9 +153,9 @@ pub fn load_complete(dir: &Path) -> Result<Results> {
 
 /// Compare two loaded folders.
 pub fn compare(old: &Results, new: &Results, old_name: &str, new_name: &str) -> Comparison {
-    let verdicts = verdicts::all(old)
+    let verdicts = crate::claims::verdicts(old)
         .into_iter()
-        .zip(verdicts::all(new))
+        .zip(crate::claims::verdicts(new))
         .map(|(o, nw)| VerdictChange {
             id: o.id,
             old: o.status.label(),

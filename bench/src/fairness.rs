@@ -10,9 +10,9 @@ use std::fmt::Write;
 use loadgen::json_report::Fairness;
 
 use crate::aggregate::Results;
+use crate::show::{lat, n};
 use crate::stats::{Interval, Side};
 use crate::verdicts::thresholds::FAIR_JAIN_MIN;
-use crate::verdicts::{lat, n};
 
 /// Connections at which the section and the plot compare models: the main table's largest.
 pub const FAIRNESS_CONNS: u64 = 10_000;

@@ -37,6 +37,8 @@
 pub mod aggregate;
 pub mod beyond;
 pub mod c1m;
+pub mod c1m_report;
+pub mod c1m_run;
 pub mod cgroup;
 pub mod child;
 pub mod claims;
@@ -58,6 +60,7 @@ pub mod report;
 pub mod report_tables;
 pub mod results;
 pub mod runner;
+pub mod show;
 pub mod signals;
 pub mod stats;
 pub mod verdicts;

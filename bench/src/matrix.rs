@@ -7,6 +7,7 @@
 //! `idle-active` for C12/T4, `herd` for C10, `fd-limit` for T5), so the report
 //! reads all evidence from cell files the same way.
 
+use crate::error::{BenchError, Result};
 use crate::keys;
 use serde::{Deserialize, Serialize};
 use servers::Model;
@@ -619,9 +620,65 @@ pub fn estimate(cells: &[Cell]) -> f64 {
     cells.iter().map(|c| c.estimate_s).sum()
 }
 
+/// Parse `0-3,6` into `[0, 1, 2, 3, 6]`.
+pub fn parse_cpus(list: &str) -> Result<Vec<usize>> {
+    let bad = || BenchError::Args(format!("bad CPU list {list:?} (expected e.g. 0 or 0-3,6)"));
+    let mut cpus = Vec::new();
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?),
+            None => {
+                let a: usize = part.parse().map_err(|_| bad())?;
+                (a, a)
+            }
+        };
+        if b < a {
+            return Err(bad());
+        }
+        cpus.extend(a..=b);
+    }
+    cpus.sort_unstable();
+    cpus.dedup();
+    if cpus.is_empty() {
+        return Err(bad());
+    }
+    Ok(cpus)
+}
+
+/// Server and client CPU sets: given, or the allowed CPUs split in halves.
+pub fn sizing(allowed: &[usize], server: Option<&str>, client: Option<&str>) -> Result<Sizing> {
+    let half = allowed.len() / 2;
+    let default_server = if allowed.len() >= 2 { allowed[..half].to_vec() } else { allowed.to_vec() };
+    let default_client = if allowed.len() >= 2 { allowed[half..].to_vec() } else { allowed.to_vec() };
+    let server_cpus = server.map(parse_cpus).transpose()?.unwrap_or(default_server);
+    let client_cpus = client.map(parse_cpus).transpose()?.unwrap_or(default_client);
+    if server_cpus.is_empty() || client_cpus.is_empty() {
+        return Err(BenchError::Args("no CPU to run on".into()));
+    }
+    Ok(Sizing { server_cpus, client_cpus })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpus("0").ok(), Some(vec![0]));
+        assert_eq!(parse_cpus("0-2,5,1").ok(), Some(vec![0, 1, 2, 5]));
+        assert!(parse_cpus("3-1").is_err());
+        assert!(parse_cpus("x").is_err());
+    }
+
+    #[test]
+    fn default_split_is_halves() {
+        let s = super::sizing(&[0, 1], None, None).expect("sizing");
+        assert_eq!((s.server_cpus, s.client_cpus), (vec![0], vec![1]));
+        let s = super::sizing(&[0, 1, 2, 3], None, Some("3")).expect("sizing");
+        assert_eq!((s.server_cpus, s.client_cpus), (vec![0, 1], vec![3]));
+        let s = super::sizing(&[0], None, None).expect("one cpu");
+        assert_eq!((s.server_cpus, s.client_cpus), (vec![0], vec![0]));
+    }
 
     fn sizing() -> Sizing {
         Sizing { server_cpus: vec![0], client_cpus: vec![1] }

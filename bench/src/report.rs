@@ -10,7 +10,8 @@ use crate::claims::CLAIMS;
 use crate::error::{BenchError, Result};
 use crate::plots::{self, Plot};
 use crate::report_tables;
-use crate::verdicts::{self, bytes, n, Verdict};
+use crate::show::{bytes, n};
+use crate::verdicts::Verdict;
 use crate::workloads;
 
 /// Share of the server's CPUs taken by other processes above which a cell is called noisy.
@@ -44,12 +45,12 @@ pub fn generate_with(dir: &Path, joins: &Joins, out: &Path) -> Result<()> {
     }
     if let Some(c) = joins.c1m.as_deref() {
         // The folder's own C1M.md and plots, redrawn by this binary.
-        crate::c1m::report::write_folder(c)?;
+        crate::c1m_report::write_folder(c)?;
         let mut c = crate::c1m::C1mResults::load(c)?;
         c.link = relative(&base, &c.dir);
         results.c1m = Some(c);
     }
-    let verdicts = verdicts::all(&results);
+    let verdicts = crate::claims::verdicts(&results);
     let text = render(&results, &verdicts, &plots, &relative(&base, &dir.join("plots")), &relative(&base, dir));
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(BenchError::io("create", parent))?;
@@ -134,15 +135,15 @@ pub fn render(r: &Results, verdicts: &[Verdict], plots: &[Plot], plot_dir: &str,
 /// The C1M section (its plots drawn into the C1M folder), or one line saying it was not run.
 fn c1m_section(r: &Results) -> String {
     match &r.c1m {
-        Some(c) => match crate::c1m::report::draw(c) {
-            Ok(plots) => format!("\n{}", crate::c1m::report::section(c, &plots, &format!("{}/plots", c.link))),
+        Some(c) => match crate::c1m_report::draw(c) {
+            Ok(plots) => format!("\n{}", crate::c1m_report::section(c, &plots, &format!("{}/plots", c.link))),
             Err(e) => {
-                format!("\n{}\nThe C1M plots could not be drawn: {e}.\n", crate::c1m::report::section(c, &[], ""))
+                format!("\n{}\nThe C1M plots could not be drawn: {e}.\n", crate::c1m_report::section(c, &[], ""))
             }
         },
         None => format!(
             "\n### One million connections (C1M)\n\nNot measured in this report: {}.\n",
-            crate::c1m::verdict::NO_FOLDER
+            crate::verdicts::c1m::NO_FOLDER
         ),
     }
 }
@@ -370,9 +371,9 @@ fn caveats(s: &mut String, r: &Results) {
             s,
             "- **The monitor** runs on the client's CPUs; a sample took {} (median, {} samples) and at most {} \
              (10,000 threads or processes); its interval stretches to 4x the cost, so figures between samples are interpolated.",
-            verdicts::lat(med),
+            crate::show::lat(med),
             n(costs.len() as f64),
-            verdicts::lat(*max)
+            crate::show::lat(*max)
         );
     }
     let _ = writeln!(s, "- {failed} cell(s) failed; their reasons are in the tables below and in their cell files.\n");

@@ -9,7 +9,7 @@ use servers::Model;
 use crate::aggregate::{Group, Results};
 use crate::claims::seed_text;
 use crate::matrix::KNEE_P99_US;
-use crate::verdicts::{bytes, lat, n};
+use crate::show::{bytes, lat, n};
 
 /// Server keys in a stable order: the models in `Model::ALL` order, then variants as first seen.
 pub fn ordered_servers(r: &Results, workload: &str) -> Vec<String> {

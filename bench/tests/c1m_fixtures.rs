@@ -10,8 +10,8 @@ use std::path::Path;
 
 use bench::c1m::fit;
 use bench::c1m::limits::Limit;
+use bench::c1m::limits::{run_limits, step_limits};
 use bench::c1m::record::{NsRun, StepRecord};
-use bench::c1m::verdict::{run_limits, step_limits};
 use bench::results::read_json;
 
 fn fixture<T: for<'de> serde::Deserialize<'de>>(name: &str) -> T {

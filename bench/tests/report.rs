@@ -48,7 +48,7 @@ fn regenerate_fixture() {
 #[test]
 fn every_verdict_on_the_fixture() {
     let r = Results::load(&fixture_dir()).expect("fixture reads back");
-    let got: Vec<(&str, Status)> = verdicts::all(&r).iter().map(|v| (v.id, v.status)).collect();
+    let got: Vec<(&str, Status)> = bench::claims::verdicts(&r).iter().map(|v| (v.id, v.status)).collect();
     let want = [
         // Throughput orders as the documents say, but the fixture gives every model the
         // same peak memory: six memory orderings are equal figures, 6 of 9 fail.
@@ -85,7 +85,7 @@ fn every_verdict_on_the_fixture() {
     let t4 = verdicts::numeric::t4(&r);
     assert!(t4.why.contains(&format!("at least {}x", verdicts::thresholds::GROWS_MIN)), "{}", t4.why);
     assert!(t4.why.contains(&format!("at most {}x", verdicts::thresholds::FLAT_MAX)), "{}", t4.why);
-    for v in verdicts::all(&r) {
+    for v in bench::claims::verdicts(&r) {
         assert!(!v.why.is_empty(), "{} explains itself", v.id);
         assert!(v.status == Status::NotMeasured || !v.evidence.is_empty(), "{} has evidence", v.id);
     }
@@ -102,7 +102,7 @@ fn verdicts_flip_with_the_numbers() {
     assert_eq!(verdicts::prose::c7(&r).status, Status::DoesNotHold);
     // Nothing run at all: every claim is "not measured", with a reason.
     let empty = Results::new(None, vec![fixture::s("echo", "reactor", "reactor", "M5", 1, 1.0).record()]);
-    for v in verdicts::all(&empty) {
+    for v in bench::claims::verdicts(&empty) {
         assert_eq!(v.status, Status::NotMeasured, "{}", v.id);
         assert!(!v.why.is_empty());
     }

@@ -15,9 +15,10 @@
 //! names the limit, with the errors as they were: never a guess.
 
 use super::machine::Counters;
-use super::record::{ErrorKind, LoadFigures};
+use super::record::{ErrorKind, LoadFigures, NsRun, StepRecord};
 use crate::results::ServerStats;
-use crate::verdicts::n;
+use crate::runner::parse_ready;
+use crate::show::n;
 
 /// A limit the experiment can name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -257,6 +258,45 @@ pub fn name(e: &Evidence) -> Vec<LimitMet> {
 /// The limits as one sentence for a table cell.
 pub fn sentence(limits: &[LimitMet]) -> String {
     limits.iter().map(|l| format!("{}: {}", l.limit.label(), l.evidence)).collect::<Vec<_>>().join("; ")
+}
+
+/// The limits a step met, from its record.
+pub fn step_limits(s: &StepRecord) -> Vec<LimitMet> {
+    let nofile = s.ready_line.as_deref().and_then(parse_ready).and_then(|r| r.nofile);
+    name(&Evidence {
+        target: s.conns,
+        load: s.alive.as_ref(),
+        server: s.server_stats.as_ref(),
+        server_nofile: nofile,
+        server_fds_max: s.plateau.as_ref().map(|p| p.server_fds_max),
+        counters: &s.counters,
+        time_wait: None,
+        ports: None,
+        time_wait_reusable: false,
+    })
+}
+
+/// The limits a T5 run met.
+pub fn run_limits(r: &NsRun) -> Vec<LimitMet> {
+    let counters = Counters {
+        listen_overflows: r.server_counters.listen_overflows,
+        listen_drops: r.server_counters.listen_drops,
+        ..r.client_counters.clone()
+    };
+    name(&Evidence {
+        target: r.load.as_ref().map_or(0, |l| l.conns),
+        load: r.load.as_ref(),
+        server: r.server_stats.as_ref(),
+        server_nofile: Some(r.server_nofile),
+        server_fds_max: r.server_fds_max,
+        counters: &counters,
+        time_wait: r.client_time_wait,
+        ports: r.client_ports,
+        time_wait_reusable: r
+            .ns_values
+            .iter()
+            .any(|(k, _, client)| k == "net.ipv4.tcp_tw_reuse" && client.as_deref() == Some("1")),
+    })
 }
 
 #[cfg(test)]

@@ -38,8 +38,10 @@
 //! - [`t5`]: the namespace runs.
 //! - [`record`]: the folder's files and reading them back.
 //! - [`fit`], [`limits`]: memory per connection, and which limit stopped a step (pure).
-//! - [`run`]: the whole run: budget, progress, Ctrl-C.
-//! - [`report`], [`verdict`]: the report's C1M section and plots, and the T3/T5 rows.
+//!
+//! Outside this module, above it: [`crate::c1m_run`] (the `c10k c1m` command: budget,
+//! progress, Ctrl-C), [`crate::c1m_report`] (the report's C1M section and plots) and
+//! [`crate::verdicts::c1m`] (the T3/T5 rows); this module depends on none of them.
 
 pub mod fit;
 pub mod limits;
@@ -47,11 +49,8 @@ pub mod machine;
 pub mod plan;
 pub mod procs;
 pub mod record;
-pub mod report;
-pub mod run;
 pub mod step;
 pub mod t5;
-pub mod verdict;
 
 pub use plan::C1mConfig;
 pub use record::C1mResults;

@@ -275,8 +275,8 @@ pub fn run(ctx: &StepCtx<'_>, spec: &StepSpec, say: &dyn Fn(String)) -> Option<S
             said_at = Instant::now();
             say(format!(
                 "connecting: {} of {} held",
-                crate::verdicts::n((now.saturating_sub(base_inuse) / 2) as f64),
-                crate::verdicts::n(spec.conns as f64)
+                crate::show::n((now.saturating_sub(base_inuse) / 2) as f64),
+                crate::show::n(spec.conns as f64)
             ));
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -285,12 +285,12 @@ pub fn run(ctx: &StepCtx<'_>, spec: &StepSpec, say: &dyn Fn(String)) -> Option<S
     if established {
         let s = alive.as_ref().map_or(0.0, |a| a.started.elapsed().as_secs_f64());
         rec.established_s = Some(s);
-        say(format!("all {} connections held after {s:.1} s", crate::verdicts::n(spec.conns as f64)));
+        say(format!("all {} connections held after {s:.1} s", crate::show::n(spec.conns as f64)));
     } else {
         say(format!(
             "the machine's TCP sockets stopped growing at {} of {} connections (both ends); going on",
-            crate::verdicts::n((tcp_inuse().saturating_sub(base_inuse) / 2) as f64),
-            crate::verdicts::n(spec.conns as f64)
+            crate::show::n((tcp_inuse().saturating_sub(base_inuse) / 2) as f64),
+            crate::show::n(spec.conns as f64)
         ));
     }
 

@@ -185,10 +185,10 @@ pub fn run(ctx: &T5Ctx<'_>, leftovers_removed: usize, say: &dyn Fn(String)) -> O
         let summary = match &run.load {
             Some(l) => format!(
                 "{} of {} served, {:.0} req/s, p99 {}, server CPU {}",
-                crate::verdicts::n(l.served() as f64),
-                crate::verdicts::n(l.conns as f64),
+                crate::show::n(l.served() as f64),
+                crate::show::n(l.conns as f64),
                 l.requests_per_sec,
-                l.p99_us.map_or("not measured".into(), crate::verdicts::lat),
+                l.p99_us.map_or("not measured".into(), crate::show::lat),
                 run.cpu_util().map_or("not measured".into(), |u| format!("{:.0}%", u * 100.0))
             ),
             None => run.outcome.label(),
@@ -213,7 +213,7 @@ fn design(server_procs: u32, cfg: &C1mConfig) -> String {
          limit); `defaults` keeps the new namespaces' kernel defaults and gives the server RLIMIT_NOFILE {}, `tuned` \
          writes the documents' per-namespace settings in both namespaces. Namespaces are new for every run and \
          removed after it.",
-        crate::verdicts::n(cfg.t5_max_conns as f64),
+        crate::show::n(cfg.t5_max_conns as f64),
         super::plan::T5_DEFAULT_NOFILE
     )
 }

@@ -187,8 +187,8 @@ fn fairness(results: &Results, out: &Path) -> Result<Vec<Plot>> {
             } else {
                 let note = format!(
                     "median connection unanswered: {} of {} without an answer, {jain}",
-                    crate::verdicts::n(r.unanswered),
-                    crate::verdicts::n(r.conns as f64)
+                    crate::show::n(r.unanswered),
+                    crate::show::n(r.conns as f64)
                 );
                 draw::Range { label: r.server.clone(), colour, quantiles: None, note }
             }
@@ -197,7 +197,7 @@ fn fairness(results: &Results, out: &Path) -> Result<Vec<Plot>> {
     let file = format!("fairness-c{FAIRNESS_CONNS}.svg");
     draw::ranges(
         &out.join(&file),
-        &format!("Answers per connection at {} keep-alive connections", crate::verdicts::n(FAIRNESS_CONNS as f64)),
+        &format!("Answers per connection at {} keep-alive connections", crate::show::n(FAIRNESS_CONNS as f64)),
         "answers per connection / the median connection's (line: min-max, bar: p1-p99, tick: median)",
         &ranges,
         FAIRNESS_CLIP,
@@ -207,7 +207,7 @@ fn fairness(results: &Results, out: &Path) -> Result<Vec<Plot>> {
         caption: format!(
             "Who gets served at {} connections: each model's answers per connection over the window, relative to its \
              median connection (1 = the median); a fair server is a short range around 1. Medians over repetitions.",
-            crate::verdicts::n(FAIRNESS_CONNS as f64)
+            crate::show::n(FAIRNESS_CONNS as f64)
         ),
     }])
 }
@@ -418,7 +418,7 @@ fn idle_active(results: &Results, out: &Path) -> Result<Vec<Plot>> {
     let rates: Vec<f64> = groups.iter().filter_map(|g| g.rate).collect();
     let load = match (active.iter().min(), active.iter().max(), rates.first()) {
         (Some(a), Some(b), Some(r)) if a == b && rates.iter().all(|x| x == r) => {
-            format!("{a} active connections at {} requests/s in total (open loop)", crate::verdicts::n(*r))
+            format!("{a} active connections at {} requests/s in total (open loop)", crate::show::n(*r))
         }
         (Some(a), Some(b), None) if a == b => format!("{a} active connections, closed loop"),
         _ => "active connections as in each cell".into(),

@@ -11,12 +11,14 @@
 //! ([`crate::stats`]): beyond the threshold on one side it holds or does not, and
 //! an interval that straddles the threshold makes the verdict *inconclusive*.
 
+pub mod c1m;
 pub mod figures;
 pub mod numeric;
 pub mod prose;
 pub mod thresholds;
 
 use crate::aggregate::{Group, Results};
+use crate::show::{bytes, lat, n};
 use crate::stats::{Interval, Side};
 
 /// A verdict's outcome.
@@ -107,7 +109,7 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    /// A finding; its claim's id is filled in by [`all`] from the registry.
+    /// A finding; its claim's id is filled in by [`crate::claims::verdicts`] from the registry.
     pub fn new(status: Status, evidence: Vec<String>, why: impl Into<String>) -> Verdict {
         Verdict { id: "", status, kind: Kind::Finding, evidence, why: why.into() }
     }
@@ -122,54 +124,9 @@ impl Verdict {
     }
 }
 
-/// Every claim's verdict, in the registry's order ([`crate::claims::CLAIMS`]).
-pub fn all(r: &Results) -> Vec<Verdict> {
-    crate::claims::CLAIMS.iter().map(|c| Verdict { id: c.id, ..(c.check)(r) }).collect()
-}
-
 /// A valid (at least one ok repetition) group.
 pub fn ok<'a>(r: &'a Results, workload: &str, server: &str, conns: u64) -> Option<&'a Group> {
     r.find(workload, server, conns).filter(|g| g.ok > 0)
-}
-
-/// `12345.6` -> `12,346`.
-pub fn n(x: f64) -> String {
-    let v = x.round() as i64;
-    let s = v.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    if v < 0 {
-        format!("-{out}")
-    } else {
-        out
-    }
-}
-
-/// Microseconds as a readable latency: `850 us`, `12.3 ms`, `2.10 s`.
-pub fn lat(us: f64) -> String {
-    if us >= 1_000_000.0 {
-        format!("{:.2} s", us / 1e6)
-    } else if us >= 1000.0 {
-        format!("{:.1} ms", us / 1000.0)
-    } else {
-        format!("{us:.0} us")
-    }
-}
-
-/// Bytes as MiB or KiB.
-pub fn bytes(b: f64) -> String {
-    if b.abs() >= 1024.0 * 1024.0 * 1024.0 {
-        format!("{:.2} GiB", b / 1073741824.0)
-    } else if b.abs() >= 1024.0 * 1024.0 {
-        format!("{:.1} MiB", b / 1048576.0)
-    } else {
-        format!("{:.1} KiB", b / 1024.0)
-    }
 }
 
 /// `g.rps` as text, with its confidence interval when repeated.
@@ -255,7 +212,7 @@ mod tests {
     #[test]
     fn verdicts_and_tables_name_only_known_servers() {
         let empty = Results::new(None, Vec::new());
-        let verdicts = all(&empty);
+        let verdicts = crate::claims::verdicts(&empty);
         assert_eq!(verdicts.len(), crate::claims::CLAIMS.len());
         assert!(verdicts.iter().all(|v| v.status == Status::NotMeasured), "an empty folder measures nothing");
         let _ = crate::report_tables::main_table(&empty);

@@ -199,17 +199,17 @@ pub fn t3(r: &Results) -> Verdict {
             let Some((mut s, mut line)) = capacity_row(r, server, claim, false) else { continue };
             // A ceiling test beyond the idle ladder may be in the C1M ladder.
             if s == Status::Nuance {
-                if let Some((c1m_status, c1m_line)) = crate::c1m::verdict::t3_ceiling(r.c1m.as_ref(), server, claim) {
+                if let Some((c1m_status, c1m_line)) = crate::verdicts::c1m::t3_ceiling(r.c1m.as_ref(), server, claim) {
                     (s, line) = (c1m_status, format!("{line}; {c1m_line}"));
                 }
             }
             evidence.push(format!("{tech} ~{} -> {server}: {line}", n(claim)));
             parts.push(s);
-        } else if let Ok((s, line)) = crate::c1m::verdict::t3_row(r.c1m.as_ref(), server, claim) {
+        } else if let Ok((s, line)) = crate::verdicts::c1m::t3_row(r.c1m.as_ref(), server, claim) {
             evidence.push(format!("{tech} ~{} -> {server}: {line}", n(claim)));
             parts.push(s);
         } else {
-            let why = crate::c1m::verdict::t3_row(r.c1m.as_ref(), server, claim).err().unwrap_or_default();
+            let why = crate::verdicts::c1m::t3_row(r.c1m.as_ref(), server, claim).err().unwrap_or_default();
             let Some((served, at)) = r.served_max(server) else { continue };
             let projected = match (r.idle_slope(server), ram) {
                 (Some((b, _)), Some(ram)) => format!(
@@ -238,7 +238,7 @@ pub fn t3(r: &Results) -> Verdict {
          ladder offers {CEILING_FACTOR}x X, failing before that. The idle ladder goes up to {} connections: one \
          process has RLIMIT_NOFILE 20,000 here. {}",
         n(reach),
-        crate::c1m::verdict::t3_note(r.c1m.as_ref())
+        crate::verdicts::c1m::t3_note(r.c1m.as_ref())
     );
     Verdict::new(combine_status(&parts), evidence, why)
 }
@@ -414,9 +414,9 @@ pub fn harness_failure(r: &Results, g: &crate::aggregate::Group) -> bool {
 }
 
 /// T5: before/after tuning, from the C1M folder's namespace runs when the report has one,
-/// else the descriptor-limit row of this folder alone (see [`crate::c1m::verdict::t5`]).
+/// else the descriptor-limit row of this folder alone (see [`crate::verdicts::c1m::t5`]).
 pub fn t5(r: &Results) -> Verdict {
-    crate::c1m::verdict::t5(r.c1m.as_ref(), t5_fd_limit(r))
+    crate::verdicts::c1m::t5(r.c1m.as_ref(), t5_fd_limit(r))
 }
 
 /// T5 from the standard folder: only the descriptor-limit row is measured.

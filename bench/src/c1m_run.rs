@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use super::plan::{self, C1mConfig, StepSpec};
-use super::record::{C1mRun, StepRecord};
-use super::{machine, step, t5};
+use crate::c1m::plan::{self, C1mConfig, StepSpec};
+use crate::c1m::record::{C1mRun, StepRecord};
+use crate::c1m::{machine, step, t5};
 use crate::error::{BenchError, Result};
 use crate::results::{write_json, Outcome, SCHEMA};
-use crate::verdicts::n;
+use crate::show::n;
 use crate::{env, signals};
 
 /// `1000000` or `1_000_000`.
@@ -121,15 +121,6 @@ impl C1mArgs {
     }
 }
 
-/// Why the server and the load generators share every CPU by default, unlike the
-/// standard matrix's cells: at 1,000,000 connections each side runs 52 processes,
-/// and either side can then use both cores while the other waits (the ramp is
-/// all connects, the window mostly the server's answers). The standard matrix
-/// pins to keep the client's CPU apart from the server's per-request cost, which
-/// C1M does not report; its latencies are given with both sides' run-queue wait
-/// beside them. `--server-cpus`/`--client-cpus` pin as the matrix does.
-pub const UNPINNED: &str = "the server and the load generators share every CPU (not pinned)";
-
 fn pin_self(cpus: &[usize]) -> Result<()> {
     let mut set = nix::sched::CpuSet::new();
     for &c in cpus {
@@ -150,7 +141,7 @@ fn skipped(spec: &StepSpec, reason: String) -> StepRecord {
 
 /// One line about a finished step.
 fn step_line(r: &StepRecord) -> String {
-    let lat = |v: Option<f64>| v.map_or("not measured".into(), crate::verdicts::lat);
+    let lat = |v: Option<f64>| v.map_or("not measured".into(), crate::show::lat);
     match (&r.outcome, &r.alive) {
         (Outcome::Skipped { reason }, _) => format!("skipped: {reason}"),
         (_, Some(a)) => format!(
@@ -172,7 +163,7 @@ pub fn run_c1m(args: C1mArgs) -> Result<ExitCode> {
     let allowed = env::allowed_cpus();
     // Not pinned unless asked: see [`UNPINNED`].
     let all = allowed.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",");
-    let sizing = crate::cli::sizing(
+    let sizing = crate::matrix::sizing(
         &allowed,
         Some(args.server_cpus.as_deref().unwrap_or(&all)),
         Some(args.client_cpus.as_deref().unwrap_or(&all)),
@@ -337,7 +328,7 @@ pub fn run_c1m(args: C1mArgs) -> Result<ExitCode> {
     run.finished_unix_ms = Some(crate::unix_ms());
     run.loadavg_after = machine::loadavg();
     write_json(&out.join("c1m.json"), &run, "c1m.json")?;
-    let md = match super::report::write_folder(&out) {
+    let md = match crate::c1m_report::write_folder(&out) {
         Ok(md) => md.display().to_string(),
         // Interrupted before the first step ended: nothing to draw.
         Err(BenchError::Empty(_)) => "no step or T5 run to report".into(),

@@ -1,13 +1,13 @@
 //! The T3 and T5 rows a C1M folder measures, for the verdicts in
-//! [`crate::verdicts::tables`] (pure). Without a folder, or where the folder
+//! [`crate::verdicts::numeric`] (pure). Without a folder, or where the folder
 //! lacks a row, each says "not measured" with the reason.
 
-use super::limits::{self, Evidence};
-use super::record::{C1mResults, NsRun, SettingClass, StepRecord};
-use crate::runner::parse_ready;
+use super::thresholds::{CEILING_FACTOR, FLOOR_SHARE};
+use super::{combine_status, judge, reading, Status, Verdict};
+use crate::c1m::limits::{self, run_limits, step_limits};
+use crate::c1m::record::{C1mResults, NsRun, SettingClass, StepRecord, T5Info};
+use crate::show::{lat, n};
 use crate::stats::Interval;
-use crate::verdicts::thresholds::{CEILING_FACTOR, FLOOR_SHARE};
-use crate::verdicts::{combine_status, judge, lat, n, reading, Status, Verdict};
 
 /// T5's latency, throughput and CPU rows move the documents' way when the
 /// interval of the pair ratios (defaults over tuned, or tuned over defaults for
@@ -17,45 +17,6 @@ pub const T5_GAIN: f64 = 2.0;
 /// Why a row is not measured when the report was given no C1M folder.
 pub const NO_FOLDER: &str =
     "no C1M results folder was given to the report (`make bench-c1m`, then `c10k report DIR --c1m C1MDIR`)";
-
-/// The limits a step met, from its record.
-pub fn step_limits(s: &StepRecord) -> Vec<limits::LimitMet> {
-    let nofile = s.ready_line.as_deref().and_then(parse_ready).and_then(|r| r.nofile);
-    limits::name(&Evidence {
-        target: s.conns,
-        load: s.alive.as_ref(),
-        server: s.server_stats.as_ref(),
-        server_nofile: nofile,
-        server_fds_max: s.plateau.as_ref().map(|p| p.server_fds_max),
-        counters: &s.counters,
-        time_wait: None,
-        ports: None,
-        time_wait_reusable: false,
-    })
-}
-
-/// The limits a T5 run met.
-pub fn run_limits(r: &NsRun) -> Vec<limits::LimitMet> {
-    let counters = super::machine::Counters {
-        listen_overflows: r.server_counters.listen_overflows,
-        listen_drops: r.server_counters.listen_drops,
-        ..r.client_counters.clone()
-    };
-    limits::name(&Evidence {
-        target: r.load.as_ref().map_or(0, |l| l.conns),
-        load: r.load.as_ref(),
-        server: r.server_stats.as_ref(),
-        server_nofile: Some(r.server_nofile),
-        server_fds_max: r.server_fds_max,
-        counters: &counters,
-        time_wait: r.client_time_wait,
-        ports: r.client_ports,
-        time_wait_reusable: r
-            .ns_values
-            .iter()
-            .any(|(k, _, client)| k == "net.ipv4.tcp_tw_reuse" && client.as_deref() == Some("1")),
-    })
-}
 
 /// How a step reads: connections served (answered at least once) and answered in the window.
 fn served(s: &StepRecord) -> Option<(u64, u64)> {
@@ -318,7 +279,7 @@ pub fn t5(c1m: Option<&C1mResults>, standard: Verdict) -> Verdict {
     Verdict::new(combine_status(&parts), evidence, why)
 }
 
-fn settings_line(info: &super::record::T5Info) -> String {
+fn settings_line(info: &T5Info) -> String {
     let of = |want: fn(&SettingClass) -> bool| {
         info.settings.iter().filter(|s| want(&s.class)).map(|s| s.key.clone()).collect::<Vec<_>>()
     };
@@ -340,7 +301,7 @@ fn settings_line(info: &super::record::T5Info) -> String {
     )
 }
 
-fn host_line(info: &super::record::T5Info) -> String {
+fn host_line(info: &T5Info) -> String {
     if info.host_unchanged() {
         format!(
             "the host's values of all {} sysctls, read before and after the runs: unchanged",
@@ -364,9 +325,9 @@ fn host_line(info: &super::record::T5Info) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fit::tests::step;
-    use super::super::record::{LoadFigures, Setting, T5Info};
     use super::*;
+    use crate::c1m::fit::tests::step;
+    use crate::c1m::record::{LoadFigures, Setting};
 
     fn folder(steps: Vec<StepRecord>) -> C1mResults {
         C1mResults { link: "results/c1m-x".into(), steps, ..C1mResults::default() }
