@@ -28,6 +28,7 @@
 # Needs: nginx (nginx-light), wrk, taskset; root or enough RLIMIT_NOFILE for
 # 10,000 connections (the hard limit is used). Raw outputs stay in OUT_DIR.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 C10K=${C10K_BIN:-${C10K:-target/release/c10k}}
 REPS=${REPS:-3}
@@ -138,12 +139,7 @@ if [ "$MODE" = reactor ]; then
     REACTOR_PID=$!
     taskset -pc "$SERVER_CPU" "$REACTOR_PID" >/dev/null
     trap 'kill "$REACTOR_PID" 2>/dev/null || true; wait "$REACTOR_PID" 2>/dev/null || true; cleanup' EXIT INT TERM
-    RPORT=""
-    for _ in $(seq 1 50); do
-        RPORT=$(sed -n 's/^listening 127.0.0.1:\([0-9]*\) .*/\1/p' "$OUT_DIR/reactor.out")
-        [ -n "$RPORT" ] && break
-        sleep 0.1
-    done
+    RPORT=$(ready_port "$OUT_DIR/reactor.out")
     [ -n "$RPORT" ] || { echo "compare-wrk: the reactor did not start: $(cat "$OUT_DIR/reactor.out")" >&2; exit 2; }
     echo "# reactor vs nginx: wrk -t1 on CPU $CLIENT_CPU; nginx $(nginx -v 2>&1 | sed 's/.*\///') (1 worker) and" \
         "c10k reactor both on CPU $SERVER_CPU; ${DURATION}s per run, $REPS reps"

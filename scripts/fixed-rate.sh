@@ -20,6 +20,7 @@
 # is printed as failed and left out. The load generator's JSON reports stay in
 # OUT_DIR, gzipped.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 C10K=${C10K_BIN:-target/release/c10k}
 RATE=${RATE:-50000}
@@ -46,12 +47,7 @@ for round in $(seq 1 "$ROUNDS"); do
         log="$OUT_DIR/serve-$model-$round.txt"
         taskset -c "$SERVER_CPU" "$C10K" serve --model "$model" --addr 127.0.0.1:0 >"$log" 2>&1 &
         pid=$!
-        port=""
-        for _ in $(seq 1 100); do
-            port=$(sed -n 's/^listening 127.0.0.1:\([0-9]*\) .*/\1/p' "$log")
-            [ -n "$port" ] && break
-            sleep 0.05
-        done
+        port=$(ready_port "$log")
         if [ -z "$port" ]; then
             echo "fixed-rate: $model did not start: $(head -3 "$log")" >&2
             kill "$pid" 2>/dev/null || true
