@@ -24,7 +24,7 @@ const POLLERS_ESTIMATE_S: f64 = 15.0;
     matrix, writes DIR/env.json, DIR/cells/*.json, DIR/summary.csv, DIR/plots/*.svg and the report.\n\
     Ctrl-C stops cleanly and keeps the finished cells; `--resume` continues such a run.")]
 pub struct BenchArgs {
-    /// How much to run: quick (~2 min), standard (~23 min), full, beyond (~12 min).
+    /// How much to run: quick (~2 min), standard (~23 min), full, beyond (~16 min).
     #[arg(long, value_enum, default_value_t = Profile::Standard)]
     pub profile: Profile,
     /// Results folder [default: results/<date>-<host>].

@@ -213,7 +213,7 @@ pub fn render(c: &Comparison, all: bool) -> String {
     let _ = writeln!(out, "\nVerdicts: {} of {} changed", c.verdicts_changed(), c.verdicts.len());
     let _ = writeln!(
         out,
-        "  (each folder read alone; REPORT.md can differ on T3 and T5, which `c10k report --c1m` also reads from a C1M folder)"
+        "  (each folder read alone; REPORT.md can differ on T3 and T5, read also from a C1M folder, and C11, read from a beyond folder)"
     );
     for v in &c.verdicts {
         let mark = if v.changed { "CHANGED" } else { "same" };

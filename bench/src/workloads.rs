@@ -43,7 +43,7 @@ const fn w(name: &'static str, about: &'static str) -> Workload {
 }
 
 /// Every workload the profiles may use.
-pub const WORKLOADS: [Workload; 16] = [
+pub const WORKLOADS: [Workload; 17] = [
     Workload {
         ..w(
             "http-keepalive",
@@ -70,6 +70,11 @@ pub const WORKLOADS: [Workload; 16] = [
     Workload {
         timeout_s: 2.0,
         ..w("sweep", "open loop at a fixed total rate over 100 connections, one cell per rate, to find the knee")
+    },
+    Workload {
+        timeout_s: 2.0,
+        duration_s: Some(2.0),
+        ..w("fixed-rate", "HTTP keep-alive, open loop at one rate below the capacity of every model it compares (50,000 requests/s over 1,000 connections): each server does the same work per second, so its CPU per request is its own cost, whatever the client's limit")
     },
     Workload {
         timeout_s: 2.0,

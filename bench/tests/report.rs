@@ -201,3 +201,63 @@ fn report_command_rebuilds_without_running() {
     assert!(bad.is_err());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A beyond folder's fixed-rate rounds: every model of the experiment at the one rate, the
+/// reactor costing `reactor_us` per request and uring `uring_us`, the others more.
+fn fixed_rate_folder(reactor_us: f64, uring_us: f64) -> Results {
+    use bench::matrix::{FIXED_RATE, FIXED_RATE_MODELS, FIXED_RATE_REPS};
+    let (conns, rate) = FIXED_RATE;
+    let mut records = Vec::new();
+    for rep in 1..=FIXED_RATE_REPS {
+        // Round-to-round drift that both sides of a pair share.
+        let drift = 1.0 + 0.02 * f64::from(rep % 3);
+        for (i, &key) in FIXED_RATE_MODELS.iter().enumerate() {
+            let cpu = match key {
+                "reactor" => reactor_us,
+                "uring" => uring_us,
+                _ => uring_us * (1.2 + 0.1 * i as f64),
+            } * drift;
+            let mut c = fixture::s("fixed-rate", key, key, "M", conns, rate);
+            c.rate = Some(rate);
+            c.rep = rep;
+            c.cpu = cpu;
+            records.push(c.record());
+        }
+    }
+    Results::new(Some(fixture::env()), records)
+}
+
+#[test]
+fn c11_is_judged_on_the_fixed_rate_experiment_when_joined() {
+    let mut r = Results::load(&fixture_dir()).expect("fixture reads back");
+    let alone = verdicts::prose::c11(&r);
+    assert!(alone.why.contains("no beyond folder"), "{}", alone.why);
+
+    // Level with the best: holds, the closed-loop cells shown beside.
+    r.beyond = Some((Box::new(fixed_rate_folder(10.0, 10.0)), "beyond-fixture".into()));
+    let level = verdicts::prose::c11(&r);
+    assert_eq!(level.status, Status::Holds, "{:?}", level.evidence);
+    assert!(level.why.contains("fixed-rate experiment"), "{}", level.why);
+    assert!(level.evidence.iter().any(|e| e.contains("beyond-fixture")), "{:?}", level.evidence);
+
+    // 1.5x the best's CPU per request: 0.67 of its requests per CPU-second, under 0.8.
+    r.beyond = Some((Box::new(fixed_rate_folder(15.0, 10.0)), "beyond-fixture".into()));
+    let costly = verdicts::prose::c11(&r);
+    assert_eq!(costly.status, Status::DoesNotHold, "{:?}", costly.evidence);
+    assert!(costly.evidence.iter().any(|e| e.contains("uring") && e.contains("0.67")), "{:?}", costly.evidence);
+
+    // A model that did not sustain the rate is left out, not taken as the best.
+    let mut slow = fixed_rate_folder(10.0, 10.0);
+    let mut records: Vec<_> = slow.records.clone();
+    for rec in records.iter_mut().filter(|x| x.cell.server.key == "thread") {
+        if let Some(l) = rec.load.as_mut() {
+            l.requests_per_sec = 30_000.0;
+        }
+        rec.derived.cpu_us_per_req = Some(1.0);
+    }
+    slow = Results::new(Some(fixture::env()), records);
+    r.beyond = Some((Box::new(slow), "beyond-fixture".into()));
+    let v = verdicts::prose::c11(&r);
+    assert_eq!(v.status, Status::Holds, "{:?}", v.evidence);
+    assert!(v.evidence.iter().any(|e| e.contains("thread left out")), "{:?}", v.evidence);
+}

@@ -646,6 +646,95 @@ pub fn c10(r: &Results) -> Verdict {
 /// C11: a single reactor performs very well for IO-bound work, judged on
 /// requests per server CPU-second against the most efficient model.
 pub fn c11(r: &Results) -> Verdict {
+    let (parts, closed) = c11_closed_loop(r);
+    let reading_c11 = format!(
+        "'Very good' is read as requests per server CPU-second at least {C11_SHARE} of the most efficient model \
+         that served every connection, pair by pair, on the same one server core."
+    );
+    if let Some((b, link)) = &r.beyond {
+        if let Some((status, mut evidence)) = c11_fixed_rate(b, link) {
+            evidence.extend(closed.into_iter().map(|e| format!("closed loop, shown beside, not judged: {e}")));
+            let (conns, rate) = crate::matrix::FIXED_RATE;
+            return Verdict::new(
+                status,
+                evidence,
+                format!(
+                    "{reading_c11} Judged on the fixed-rate experiment of the beyond run ({link}): every model \
+                     at {} requests/s over {} connections, open loop, in back-to-back rounds, so that each does the \
+                     same work per second and its CPU per request is its own cost; a model that completed less than \
+                     {FIXED_RATE_SUSTAINED} of the rate is left out. The closed-loop keep-alive cells are shown \
+                     beside it, not judged: most are client-bound, and a server's CPU per request there depends on \
+                     how many requests each wake-up finds, which spread their pair ratios by a quarter.",
+                    n(rate),
+                    n(conns as f64)
+                ),
+            );
+        }
+    }
+    if parts.is_empty() {
+        return Verdict::not_measured("the reactor was not run with keep-alive");
+    }
+    Verdict::new(
+        combine_status(&parts),
+        closed,
+        format!(
+            "{reading_c11} Judged on the closed-loop keep-alive cells at each connection count (no beyond folder \
+             with the fixed-rate experiment was joined). The server's own cost stays valid where the load \
+             generator limits req/s."
+        ),
+    )
+}
+
+/// C11 on the fixed-rate experiment of a beyond folder: `None` when it has no such cells
+/// or no reactor among the models that sustained the rate.
+fn c11_fixed_rate(b: &Results, link: &str) -> Option<(Status, Vec<String>)> {
+    let (conns, rate) = crate::matrix::FIXED_RATE;
+    let all: Vec<&Group> = b.of("fixed-rate").into_iter().filter(|g| g.conns == conns).collect();
+    let sustained = |g: &Group| {
+        g.ok > 0
+            && g.starved == Some(0.0)
+            && g.cpu_us_per_req.is_some()
+            && g.rps.is_some_and(|v| v >= FIXED_RATE_SUSTAINED * g.rate.unwrap_or(rate))
+    };
+    let (kept, left): (Vec<&Group>, Vec<&Group>) = all.into_iter().partition(|g| sustained(g));
+    let me = kept.iter().copied().find(|g| g.server == keys::REACTOR)?;
+    let mut by_cost = kept.clone();
+    by_cost.sort_by(|a, b| a.cpu_us_per_req.unwrap_or(f64::NAN).total_cmp(&b.cpu_us_per_req.unwrap_or(f64::NAN)));
+    let best = by_cost[0];
+    let us = |v: f64| format!("{v:.1} us");
+    let mut evidence = vec![format!(
+        "fixed rate ({link}), server CPU per request at {} requests/s over {} connections: {}",
+        n(rate),
+        n(conns as f64),
+        by_cost
+            .iter()
+            .map(|g| format!("{} {}", g.server, g.cpu_ci.map(|c| c.show(us)).unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )];
+    for g in &left {
+        evidence.push(format!(
+            "fixed rate: {} left out, it did not sustain the rate ({}, {} starved)",
+            g.server,
+            rps(g),
+            g.starved.map(n).unwrap_or_else(|| "not measured".into())
+        ));
+    }
+    if best.server == me.server {
+        evidence.push(format!("fixed rate: the reactor is the most efficient of the {} models", kept.len()));
+        return Some((Status::Holds, evidence));
+    }
+    let q = b.pair_ratio(best, me, Figure::CpuPerReq)?;
+    evidence.push(format!(
+        "fixed rate: the reactor's requests per CPU-second are {}x the most efficient model's ({}) per round{}",
+        x(&q),
+        best.server,
+        reading(&q, C11_SHARE, true)
+    ));
+    Some((judge(&q, C11_SHARE, true), evidence))
+}
+
+fn c11_closed_loop(r: &Results) -> (Vec<Status>, Vec<String>) {
     let mut parts = Vec::new();
     let mut evidence = Vec::new();
     for conns in [100, 1_000, 10_000] {
@@ -694,18 +783,7 @@ pub fn c11(r: &Results) -> Verdict {
         ));
         parts.push(judge(&q, C11_SHARE, true));
     }
-    if parts.is_empty() {
-        return Verdict::not_measured("the reactor was not run with keep-alive");
-    }
-    Verdict::new(
-        combine_status(&parts),
-        evidence,
-        format!(
-            "'Very good' is read as requests per server CPU-second at least {C11_SHARE} of the most efficient model \
-             that served every connection at the same connection count, pair by pair, on the same one server core. \
-             The server's own cost stays valid where the load generator limits req/s."
-        ),
-    )
+    (parts, evidence)
 }
 
 /// C12: epoll's cost is flat in idle connections; poll's and select's grows.

@@ -64,6 +64,9 @@ pub const C10_ONE: f64 = 1.25;
 /// C11: "very good" is requests per server CPU-second at least this share of the
 /// most efficient model that served every connection.
 pub const C11_SHARE: f64 = 0.8;
+/// C11's fixed-rate experiment: a model sustained the offered rate when it completed at
+/// least this share of it (the rest of the models are left out of the comparison).
+pub const FIXED_RATE_SUSTAINED: f64 = 0.98;
 
 /// C14: a scheme does worse than thread per connection when its server CPU per request
 /// is above this factor of thread's, pair by pair (1.0: any separated difference).
