@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Server CPU per request at one fixed open-loop rate, models in back-to-back rounds.
 #
-# C11 ("a single reactor performs very well for IO-bound work") compares the
-# reactor's server CPU per request with the most efficient model's. In the
-# standard matrix that figure comes from closed-loop cells, most of them
-# client-bound, where a server's CPU per request depends on how many requests
-# each wake-up finds, and the pairs spread by a quarter. Here every model gets the
-# same offered load, below every model's capacity, so each does the same work per
-# second; the rounds run the models back to back (A, B, C, A, B, C, ...).
+# An independent cross-check of the bench's `fixed-rate` workload, which C11 ("a
+# single reactor performs very well for IO-bound work") is judged on (`c10k bench
+# --profile beyond --workloads fixed-rate` reruns that alone): the same load, but
+# outside the bench runner, with the server's CPU read from /proc instead of its
+# cgroup. Every model gets one offered load below its capacity, so each does the
+# same work per second and its CPU per request is its own cost (in the
+# closed-loop cells most models are client-bound, and a server's CPU per request
+# depends on how many requests each wake-up finds); the rounds run the models
+# back to back (A, B, C, A, B, C, ...).
 #
 #   scripts/fixed-rate.sh                       # defaults below
 #   RATE=50000 CONNS=1000 ROUNDS=9 MODELS="reactor uring multi-reactor tokio thread" OUT_DIR=DIR scripts/fixed-rate.sh

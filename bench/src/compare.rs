@@ -15,9 +15,8 @@ use serde::Serialize;
 
 use crate::aggregate::{Figure, Group, Results};
 use crate::error::{BenchError, Result};
-use crate::stats::Interval;
-
 use crate::show::{lat, n};
+use crate::stats::Interval;
 
 /// The figures compared cell by cell, with the direction that counts as better.
 pub const FIGURES: [(Figure, &str, Better); 3] = [

@@ -700,7 +700,6 @@ fn c11_fixed_rate(b: &Results, link: &str) -> Option<(Status, Vec<String>)> {
     let me = kept.iter().copied().find(|g| g.server == keys::REACTOR)?;
     let mut by_cost = kept.clone();
     by_cost.sort_by(|a, b| a.cpu_us_per_req.unwrap_or(f64::NAN).total_cmp(&b.cpu_us_per_req.unwrap_or(f64::NAN)));
-    let best = by_cost[0];
     let us = |v: f64| format!("{v:.1} us");
     let mut evidence = vec![format!(
         "fixed rate ({link}), server CPU per request at {} requests/s over {} connections: {}",
@@ -720,20 +719,40 @@ fn c11_fixed_rate(b: &Results, link: &str) -> Option<(Status, Vec<String>)> {
             g.starved.map(n).unwrap_or_else(|| "not measured".into())
         ));
     }
-    if best.server == me.server {
-        evidence.push(format!("fixed rate: the reactor is the most efficient of the {} models", kept.len()));
-        return Some((Status::Holds, evidence));
-    }
-    let q = b.pair_ratio(best, me, Figure::CpuPerReq)?;
-    evidence.push(format!(
-        "fixed rate: the reactor's requests per CPU-second are {}x the most efficient model's ({}) per round{}",
-        x(&q),
-        best.server,
-        reading(&q, C11_SHARE, true)
-    ));
-    Some((judge(&q, C11_SHARE, true), evidence))
+    let (status, line) = reactor_vs_best(b, me, &kept, "fixed rate")?;
+    evidence.push(line);
+    Some((status, evidence))
 }
 
+/// The reactor (`me`) against the most efficient of `groups` (by median server CPU per
+/// request), on the pair ratios of `r`: its status against [`C11_SHARE`] and one sentence
+/// after `label`. `None` when there is no group or no pair.
+fn reactor_vs_best(r: &Results, me: &Group, groups: &[&Group], label: &str) -> Option<(Status, String)> {
+    let cpu = |g: &&Group| g.cpu_us_per_req.unwrap_or(f64::NAN);
+    let best = groups.iter().copied().min_by(|a, b| cpu(a).total_cmp(&cpu(b)))?;
+    let us = |v: f64| format!("{v:.1} us");
+    let mine = me.cpu_ci.map(|c| c.show(us)).unwrap_or_default();
+    if best.server == me.server {
+        let line = format!(
+            "{label}: the reactor is the most efficient of the {} models that served every connection ({mine} of \
+             server CPU per request)",
+            groups.len()
+        );
+        return Some((Status::Holds, line));
+    }
+    let q = r.pair_ratio(best, me, Figure::CpuPerReq)?;
+    let line = format!(
+        "{label}: reactor {mine} of server CPU per request, most efficient {} {}; the reactor's requests per \
+         CPU-second are {}x the best's per pair{}",
+        best.server,
+        best.cpu_ci.map(|c| c.show(us)).unwrap_or_default(),
+        x(&q),
+        reading(&q, C11_SHARE, true)
+    );
+    Some((judge(&q, C11_SHARE, true), line))
+}
+
+/// C11 on the closed-loop keep-alive cells: a status and a sentence per connection count.
 fn c11_closed_loop(r: &Results) -> (Vec<Status>, Vec<String>) {
     let mut parts = Vec::new();
     let mut evidence = Vec::new();
@@ -751,37 +770,11 @@ fn c11_closed_loop(r: &Results) -> (Vec<Status>, Vec<String>) {
             // Models as a user gets them, not a setting shown beside one (tokio-gq1).
             .filter(|g| servers::Model::ALL.iter().any(|m| m.name() == g.server))
             .collect();
-        let Some(best) = groups
-            .iter()
-            .copied()
-            .min_by(|a, b| a.cpu_us_per_req.unwrap_or(f64::NAN).total_cmp(&b.cpu_us_per_req.unwrap_or(f64::NAN)))
-        else {
+        let Some((status, line)) = reactor_vs_best(r, me, &groups, &format!("{} connections", n(conns as f64))) else {
             continue;
         };
-        let us = |v: f64| format!("{v:.1} us");
-        if best.server == me.server {
-            evidence.push(format!(
-                "{} connections: the reactor is the most efficient of the {} models that served every connection ({} \
-                 of server CPU per request)",
-                n(conns as f64),
-                groups.len(),
-                me.cpu_ci.map(|c| c.show(us)).unwrap_or_default()
-            ));
-            parts.push(Status::Holds);
-            continue;
-        }
-        let Some(q) = r.pair_ratio(best, me, Figure::CpuPerReq) else { continue };
-        evidence.push(format!(
-            "{} connections: reactor {} of server CPU per request, most efficient {} {}; the reactor's requests per \
-             CPU-second are {}x the best's per pair{}",
-            n(conns as f64),
-            me.cpu_ci.map(|c| c.show(us)).unwrap_or_default(),
-            best.server,
-            best.cpu_ci.map(|c| c.show(us)).unwrap_or_default(),
-            x(&q),
-            reading(&q, C11_SHARE, true)
-        ));
-        parts.push(judge(&q, C11_SHARE, true));
+        evidence.push(line);
+        parts.push(status);
     }
     (parts, evidence)
 }
