@@ -70,11 +70,17 @@ report: release
 interop: release
 	scripts/interop.sh $(RELEASE_BIN)
 
-## c10k load against wrk (both driving nginx), the reactor against nginx (both under wrk),
+## c10k load against wrk (both driving nginx), with a whole client core each and with half a core each
+## (CPU cgroup quota: nginx is then not the limit), the reactor against nginx (both under wrk),
 ## and 30,000 connections over two load processes; outputs saved in $(CMP) (needs wrk and nginx-light).
 compare-wrk: release
 	mkdir -p $(CMP)
 	C10K_BIN=$(RELEASE_BIN) REPS=5 OUT_DIR=$(CMP)/raw-load scripts/compare-wrk.sh | tee $(CMP)/load-vs-wrk.txt
+	C10K_BIN=$(RELEASE_BIN) REPS=5 CLIENT_QUOTA=0.5 OUT_DIR=$(CMP)/raw-capped scripts/compare-wrk.sh | tee $(CMP)/load-vs-wrk-capped.txt
+	{ echo "# a whole client core each ($(CMP)/load-vs-wrk.txt)"; OUT_DIR=$(CMP)/raw-load scripts/compare-wrk.sh summary; \
+	  echo; echo "# half a client core each ($(CMP)/load-vs-wrk-capped.txt)"; \
+	  CLIENT_QUOTA=0.5 OUT_DIR=$(CMP)/raw-capped scripts/compare-wrk.sh summary; } > $(CMP)/summary.txt
+	C10K_BIN=$(RELEASE_BIN) PROFILE_CONNS=100 OUT_DIR=$(CMP)/raw-profile scripts/compare-wrk.sh profile | tee $(CMP)/profile.txt
 	C10K_BIN=$(RELEASE_BIN) REPS=5 OUT_DIR=$(CMP)/raw-reactor scripts/compare-wrk.sh reactor | tee $(CMP)/reactor-vs-nginx.txt
 	C10K_BIN=$(RELEASE_BIN) OUT_DIR=$(CMP)/raw-many scripts/compare-wrk.sh many | tee $(CMP)/many.txt
 

@@ -12,6 +12,14 @@
 # sets the pace, and no client can go faster).
 # c10k runs once per engine in ENGINES (`--engine mio`, `--engine uring`).
 #
+# CLIENT_QUOTA=0.5 runs every client in a cpu cgroup capped at that share of a
+# core (cgroup v1 cpu.cfs_quota_us or v2 cpu.max, CAP_PERIOD_US = 2 ms periods, so
+# that a client runs in slices of 1 ms and not 50 ms at full speed; root). With a
+# whole core each, a client that is cheaper than wrk per request can be held back
+# by nginx, whose one core saturates first (nginx_core near 1): the rate then
+# measures nginx. Capped, the clients are the bottleneck and nginx has room, so
+# the ratio of rates is the ratio of requests per client CPU-second.
+#
 #   scripts/compare-wrk.sh                      # defaults below
 #   C10K_BIN=target/loadgen-dev/release/c10k REPS=5 CONNS="100 10000" ENGINES="mio uring" scripts/compare-wrk.sh
 #
@@ -41,6 +49,8 @@ OUT_DIR=${OUT_DIR:-$(mktemp -d /tmp/compare-wrk.XXXXXX)}
 mkdir -p "$OUT_DIR"
 OUT_DIR=$(cd "$OUT_DIR" && pwd) # nginx -p needs an absolute prefix
 MODE=${1:-compare}
+CLIENT_QUOTA=${CLIENT_QUOTA:-}
+CAP_PERIOD_US=${CAP_PERIOD_US:-2000}
 MANY_CONNS=${MANY_CONNS:-30000}
 MANY_PROCS=${MANY_PROCS:-2}
 MANY_WORKERS=${MANY_WORKERS:-2}
@@ -54,11 +64,120 @@ else
     REUSEPORT=""
 fi
 
+rps() { awk '/^Requests\/sec:/ { print $2 }' "$1"; }
+requests() { awk '/ requests in / { print $1 }' "$1" | head -1; }
+# CPU seconds (user + sys) from the `time -f` line appended to an output file.
+cpu() { awk '/^cpu / { print $2 + $3 }' "$1"; }
+# The user and the system part of it, apart: on loopback the client's system time includes the
+# kernel's TCP work for both ends of each segment it sends, which no client can avoid.
+user_cpu() { awk '/^cpu / { print $2 }' "$1"; }
+sys_cpu() { awk '/^cpu / { print $3 }' "$1"; }
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "nan" }'; }
+# "426.77ms" / "1.32s" / "318.94us" -> seconds
+to_seconds() { awk -v t="$1" 'BEGIN { v = t + 0; if (t ~ /us$/) v /= 1e6; else if (t ~ /ms$/) v /= 1e3; print v }'; }
+per_request_us() { awk -v c="$1" -v n="$2" 'BEGIN { if (n > 0 && c != "") printf "%.2f", c * 1e6 / n; else print "nan" }'; }
+
+# The medians of a comparison's runs ($OUT_DIR/rows.txt, one line per run: conns tool rps vs_wrk incl_ramp cpu_us
+# cs_per_req nginx_us load1 user_us sys_us), their pair ratios, and how many pairs meet the bar.
+summarize() {
+    echo "# medians over the reps; pair ratios are the medians of each rep's c10k/wrk (the runs of a rep ran back to back),"
+    echo "# with the lowest and highest pair in brackets; nginx_core: nginx's CPU per request x the rate, the share of its"
+    echo "# core it used (near 1: nginx set the pace, and the rate says more about nginx than about the client);"
+    echo "# client_core: the client's CPU per request x the rate, the share of a core it used (near its cap of"
+    echo "# ${CLIENT_QUOTA:-1}: the client set the pace)"
+    printf '%-6s %-11s %11s %18s %14s %7s %18s %7s %10s %7s %10s %8s %10s %11s\n' conns tool rps pair_ratio incl_ramp_ratio \
+        cpu_us cpu_ratio user_us user_ratio sys_us cs_per_req nginx_us nginx_core client_core
+    for conns in $CONNS; do
+        for tool in wrk $(printf 'c10k-%s ' $ENGINES); do
+            col() { awk -v n="$conns" -v t="$tool" -v k="$1" '$1 == n && $2 == t { print $k }' "$OUT_DIR/rows.txt" | median; }
+            # Per rep, this tool's column k over wrk's in the same rep.
+            pairs() {
+                awk -v n="$conns" -v t="$tool" -v k="$1" '$1 == n && $2 == "wrk" { w[++i] = $k } $1 == n && $2 == t { c[++j] = $k }
+                    END { for (r = 1; r <= j; r++) if (w[r] > 0) printf "%.3f\n", c[r] / w[r] }' "$OUT_DIR/rows.txt"
+            }
+            # The median of the pairs, and their range: "1.141 (1.066-1.244)".
+            pair() {
+                local all
+                all=$(pairs "$1" | sort -g)
+                [ -n "$all" ] || { echo nan; return; }
+                printf '%s (%s-%s)' "$(echo "$all" | median)" "$(echo "$all" | head -1)" "$(echo "$all" | tail -1)"
+            }
+            # Column k (a CPU time per request in us) x the rate: the share of a core it stands for.
+            share() {
+                awk -v n="$conns" -v t="$tool" -v k="$1" '$1 == n && $2 == t && $3 > 0 { printf "%.3f\n", $3 * $k / 1e6 }' \
+                    "$OUT_DIR/rows.txt" | median
+            }
+            core=$(share 8)
+            client=$(share 6)
+            if [ "$tool" = wrk ]; then
+                printf '%-6s %-11s %11s %18s %14s %7s %18s %7s %10s %7s %10s %8s %10s %11s\n' "$conns" "$tool" "$(col 3)" - - \
+                    "$(col 6)" - "$(col 10)" - "$(col 11)" "$(col 7)" "$(col 8)" "$core" "$client"
+            else
+                incl_pair=$(awk -v n="$conns" -v t="$tool" '$1 == n && $2 == "wrk" { w[++i] = $3 } $1 == n && $2 == t { c[++j] = $5 }
+                    END { for (r = 1; r <= j; r++) if (w[r] > 0) printf "%.3f\n", c[r] / w[r] }' "$OUT_DIR/rows.txt" | median)
+                printf '%-6s %-11s %11s %18s %14s %7s %18s %7s %10s %7s %10s %8s %10s %11s\n' "$conns" "$tool" "$(col 3)" \
+                    "$(pair 3)" "$incl_pair" "$(col 6)" "$(pair 6)" "$(col 10)" "$(pair 10)" "$(col 11)" "$(col 7)" \
+                    "$(col 8)" "$core" "$client"
+            fi
+        done
+    done
+
+    # Issue 11's bar: at least TARGET x wrk's requests/s, i.e. at most 1/TARGET of its CPU per request.
+    TARGET=${TARGET:-1.25}
+    echo
+    echo "# against the bar of ${TARGET}x wrk: pairs whose requests/s were at least ${TARGET}x wrk's, and pairs whose"
+    echo "# client CPU per request was at most 1/${TARGET} of wrk's (${TARGET}x its requests per client CPU-second), of all pairs"
+    for conns in $CONNS; do
+        for tool in $(printf 'c10k-%s ' $ENGINES); do
+            awk -v n="$conns" -v t="$tool" -v b="$TARGET" '$1 == n && $2 == "wrk" { w[++i] = $3; wc[i] = $6 }
+                $1 == n && $2 == t { c[++j] = $3; cc[j] = $6 }
+                END { k = 0; q = 0; m = 0
+                      for (r = 1; r <= j; r++) if (w[r] > 0 && cc[r] > 0) { m++; if (c[r] / w[r] >= b) k++; if (cc[r] / wc[r] <= 1 / b) q++ }
+                      printf "%-6s %-11s rate %d of %d pairs, CPU per request %d of %d pairs\n", n, t, k, m, q, m }' \
+                "$OUT_DIR/rows.txt"
+        done
+    done
+}
+
+if [ "$MODE" = summary ]; then
+    # Re-print the summary of an earlier comparison from its raw outputs (OUT_DIR=.../raw-load).
+    [ -s "$OUT_DIR/rows.txt" ] || { echo "compare-wrk: no $OUT_DIR/rows.txt: OUT_DIR must be a comparison's raw folder" >&2; exit 2; }
+    CONNS=$(awk '{ print $1 }' "$OUT_DIR/rows.txt" | awk '!seen[$0]++' | tr '\n' ' ')
+    ENGINES=$(awk '$2 ~ /^c10k-/ { sub("c10k-", "", $2); print $2 }' "$OUT_DIR/rows.txt" | awk '!seen[$0]++' | tr '\n' ' ')
+    summarize
+    exit 0
+fi
+
 for tool in nginx wrk taskset; do
     command -v "$tool" >/dev/null || { echo "compare-wrk: $tool not found (apt-get install -y nginx-light wrk util-linux)" >&2; exit 2; }
 done
 [ -x "$C10K" ] || { echo "compare-wrk: $C10K not built (cargo build --release, or set C10K=path)" >&2; exit 2; }
 ulimit -n "$(ulimit -Hn)"
+
+# CAP: the prefix that starts a client inside the capped cgroup (empty: no cap).
+CAP=()
+CAP_DIR=""
+if [ -n "$CLIENT_QUOTA" ]; then
+    quota_us=$(awk -v q="$CLIENT_QUOTA" -v p="$CAP_PERIOD_US" 'BEGIN { if (q > 0 && q <= 1) printf "%d", q * p }')
+    [ -n "$quota_us" ] || { echo "compare-wrk: CLIENT_QUOTA=$CLIENT_QUOTA: a share of one core, in (0, 1]" >&2; exit 2; }
+    if [ -w /sys/fs/cgroup/cpu/cpu.cfs_quota_us ]; then
+        CAP_DIR=/sys/fs/cgroup/cpu/c10k-compare-$$
+        mkdir "$CAP_DIR"
+        echo "$CAP_PERIOD_US" >"$CAP_DIR/cpu.cfs_period_us"
+        echo "$quota_us" >"$CAP_DIR/cpu.cfs_quota_us"
+    elif grep -qw cpu /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then
+        echo +cpu >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || true
+        CAP_DIR=/sys/fs/cgroup/c10k-compare-$$
+        mkdir "$CAP_DIR"
+        echo "$quota_us $CAP_PERIOD_US" >"$CAP_DIR/cpu.max"
+    else
+        echo "compare-wrk: CLIENT_QUOTA needs a writable cpu cgroup (v1 cpu.cfs_quota_us or v2 cpu.max): run as root" >&2
+        exit 2
+    fi
+    # shellcheck disable=SC2016 # $$ and $@ belong to the inner shell
+    CAP=(sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$CAP_DIR")
+fi
 
 free_port() {
     local port
@@ -105,6 +224,7 @@ NGINX_PID=$!
 cleanup() {
     kill "$NGINX_PID" 2>/dev/null || true
     wait "$NGINX_PID" 2>/dev/null || true
+    [ -z "$CAP_DIR" ] || rmdir "$CAP_DIR" 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
 UP=""
@@ -119,20 +239,6 @@ if [ -z "$UP" ]; then
     echo "compare-wrk: nginx did not start on port $PORT (see $NGINX_DIR/logs/error.log)" >&2
     exit 2
 fi
-
-rps() { awk '/^Requests\/sec:/ { print $2 }' "$1"; }
-requests() { awk '/ requests in / { print $1 }' "$1" | head -1; }
-# CPU seconds (user + sys) from the `time -f` line appended to an output file.
-cpu() { awk '/^cpu / { print $2 + $3 }' "$1"; }
-# The user and the system part of it, apart: on loopback the client's system time includes the
-# kernel's TCP work for both ends of each segment it sends, which no client can avoid.
-user_cpu() { awk '/^cpu / { print $2 }' "$1"; }
-sys_cpu() { awk '/^cpu / { print $3 }' "$1"; }
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "nan" }'; }
-# "426.77ms" / "1.32s" / "318.94us" -> seconds
-to_seconds() { awk -v t="$1" 'BEGIN { v = t + 0; if (t ~ /us$/) v /= 1e6; else if (t ~ /ms$/) v /= 1e3; print v }'; }
-per_request_us() { awk -v c="$1" -v n="$2" 'BEGIN { if (n > 0 && c != "") printf "%.2f", c * 1e6 / n; else print "nan" }'; }
 
 if [ "$MODE" = reactor ]; then
     "$C10K" serve --model reactor --addr 127.0.0.1:0 >"$OUT_DIR/reactor.out" 2>&1 &
@@ -242,8 +348,8 @@ NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -1)
 TICK=$(getconf CLK_TCK)
 nginx_cpu() { awk -v t="$TICK" '{ print ($14 + $15) / t }' "/proc/$NGINX_WORKER/stat" 2>/dev/null || echo 0; }
 
-echo "# compare-wrk: nginx $(nginx -v 2>&1 | sed 's/.*\///') on CPU $SERVER_CPU, clients on CPU $CLIENT_CPU," \
-    "${DURATION}s per run, $REPS reps; c10k engines: $ENGINES"
+echo "# compare-wrk: nginx $(nginx -v 2>&1 | sed 's/.*\///') on CPU $SERVER_CPU, clients on CPU $CLIENT_CPU" \
+    "(${CLIENT_QUOTA:-1} of it each), ${DURATION}s per run, $REPS reps; c10k engines: $ENGINES"
 echo "# $(uname -r), $(nproc) cores; raw outputs in $OUT_DIR"
 # One row per run, in the order they ran (wrk, then c10k with each engine).
 # vs_wrk: this run's rate over the wrk run just before it; incl_ramp: c10k's
@@ -263,9 +369,9 @@ for rep in $(seq 1 "$REPS"); do
             : >"$f"
             n0=$(nginx_cpu)
             if [ "$tool" = wrk ]; then
-                timed "$f" taskset -c "$CLIENT_CPU" wrk -t1 -c"$conns" -d"${DURATION}s" --latency "http://127.0.0.1:$PORT/"
+                timed "$f" "${CAP[@]}" taskset -c "$CLIENT_CPU" wrk -t1 -c"$conns" -d"${DURATION}s" --latency "http://127.0.0.1:$PORT/"
             else
-                timed "$f" taskset -c "$CLIENT_CPU" "$C10K" load --addr "127.0.0.1:$PORT" --conns "$conns" --threads 1 \
+                timed "$f" "${CAP[@]}" taskset -c "$CLIENT_CPU" "$C10K" load --addr "127.0.0.1:$PORT" --conns "$conns" --threads 1 \
                     --engine "${tool#c10k-}" --duration "${DURATION}s" --json "$OUT_DIR/$tool-$conns-$rep.json"
             fi
             n1=$(nginx_cpu)
@@ -296,25 +402,4 @@ for rep in $(seq 1 "$REPS"); do
 done
 
 echo
-echo "# medians over the reps; pair ratios are the medians of each rep's c10k/wrk (the runs of a rep ran back to back)"
-printf '%-6s %-11s %11s %10s %14s %7s %10s %7s %10s %7s %10s %8s\n' conns tool rps pair_ratio incl_ramp_ratio cpu_us \
-    cpu_ratio user_us user_ratio sys_us cs_per_req nginx_us
-for conns in $CONNS; do
-    for tool in wrk $(printf 'c10k-%s ' $ENGINES); do
-        col() { awk -v n="$conns" -v t="$tool" -v k="$1" '$1 == n && $2 == t { print $k }' "$OUT_DIR/rows.txt" | median; }
-        # Per rep, this tool's column k over wrk's in the same rep.
-        pair() {
-            awk -v n="$conns" -v t="$tool" -v k="$1" '$1 == n && $2 == "wrk" { w[++i] = $k } $1 == n && $2 == t { c[++j] = $k }
-                END { for (r = 1; r <= j; r++) if (w[r] > 0) printf "%.3f\n", c[r] / w[r] }' "$OUT_DIR/rows.txt" | median
-        }
-        if [ "$tool" = wrk ]; then
-            printf '%-6s %-11s %11s %10s %14s %7s %10s %7s %10s %7s %10s %8s\n' "$conns" "$tool" "$(col 3)" - - \
-                "$(col 6)" - "$(col 10)" - "$(col 11)" "$(col 7)" "$(col 8)"
-        else
-            incl_pair=$(awk -v n="$conns" -v t="$tool" '$1 == n && $2 == "wrk" { w[++i] = $3 } $1 == n && $2 == t { c[++j] = $5 }
-                END { for (r = 1; r <= j; r++) if (w[r] > 0) printf "%.3f\n", c[r] / w[r] }' "$OUT_DIR/rows.txt" | median)
-            printf '%-6s %-11s %11s %10s %14s %7s %10s %7s %10s %7s %10s %8s\n' "$conns" "$tool" "$(col 3)" "$(pair 3)" \
-                "$incl_pair" "$(col 6)" "$(pair 6)" "$(col 10)" "$(pair 10)" "$(col 11)" "$(col 7)" "$(col 8)"
-        fi
-    done
-done
+summarize
