@@ -17,8 +17,10 @@
 # that a client runs in slices of 1 ms and not 50 ms at full speed; root). With a
 # whole core each, a client that is cheaper than wrk per request can be held back
 # by nginx, whose one core saturates first (nginx_core near 1): the rate then
-# measures nginx. Capped, the clients are the bottleneck and nginx has room, so
-# the ratio of rates is the ratio of requests per client CPU-second.
+# measures nginx, and a client's CPU per request the price of waiting for it.
+# Capped, the clients set the pace and nginx has room, so a client's CPU per
+# request is its own cost; the ratio of rates says the same as far as each
+# client used its whole cap (client_core in the medians).
 #
 #   scripts/compare-wrk.sh                      # defaults below
 #   C10K_BIN=target/loadgen-dev/release/c10k REPS=5 CONNS="100 10000" ENGINES="mio uring" scripts/compare-wrk.sh
@@ -28,6 +30,10 @@
 #
 #   scripts/compare-wrk.sh profile              # where each client's CPU goes at PROFILE_CONNS (100):
 #                                               # system calls per request (perf stat) and top symbols (perf record)
+#
+#   OUT_DIR=DIR/raw-load scripts/compare-wrk.sh summary
+#                                               # the medians and pairs of an earlier comparison, from its
+#                                               # rows (CLIENT_QUOTA as it ran, for the header); no nginx needed
 #
 #   scripts/compare-wrk.sh many                 # c10k alone: MANY_CONNS (30,000) connections
 #                                               # over MANY_PROCS (2) processes against nginx
