@@ -25,6 +25,28 @@ pub struct Claim {
     pub check: fn(&Results) -> Verdict,
     /// The workloads whose cells are its evidence (none: a probe's).
     pub workloads: &'static [&'static str],
+    /// The folder of another experiment its check reads too, when the report joins one
+    /// (`c10k report --c1m`, `--beyond`): read from a standard folder alone, as `c10k
+    /// compare` does, its verdict can differ from REPORT.md's.
+    pub joined: Option<Joined>,
+}
+
+/// A folder of another experiment that a claim's check reads when it is joined.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Joined {
+    /// `c10k c1m`'s folder (`--c1m`).
+    C1m,
+    /// The beyond profile's folder (`--beyond`).
+    Beyond,
+}
+
+impl Joined {
+    pub fn folder(self) -> &'static str {
+        match self {
+            Joined::C1m => "a C1M folder",
+            Joined::Beyond => "a beyond folder",
+        }
+    }
 }
 
 /// Every claim's verdict on a results folder, in the registry's order.
@@ -40,6 +62,7 @@ pub const CLAIMS: &[Claim] = &[
         statement: "Model comparison: single thread ~1,000 QPS / 50 MB; multi-thread (3 processes x 4 threads, Gunicorn) ~10,000 QPS / 200 MB; async coroutines (asyncio) ~20,000 QPS / 100 MB; Go goroutines ~50,000+ QPS / 150 MB.",
         check: numeric::t1,
         workloads: &["http-keepalive", "sweep"],
+        joined: None,
     },
     Claim {
         id: "T2",
@@ -47,6 +70,7 @@ pub const CLAIMS: &[Claim] = &[
         statement: "Connection ceilings: one thread per connection ~100 (very high memory and CPU); thread pool ~1,000 (high); event driven 10,000+ (low).",
         check: numeric::t2,
         workloads: &["http-keepalive", "idle"],
+        joined: None,
     },
     Claim {
         id: "T3",
@@ -54,6 +78,7 @@ pub const CLAIMS: &[Claim] = &[
         statement: "Concurrent connections: Apache + threads ~1,000; Nginx + epoll ~10,000; Node.js event loop ~10,000; Go goroutines ~100,000; Rust async/await ~1,000,000.",
         check: numeric::t3,
         workloads: &["http-keepalive", "idle"],
+        joined: Some(Joined::C1m),
     },
     Claim {
         id: "T4",
@@ -61,6 +86,7 @@ pub const CLAIMS: &[Claim] = &[
         statement: "select is capped at 1024 descriptors and O(n); poll is unlimited and O(n); epoll is unlimited and O(1) in the number of watched descriptors.",
         check: numeric::t4,
         workloads: &["idle-active"],
+        joined: None,
     },
     Claim {
         id: "T5",
@@ -68,6 +94,7 @@ pub const CLAIMS: &[Claim] = &[
         statement: "Tuning takes max concurrent connections from 1,024 to 100,000, latency from 100 ms to 10 ms, throughput from 1,000/s to 50,000/s, CPU from 80% to 30%.",
         check: numeric::t5,
         workloads: &["fd-limit"],
+        joined: Some(Joined::C1m),
     },
     Claim {
         id: "C1",
@@ -75,6 +102,7 @@ pub const CLAIMS: &[Claim] = &[
         statement: "Each thread or process costs 1-8 MB of stack; 10,000 threads need 10 GB+ and the system collapses.",
         check: prose::c1,
         workloads: &["idle"],
+        joined: None,
     },
     Claim {
         id: "C2",
@@ -82,6 +110,7 @@ pub const CLAIMS: &[Claim] = &[
         statement: "C10K with default buffers needs (16 + 87 + 20) KB x 10,000 = 1.23 GB of memory.",
         check: prose::c2,
         workloads: &["idle"],
+        joined: None,
     },
     Claim {
         id: "C3",
@@ -89,6 +118,7 @@ pub const CLAIMS: &[Claim] = &[
         statement: "A single reactor is the bottleneck when handlers compute (or block): while one callback runs, no other connection is served.",
         check: prose::c3,
         workloads: &["cpu", "block"],
+        joined: None,
     },
     Claim {
         id: "C4",
@@ -96,6 +126,7 @@ pub const CLAIMS: &[Claim] = &[
         statement: "A single reactor that also accepts has a low connection success rate under a burst of connects; a main reactor that only accepts fixes it.",
         check: prose::c4,
         workloads: &["burst"],
+        joined: None,
     },
     Claim {
         id: "C5",
@@ -103,6 +134,7 @@ pub const CLAIMS: &[Claim] = &[
         statement: "A fixed thread pool suits short connections; with long-lived connections some connections are not served in time.",
         check: prose::c5,
         workloads: &["http-keepalive"],
+        joined: None,
     },
     Claim {
         id: "C6",
@@ -110,6 +142,7 @@ pub const CLAIMS: &[Claim] = &[
         statement: "Handing each request to a thread pool is contended and bounces caches: reactors in threads (M9) beat reactor + pool (M8) for cheap handlers.",
         check: prose::c6,
         workloads: &["http-keepalive", "cpu"],
+        joined: None,
     },
     Claim {
         id: "C7",
@@ -117,6 +150,7 @@ pub const CLAIMS: &[Claim] = &[
         statement: "With 3 ready connections each needing 1 s of blocking work, a single thread takes 3 s and a 4-worker pool takes 1 s.",
         check: prose::c7,
         workloads: &["block-3x1s"],
+        joined: None,
     },
     Claim {
         id: "C8",
@@ -124,6 +158,7 @@ pub const CLAIMS: &[Claim] = &[
         statement: "The iterative server is not concurrent: while one client is connected, no other is served.",
         check: prose::c8,
         workloads: &["http-keepalive"],
+        joined: None,
     },
     Claim {
         id: "C9",
@@ -131,6 +166,7 @@ pub const CLAIMS: &[Claim] = &[
         statement: "Keep-alive avoids a handshake per request and is much faster than a connection per request.",
         check: prose::c9,
         workloads: &["http-short"],
+        joined: None,
     },
     Claim {
         id: "C10",
@@ -138,6 +174,7 @@ pub const CLAIMS: &[Claim] = &[
         statement: "Thundering herd: with epoll on a shared listener one new connection can wake every worker; a modern blocking accept wakes one.",
         check: prose::c10,
         workloads: &["herd"],
+        joined: None,
     },
     Claim {
         id: "C11",
@@ -145,6 +182,7 @@ pub const CLAIMS: &[Claim] = &[
         statement: "A Redis-style single reactor performs very well for IO-bound work.",
         check: prose::c11,
         workloads: &["http-keepalive"],
+        joined: Some(Joined::Beyond),
     },
     Claim {
         id: "C12",
@@ -152,6 +190,7 @@ pub const CLAIMS: &[Claim] = &[
         statement: "epoll's cost does not grow with the number of idle connections (O(1)); poll's and select's does (O(n)).",
         check: prose::c12,
         workloads: &["idle-active"],
+        joined: None,
     },
     Claim {
         id: "C13",
@@ -159,6 +198,7 @@ pub const CLAIMS: &[Claim] = &[
         statement: "sendfile (zero copy) cuts copies from 4 to 2 and lowers CPU for large transfers.",
         check: prose::c13,
         workloads: &[],
+        joined: None,
     },
     Claim {
         id: "C14",
@@ -166,6 +206,7 @@ pub const CLAIMS: &[Claim] = &[
         statement: "Schemes 6 and 7 (reactor + a thread per request, reactor + a thread per connection) are transitional: they fall back to a thread per connection and perform worse than scheme 2 (thread per connection).",
         check: prose::c14,
         workloads: &["http-keepalive", "http-short", "cpu"],
+        joined: None,
     },
     Claim {
         id: "C15",
@@ -173,6 +214,7 @@ pub const CLAIMS: &[Claim] = &[
         statement: "HTTP/2 multiplexing carries parallel requests on one connection without head-of-line blocking (3 requests of 2 s: 6 s over HTTP/1.1 in turn, 2 s on one HTTP/2 connection).",
         check: prose::c15,
         workloads: &[],
+        joined: None,
     },
 ];
 

@@ -14,6 +14,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::aggregate::{Figure, Group, Results};
+use crate::claims::{Joined, CLAIMS};
 use crate::error::{BenchError, Result};
 use crate::show::{lat, n};
 use crate::stats::Interval;
@@ -204,16 +205,33 @@ fn show(figure: &str, s: Option<Span>) -> String {
     Interval { lo: s.lo, median: s.median, hi: s.hi, n: s.n, coverage: 0.0 }.show(f)
 }
 
+/// Which verdicts REPORT.md can read differently, from the claims that read a joined
+/// folder too: "REPORT.md can differ on T3 and T5, read also from a C1M folder, and C11, ...".
+fn joined_note() -> String {
+    let mut parts = Vec::new();
+    for kind in [Joined::C1m, Joined::Beyond] {
+        let ids: Vec<&str> = CLAIMS.iter().filter(|c| c.joined == Some(kind)).map(|c| c.id).collect();
+        let ids = match ids.as_slice() {
+            [] => continue,
+            [one] => one.to_string(),
+            [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+        };
+        parts.push(format!("{ids}, read also from {}", kind.folder()));
+    }
+    match parts.as_slice() {
+        [] => "no claim reads a joined folder".into(),
+        [one] => format!("REPORT.md can differ on {one}"),
+        [rest @ .., last] => format!("REPORT.md can differ on {}, and {last}", rest.join(", ")),
+    }
+}
+
 /// The text `compare` prints: verdicts, then the cells that changed (every cell with `all`),
 /// then a count per figure.
 pub fn render(c: &Comparison, all: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "c10k compare {} -> {}", c.old, c.new);
     let _ = writeln!(out, "\nVerdicts: {} of {} changed", c.verdicts_changed(), c.verdicts.len());
-    let _ = writeln!(
-        out,
-        "  (each folder read alone; REPORT.md can differ on T3 and T5, read also from a C1M folder, and C11, read from a beyond folder)"
-    );
+    let _ = writeln!(out, "  (each folder read alone; {})", joined_note());
     for v in &c.verdicts {
         let mark = if v.changed { "CHANGED" } else { "same" };
         let _ = writeln!(out, "  {:<4} {:<18} -> {:<18} {mark}", v.id, v.old, v.new);
