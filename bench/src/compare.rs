@@ -208,20 +208,21 @@ fn show(figure: &str, s: Option<Span>) -> String {
 /// Which verdicts REPORT.md can read differently, from the claims that read a joined
 /// folder too: "REPORT.md can differ on T3 and T5, read also from a C1M folder, and C11, ...".
 fn joined_note() -> String {
-    let mut parts = Vec::new();
-    for kind in [Joined::C1m, Joined::Beyond] {
-        let ids: Vec<&str> = CLAIMS.iter().filter(|c| c.joined == Some(kind)).map(|c| c.id).collect();
-        let ids = match ids.as_slice() {
-            [] => continue,
-            [one] => one.to_string(),
-            [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
-        };
-        parts.push(format!("{ids}, read also from {}", kind.folder()));
+    /// "a", "a and b", "a, b and c" (`last` before the final item).
+    fn listed(items: &[String], last: &str) -> Option<String> {
+        let (tail, head) = items.split_last()?;
+        Some(if head.is_empty() { tail.clone() } else { format!("{}{last}{tail}", head.join(", ")) })
     }
-    match parts.as_slice() {
-        [] => "no claim reads a joined folder".into(),
-        [one] => format!("REPORT.md can differ on {one}"),
-        [rest @ .., last] => format!("REPORT.md can differ on {}, and {last}", rest.join(", ")),
+    let parts: Vec<String> = [Joined::C1m, Joined::Beyond]
+        .into_iter()
+        .filter_map(|kind| {
+            let ids: Vec<String> = CLAIMS.iter().filter(|c| c.joined == Some(kind)).map(|c| c.id.to_string()).collect();
+            Some(format!("{}, read also from {}", listed(&ids, " and ")?, kind.folder()))
+        })
+        .collect();
+    match listed(&parts, ", and ") {
+        Some(list) => format!("REPORT.md can differ on {list}"),
+        None => "no claim reads a joined folder".into(),
     }
 }
 
@@ -287,6 +288,19 @@ mod tests {
 
     fn iv(v: &[f64]) -> Option<Interval> {
         Interval::of(v)
+    }
+
+    #[test]
+    fn the_header_names_exactly_the_claims_that_read_a_joined_folder() {
+        let note = joined_note();
+        let words: Vec<&str> = note.split(|c: char| !c.is_alphanumeric()).collect();
+        for claim in CLAIMS {
+            let named = words.contains(&claim.id);
+            assert_eq!(named, claim.joined.is_some(), "{}: {note}", claim.id);
+            if let Some(kind) = claim.joined {
+                assert!(note.contains(kind.folder()), "{note}");
+            }
+        }
     }
 
     #[test]

@@ -30,8 +30,9 @@ fn exactly_the_declared_claims_read_the_joined_folders() {
         eprintln!("skipped: no committed standard, c1m- and beyond- folders under results/");
         return;
     };
-    let alone = claims::verdicts(&Results::load(&standard).unwrap());
-    let mut joined = Results::load(&standard).unwrap();
+    let standard = Results::load(&standard).unwrap();
+    let alone = claims::verdicts(&standard);
+    let mut joined = standard.clone();
     joined.c1m = Some(C1mResults::load(&c1m).unwrap());
     joined.beyond = Some((Box::new(Results::load(&beyond).unwrap()), "beyond".into()));
     let with = claims::verdicts(&joined);
